@@ -1,0 +1,113 @@
+"""Command line: ``python -m skinlib {download,check,split,cache,reproduce}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _download(args):
+    from skinlib import download
+
+    if args.if_missing:
+        folder = download.ensure_data(args.dest, server=args.server, masks=not args.no_masks)
+    else:
+        folder = download.download_ham10000(args.dest, server=args.server, masks=not args.no_masks)
+    print(f"HAM10000 is in {folder}")
+
+
+def _check(args):
+    from skinlib import data
+
+    report = data.check_data(args.data, decode=not args.no_decode, progress=True)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _split(args):
+    from skinlib import data, split
+
+    manifest = split.make_split(data.load_metadata(args.data), seed=args.seed)
+    print(split.split_summary(manifest).to_string())
+    if args.write:
+        print(f"Wrote {split.save_manifest(manifest)}")
+        return 0
+    same = split.MANIFEST_PATH.is_file() and split.MANIFEST_PATH.read_text() == split.manifest_to_csv(manifest)
+    print(f"Identical to the committed manifest {split.MANIFEST_PATH.name}: {same}")
+    return 0 if same else 1
+
+
+def _cache(args):
+    import time
+
+    from skinlib import data, images
+
+    metadata = data.load_metadata(args.data)
+    for side in args.size:
+        begin = time.perf_counter()
+        array = images.load_images(metadata["image_path"], size=(side, side))
+        print(f"{array.shape[0]} images at {side}x{side}: ready in {time.perf_counter() - begin:.1f} s")
+
+
+def _reproduce(args):
+    from skinlib import download, reproduce
+
+    download.ensure_data()
+    reproduce.reproduce(smoke=args.smoke, only=args.only)
+
+
+def build_parser():
+    """Return the argument parser of ``python -m skinlib``."""
+    parser = argparse.ArgumentParser(prog="python -m skinlib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    command = commands.add_parser("download", help="fetch HAM10000 from Harvard Dataverse")
+    command.add_argument("--dest", help="target folder (default: $SKINLIB_DATA or data/ham10000)")
+    command.add_argument("--server", help="Dataverse address (default: $SKINLIB_DATAVERSE or Harvard's)")
+    command.add_argument("--no-masks", action="store_true", help="skip the lesion segmentation masks")
+    command.add_argument("--if-missing", action="store_true", help="do nothing when the data is already found")
+    command.set_defaults(run=_download)
+
+    command = commands.add_parser("check", help="validate the data set and list every problem")
+    command.add_argument("--data", help="data folder (default: $SKINLIB_DATA or data/ham10000)")
+    command.add_argument("--no-decode", action="store_true", help="skip decoding every image")
+    command.set_defaults(run=_check)
+
+    command = commands.add_parser("split", help="rebuild the split and compare it with the committed manifest")
+    command.add_argument("--data", help="data folder (default: $SKINLIB_DATA or data/ham10000)")
+    command.add_argument("--seed", type=int, default=2018, help="seed of the split (default 2018)")
+    command.add_argument("--write", action="store_true", help="overwrite the committed manifest")
+    command.set_defaults(run=_split)
+
+    command = commands.add_parser("cache", help="decode every image once into the disk cache")
+    command.add_argument("--data", help="data folder (default: $SKINLIB_DATA or data/ham10000)")
+    command.add_argument("--size", type=int, nargs="+", default=[64], help="square sizes to cache (default 64)")
+    command.set_defaults(run=_cache)
+
+    command = commands.add_parser("reproduce", help="run every notebook in order with papermill")
+    command.add_argument("--smoke", action="store_true", help="small subset, outputs to .papermill/smoke/")
+    command.add_argument("--only", nargs="+", help="run only notebooks whose name contains these strings")
+    command.set_defaults(run=_reproduce)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line and return its exit status."""
+    from skinlib.data import DataError
+    from skinlib.download import DownloadError
+    from skinlib.images import ImageError
+    from skinlib.reproduce import NotebookFailed
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (DataError, ImageError, DownloadError, NotebookFailed, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; partial downloads resume on the next run.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

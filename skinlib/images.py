@@ -1,0 +1,332 @@
+"""Decode images safely, resize them, and cache the decoded pixels on disk.
+
+:func:`read_image` is the one way an image becomes pixels in this project,
+for training and for prediction alike, so both see exactly the same
+preprocessing. :func:`load_images` decodes many images in parallel once and
+keeps the result in a cache keyed by the image size and by the bytes of every
+file, so a changed file invalidates it and a later notebook loads all 10,015
+images in about a second.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+MAX_PIXELS = 80_000_000
+"""Largest image accepted, in pixels (a 12-megapixel phone photo is 12,000,000)."""
+
+MIN_SIDE = 32
+"""Smallest width or height accepted, in pixels."""
+
+DECODER_VERSION = 1
+"""Bumped whenever decoding or resizing changes, so old caches are not reused."""
+
+CACHE_ENV_VAR = "SKINLIB_CACHE"
+
+
+class ImageError(ValueError):
+    """An image cannot be used; the message names the file and the problem."""
+
+
+def read_image(source, *, size=None, name=None):
+    """Decode one image into RGB pixels, optionally resized.
+
+    Parameters
+    ----------
+    source : str, Path, bytes, PIL.Image.Image or ndarray
+        The image: a file path, the file's bytes, a PIL image, or an array of
+        shape (height, width) or (height, width, 3 or 4).
+    size : tuple of int (height, width), default=None
+        Resize to this size (bilinear, antialiased). None keeps the size.
+    name : str, default=None
+        How to name the image in error messages (defaults to the path).
+
+    Returns
+    -------
+    ndarray of shape (height, width, 3), dtype uint8
+        RGB pixels. EXIF rotation is applied; grayscale, CMYK, palette and
+        16-bit images are converted; transparency is composited on black.
+
+    Raises
+    ------
+    ImageError
+        Empty file, not an image, truncated or corrupt data, fewer than
+        ``MIN_SIDE`` pixels on a side, or more than ``MAX_PIXELS`` pixels.
+
+    Examples
+    --------
+    >>> pixels = read_image(np.zeros((150, 200, 3), dtype=np.uint8), size=(64, 64))
+    >>> pixels.shape, pixels.dtype
+    ((64, 64, 3), dtype('uint8'))
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = name or str(source)
+        try:
+            data = Path(source).read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file.") from None
+        except OSError as error:
+            raise ImageError(f"{name}: cannot be read: {error.strerror or error}.") from None
+        image = _open(data, name)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        image = _open(bytes(source), name or "image bytes")
+    elif isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = _from_array(source, name or "array")
+    else:
+        raise TypeError(f"read_image takes a path, bytes, a PIL image or an array. Got {type(source).__name__}.")
+    name = name or "image"
+    _check_size(image.size, name)
+    try:
+        image = ImageOps.exif_transpose(image)
+        pixels = _to_rgb(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageError(f"{name}: the image data is truncated or corrupt ({error}).") from None
+    if size is not None:
+        pixels = resize(pixels, size)
+    return pixels
+
+
+def _open(data, name):
+    """Open bytes as a PIL image, turning every failure into an ImageError."""
+    if not data:
+        raise ImageError(f"{name}: the file is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{name}: not a recognised image (JPEG, PNG, ...); it starts with {data[:8]!r}.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(
+            f"{name}: the image is too large to decode safely ({error}); the limit is "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels, so resize it first."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"{name}: the image header is corrupt ({error}).") from None
+    return image
+
+
+def _check_size(size, name):
+    """Refuse images that are too small to classify or too large to decode safely."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: the image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), "
+            f"over the limit of {MAX_PIXELS / 1e6:.0f} megapixels; resize it first."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{name}: the image is {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed.")
+
+
+def _from_array(array, name):
+    """Turn an array of pixels into a PIL image, checking its shape and dtype."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"{name}: expected shape (height, width[, 3 or 4]). Got {array.shape}.")
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.number) or np.nanmin(array) < 0 or np.nanmax(array) > 255:
+            raise ImageError(f"{name}: expected pixel values in [0, 255]. Got dtype {array.dtype}.")
+        array = np.round(array).astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def _to_rgb(image):
+    """Convert any PIL mode to 8-bit RGB; transparent areas become black."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(image, dtype=np.float64)
+        scale = 257.0 if wide.max(initial=0) > 255 else 1.0
+        image = Image.fromarray(np.clip(wide / scale, 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
+    if image.mode == "P" or image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def resize(pixels, size):
+    """Resize RGB pixels to ``size`` = (height, width) with antialiased bilinear filtering.
+
+    >>> resize(np.zeros((150, 200, 3), dtype=np.uint8), (75, 100)).shape
+    (75, 100, 3)
+    """
+    height, width = _check_target(size)
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    image = Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _check_target(size):
+    """Validate a (height, width) target size."""
+    try:
+        height, width = (int(side) for side in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (height, width). Got {size!r} instead.") from None
+    if height < 8 or width < 8 or height > 4096 or width > 4096:
+        raise ValueError(f"size must be between 8 and 4096 pixels per side. Got {size!r} instead.")
+    return height, width
+
+
+def _try_read(path, size):
+    """Return (pixels, None) or (None, reason) for one file."""
+    try:
+        return read_image(path, size=size), None
+    except ImageError as error:
+        return None, str(error)
+
+
+def _map(function, items, *, progress, description, n_jobs=None):
+    """Apply ``function`` to ``items`` on a thread pool, in order, with a progress bar."""
+    from tqdm import tqdm
+
+    workers = n_jobs or min(8, (os.cpu_count() or 1) + 1)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(function, items, chunksize=64)
+        return list(tqdm(results, total=len(items), desc=description, disable=not progress, unit="img"))
+
+
+def find_unreadable(paths, *, progress=False):
+    """Return ``[(path, reason), ...]`` for every file that cannot be decoded."""
+    paths = [str(path) for path in paths]
+    results = _map(lambda path: _try_read(path, None)[1], paths, progress=progress, description="Checking images")
+    return [(path, reason) for path, reason in zip(paths, results) if reason is not None]
+
+
+def default_cache_dir():
+    """Return the image cache folder: ``$SKINLIB_CACHE``, else ``~/.cache/skinlib``."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "skinlib"
+
+
+def fingerprint(paths, size):
+    """Return a key for the decoded array: the bytes of every file, their order and the size."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps({"size": list(size), "decoder": DECODER_VERSION}).encode())
+    for path in paths:
+        path = Path(path)
+        digest.update(path.name.encode() + b"\0")
+        try:
+            digest.update(hashlib.blake2b(path.read_bytes(), digest_size=16).digest())
+        except OSError:
+            digest.update(b"<missing>")
+    return digest.hexdigest()
+
+
+def load_images(paths, *, size=(64, 64), cache=True, cache_dir=None, progress=True, n_jobs=None):
+    """Decode and resize many images, once: later calls read a disk cache.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Image files, in the order wanted for the rows of the result.
+    size : tuple of int (height, width), default=(64, 64)
+        Size of every image in the result.
+    cache : bool, default=True
+        Read and write the cache. The key covers the bytes of every file, their
+        order and ``size``, so any change to the data builds a new cache.
+    cache_dir : str or Path, default=None
+        Where the cache lives; default :func:`default_cache_dir`.
+    progress : bool, default=True
+        Show a progress bar while decoding.
+    n_jobs : int, default=None
+        Decoding threads; default is the number of cores plus one (at most 8).
+
+    Returns
+    -------
+    ndarray of shape (len(paths), height, width, 3), dtype uint8
+
+    Raises
+    ------
+    ImageError
+        When any file cannot be decoded; the message lists every such file
+        and its problem (decoding does not stop at the first bad file).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> Image.new("RGB", (200, 150), "red").save(folder / "ISIC_0000001.jpg")
+    >>> load_images([folder / "ISIC_0000001.jpg"], size=(32, 32), cache=False, progress=False).shape
+    (1, 32, 32, 3)
+    """
+    paths = [str(path) for path in paths]
+    size = _check_target(size)
+    cache_file = None
+    if cache:
+        key = fingerprint(paths, size)
+        cache_file = Path(cache_dir or default_cache_dir()) / f"images_{size[0]}x{size[1]}_n{len(paths)}_{key}.npy"
+        cached = _read_cache(cache_file, (len(paths), *size, 3))
+        if cached is not None:
+            return cached
+    results = _map(lambda path: _try_read(path, size), paths, progress=progress, description="Decoding images",
+                   n_jobs=n_jobs)
+    failures = [(path, reason) for path, (_, reason) in zip(paths, results) if reason is not None]
+    if failures:
+        shown = "\n".join(f"  {reason}" for _, reason in failures[:20])
+        more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+        raise ImageError(
+            f"{len(failures)} of {len(paths)} image(s) could not be decoded:\n{shown}{more}\n"
+            "Remove or replace these files, or drop their rows (`python -m skinlib check` lists every problem)."
+        )
+    array = np.stack([pixels for pixels, _ in results]) if results else np.zeros((0, *size, 3), np.uint8)
+    if cache_file is not None:
+        write_atomic(cache_file, lambda handle: np.save(handle, array, allow_pickle=False))
+    return array
+
+
+def _read_cache(cache_file, shape):
+    """Return the cached array, or None when it is absent or unusable."""
+    if not cache_file.is_file():
+        return None
+    try:
+        array = np.load(cache_file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        warnings.warn(f"{cache_file}: unreadable image cache ({error}); rebuilding it.", stacklevel=3)
+        return None
+    if array.shape != shape or array.dtype != np.uint8:
+        warnings.warn(f"{cache_file}: cache holds {array.shape}, expected {shape}; rebuilding it.", stacklevel=3)
+        return None
+    return array
+
+
+def write_atomic(path, write):
+    """Write a file through ``write(handle)`` so that a crash leaves the old file intact.
+
+    The data goes to a temporary file in the same folder, is flushed to disk,
+    and then replaces ``path`` in one step.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> write_atomic(target, lambda handle: handle.write(b"hello"))
+    >>> target.read_bytes()
+    b'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
