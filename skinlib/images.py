@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -98,23 +99,32 @@ def read_image(source, *, size=None, name=None):
     return pixels
 
 
+_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
+               b"MM\x00*": "TIFF", b"RIFF": "WebP"}
+
+
 def _open(data, name):
     """Open bytes as a PIL image, turning every failure into an ImageError."""
     if not data:
         raise ImageError(f"{name}: the file is empty (0 bytes).")
+    kind = next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except Image.UnidentifiedImageError:
+        if kind:
+            raise ImageError(f"{name}: starts like a {kind} file but is truncated or corrupt.") from None
         raise ImageError(f"{name}: not a recognised image (JPEG, PNG, ...); it starts with {data[:8]!r}.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels" if pixels else "too many pixels"
         raise ImageError(
-            f"{name}: the image is too large to decode safely ({error}); the limit is "
-            f"{MAX_PIXELS / 1e6:.0f} megapixels, so resize it first."
+            f"{name}: the image has {size}, over the limit of {MAX_PIXELS / 1e6:.0f} megapixels "
+            "(a safeguard against decompression bombs); resize it first."
         ) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"{name}: the image header is corrupt ({error}).") from None
+        raise ImageError(f"{name}: the image is truncated or corrupt (header: {error}).") from None
     return image
 
 
@@ -124,7 +134,8 @@ def _check_size(size, name):
     if width * height > MAX_PIXELS:
         raise ImageError(
             f"{name}: the image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), "
-            f"over the limit of {MAX_PIXELS / 1e6:.0f} megapixels; resize it first."
+            f"over the limit of {MAX_PIXELS / 1e6:.0f} megapixels (a safeguard against decompression bombs); "
+            "resize it first."
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"{name}: the image is {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed.")

@@ -1,0 +1,181 @@
+"""skinlib.images: safe decoding of awkward files, and the disk cache."""
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skinlib import images
+from tests.conftest import jpeg_bytes
+
+
+def save(image, folder, name, **options):
+    path = folder / name
+    image.save(path, **options)
+    return path
+
+
+def huge_jpeg_header(width=20000, height=20000):
+    """A real small JPEG whose frame header claims width x height (no pixels allocated)."""
+    data = bytearray(jpeg_bytes(size=(64, 48)))
+    marker = data.index(b"\xff\xc0")  # Start of frame, baseline.
+    data[marker + 5:marker + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "the file is empty"),
+        (b"this is not an image at all", "not a recognised image"),
+        (jpeg_bytes()[:-2000], "truncated or corrupt"),
+        (jpeg_bytes()[:200], "truncated or corrupt"),
+        (jpeg_bytes()[:20] + b"\x00" * 500 + jpeg_bytes()[520:], "truncated or corrupt"),
+        (huge_jpeg_header(), "400 megapixels, over the limit of 80"),
+        (huge_jpeg_header(10000, 8500), "10000x8500 pixels .85 megapixels., over the limit"),
+        (jpeg_bytes(size=(8, 8)), "8x8 pixels; at least 32x32"),
+    ],
+    ids=["empty", "not-an-image", "truncated", "header-only", "corrupt", "huge", "over-limit", "tiny"],
+)
+def test_bad_files_get_a_clear_error_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "ISIC_0000001.jpg"
+    path.write_bytes(content)
+    with pytest.raises(images.ImageError, match=message) as caught:
+        images.read_image(path, size=(64, 64))
+    assert str(caught.value).startswith(str(path))
+    with pytest.raises(images.ImageError, match=message):
+        images.read_image(content, name="upload.jpg")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(images.ImageError, match="no such file"):
+        images.read_image(tmp_path / "absent.jpg")
+
+
+def test_png_with_alpha_is_composited_on_black(tmp_path):
+    pixels = np.zeros((40, 40, 4), dtype=np.uint8)
+    pixels[..., 0] = 255
+    pixels[:20, :, 3] = 255  # Top half opaque red, bottom half transparent.
+    path = save(Image.fromarray(pixels, "RGBA"), tmp_path, "alpha.png")
+    result = images.read_image(path)
+    assert result.shape == (40, 40, 3)
+    assert tuple(result[0, 0]) == (255, 0, 0) and tuple(result[-1, -1]) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "P", "I;16", "1"])
+def test_other_colour_modes_become_rgb(tmp_path, mode):
+    base = Image.fromarray(np.linspace(0, 255, 64 * 48, dtype=np.uint8).reshape(48, 64)).convert("RGB")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
+        name = "wide.png"
+    else:
+        image = base.convert(mode)
+        name = "cmyk.jpg" if mode == "CMYK" else f"{mode}.png"
+    path = save(image, tmp_path, name)
+    result = images.read_image(path, size=(32, 32))
+    assert result.shape == (32, 32, 3) and result.dtype == np.uint8
+    assert result.max() > 100  # Contrast survives the conversion.
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    image = Image.new("RGB", (200, 100), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display.
+    path = save(image, tmp_path, "rotated.jpg", exif=exif.tobytes())
+    assert images.read_image(path).shape == (200, 100, 3)
+
+
+def test_arrays_and_pil_images_are_accepted():
+    gray = np.full((50, 60), 128, dtype=np.uint8)
+    assert images.read_image(gray).shape == (50, 60, 3)
+    assert images.read_image(Image.new("RGB", (60, 50))).shape == (50, 60, 3)
+    with pytest.raises(images.ImageError, match="expected shape"):
+        images.read_image(np.zeros((50, 60, 2), dtype=np.uint8))
+    with pytest.raises(TypeError, match="read_image takes"):
+        images.read_image(42)
+
+
+def test_bad_target_size():
+    with pytest.raises(ValueError, match=r"size must be \(height, width\)"):
+        images.resize(np.zeros((40, 40, 3), np.uint8), 64)
+
+
+def write_images(folder, count):
+    paths = []
+    for index in range(count):
+        path = folder / f"ISIC_{index:07d}.jpg"
+        path.write_bytes(jpeg_bytes(seed=index))
+        paths.append(path)
+    return paths
+
+
+def test_load_images_lists_every_bad_file(tmp_path):
+    paths = write_images(tmp_path, 6)
+    paths[1].write_bytes(b"")
+    paths[4].write_bytes(b"plain text, not an image")
+    with pytest.raises(images.ImageError) as caught:
+        images.load_images(paths, size=(32, 32), progress=False)
+    message = str(caught.value)
+    assert message.startswith("2 of 6 image(s) could not be decoded")
+    assert "ISIC_0000001.jpg: the file is empty" in message and "ISIC_0000004.jpg: not a recognised" in message
+
+
+def test_cache_is_reused_and_invalidated_by_a_changed_file(tmp_path, monkeypatch):
+    paths = write_images(tmp_path, 5)
+    decoded = []
+    original = images._try_read
+    monkeypatch.setattr(images, "_try_read", lambda path, size: decoded.append(path) or original(path, size))
+    first = images.load_images(paths, size=(32, 32), progress=False)
+    assert len(decoded) == 5
+    second = images.load_images(paths, size=(32, 32), progress=False)
+    assert len(decoded) == 5 and np.array_equal(first, second)  # Served from the cache.
+    images.load_images(paths, size=(48, 32), progress=False)
+    assert len(decoded) == 10  # Another size is another cache.
+    paths[2].write_bytes(jpeg_bytes(seed=99, color=(20, 200, 20)))  # Same name, new content.
+    third = images.load_images(paths, size=(32, 32), progress=False)
+    assert len(decoded) == 15
+    assert not np.array_equal(first[2], third[2]) and np.array_equal(first[0], third[0])
+    assert len(list(images.default_cache_dir().glob("*.npy"))) == 3
+
+
+def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path):
+    paths = write_images(tmp_path, 3)
+    first = images.load_images(paths, size=(32, 32), progress=False)
+    (cache_file,) = images.default_cache_dir().glob("*.npy")
+    cache_file.write_bytes(b"not numpy")
+    with pytest.warns(UserWarning, match="unreadable image cache"):
+        again = images.load_images(paths, size=(32, 32), progress=False)
+    assert np.array_equal(first, again)
+
+
+def test_write_atomic_keeps_the_old_file_on_a_crash(tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_bytes(b"last good")
+
+    def crash(handle):
+        handle.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        images.write_atomic(target, crash)
+    assert target.read_bytes() == b"last good"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_all_real_images_load_through_the_manifest(real_metadata):
+    from skinlib import split
+
+    table = split.apply_split(real_metadata)
+    array = images.load_images(table["image_path"], size=(32, 32), progress=False)
+    assert array.shape == (10015, 32, 32, 3) and array.dtype == np.uint8
+    assert 40 < array.mean() < 220 and array.std() > 10
+    assert (table["split"].value_counts() > 1400).all()
+
+
+def test_decoding_matches_pillow_directly(real_metadata):
+    path = real_metadata["image_path"].iloc[0]
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(images.read_image(path), expected)
+    assert images.read_image(io.BytesIO(open(path, "rb").read()).getvalue()).shape == (150, 200, 3)
