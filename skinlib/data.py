@@ -15,6 +15,7 @@ else (rows without an image, images without a row, unreadable images).
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import warnings
@@ -172,8 +173,8 @@ def read_metadata(path):
     Parameters
     ----------
     path : str or Path
-        ``HAM10000_metadata.csv`` (comma-separated) or the tab-separated
-        ``.tab`` version that Harvard Dataverse serves.
+        ``HAM10000_metadata.csv`` or an open text file; comma- or
+        tab-separated (Harvard Dataverse's ``.tab``), told apart by the header.
 
     Returns
     -------
@@ -199,9 +200,11 @@ def read_metadata(path):
     ('Melanoma', True)
     """
     name = getattr(path, "name", None) or str(path)
-    separator = "\t" if str(name).lower().endswith((".tab", ".tsv")) else ","
     try:
-        table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
+        text = path.read() if hasattr(path, "read") else Path(path).read_text(encoding="utf-8-sig")
+        header = text.split("\n", 1)[0]
+        separator = "\t" if header.count("\t") > header.count(",") else ","  # Dataverse's .tab or a CSV.
+        table = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise DataError(f"{name}: could not be read as a metadata table: {error}") from None
     table.columns = [column.strip().strip('"') for column in table.columns]

@@ -119,6 +119,10 @@ def fetch(remote, folder, *, progress=True, attempts=4, timeout=60):
         except (urllib.error.URLError, OSError, http.client.HTTPException, socket.timeout) as error:
             problem = f"transfer interrupted ({error})"
             continue
+        received = part.stat().st_size if part.exists() else 0
+        if 0 <= received < remote.size:  # The connection closed early: resume on the next attempt.
+            problem = f"transfer stopped after {received} of {remote.size} bytes"
+            continue
         problem = _verify(remote, part)
         if problem is None:
             os.replace(part, final)

@@ -68,6 +68,11 @@ def make_split(metadata, *, seed=SEED):
         if column not in metadata.columns:
             raise ValueError(f"make_split needs columns image_id, lesion_id and dx; '{column}' is missing.")
     table = metadata[["image_id", "lesion_id", "dx"]].astype(str).sort_values("image_id").reset_index(drop=True)
+    if table["lesion_id"].nunique() < N_FOLDS:
+        raise ValueError(
+            f"make_split needs at least {N_FOLDS} lesions (it cuts {N_FOLDS} lesion-grouped folds). "
+            f"Got {table['lesion_id'].nunique()} instead."
+        )
     folds = StratifiedGroupKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
     fold_of_row = np.empty(len(table), dtype=int)
     for fold, (_, held_out) in enumerate(folds.split(table, table["dx"], groups=table["lesion_id"])):
