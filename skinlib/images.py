@@ -34,6 +34,9 @@ DECODER_VERSION = 1
 
 CACHE_ENV_VAR = "SKINLIB_CACHE"
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 class ImageError(ValueError):
     """An image cannot be used; the message names the file and the problem."""
@@ -205,7 +208,7 @@ def _map(function, items, *, progress, description, n_jobs=None):
     """Apply ``function`` to ``items`` on a thread pool, in order, with a progress bar."""
     from tqdm import tqdm
 
-    workers = n_jobs or min(8, (os.cpu_count() or 1) + 1)
+    workers = n_jobs or min(8, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(function, items, chunksize=64)
         return list(tqdm(results, total=len(items), desc=description, disable=not progress, unit="img"))
@@ -257,7 +260,7 @@ def load_images(paths, *, size=(64, 64), cache=True, cache_dir=None, progress=Tr
     progress : bool, default=True
         Show a progress bar while decoding.
     n_jobs : int, default=None
-        Decoding threads; default is the number of cores plus one (at most 8).
+        Decoding threads; default is the number of cores (at most 8).
 
     Returns
     -------
@@ -337,6 +340,7 @@ def write_atomic(path, write):
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes files private; give the usual permissions.
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

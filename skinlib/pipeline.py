@@ -63,12 +63,9 @@ def training_dataset(images, labels, *, batch_size=32, seed=0, augment=None, sam
     """
     tf = _tf()
     images, labels = _check_inputs(images, labels)
-    tensors = (images, labels) if sample_weight is None else (images, labels, np.asarray(sample_weight, "float32"))
-    dataset = tf.data.Dataset.from_tensor_slices(tensors)
-    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(_batch_function(augment), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    columns = [images, labels] + ([] if sample_weight is None else [np.asarray(sample_weight, "float32")])
+    rows = tf.data.Dataset.range(len(images)).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return _gather_batches(rows.batch(batch_size), columns, augment)
 
 
 def evaluation_dataset(images, labels=None, *, batch_size=64):
@@ -80,9 +77,22 @@ def evaluation_dataset(images, labels=None, *, batch_size=64):
     """
     tf = _tf()
     images, labels = _check_inputs(images, labels)
-    dataset = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
-    dataset = dataset.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(_batch_function(None), num_parallel_calls=tf.data.AUTOTUNE)
+    columns = [images] + ([] if labels is None else [labels])
+    return _gather_batches(tf.data.Dataset.range(len(images)).batch(batch_size), columns, None)
+
+
+def _gather_batches(row_batches, columns, augment):
+    """Turn batches of row numbers into batches of data, cast to float32 and augmented.
+
+    Shuffling and batching row numbers, then gathering whole batches from the
+    arrays held as tensors, is far cheaper than sending every image through
+    tf.data one at a time.
+    """
+    tf = _tf()
+    tensors = [tf.constant(column) for column in columns]
+    dataset = row_batches.map(lambda rows: tuple(tf.gather(tensor, rows) for tensor in tensors),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.map(_batch_function(augment), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -52,7 +52,24 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
             f"{path.name} failed in cell {error.exec_count} (index {error.cell_index}): "
             f"{error.ename}: {error.evalue}. The partly executed notebook is {output}."
         ) from None
+    clean_notebook(output)
     return output
+
+
+def clean_notebook(path):
+    """Drop what papermill records that is noise in a committed notebook: paths, timestamps, per-cell timings.
+
+    The notebook keeps its parameters and the total run time.
+    """
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    record = notebook.metadata.get("papermill", {})
+    notebook.metadata["papermill"] = {key: record[key] for key in ("parameters", "duration", "version") if key in record}
+    for cell in notebook.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(notebook, path)
 
 
 def reproduce(*, smoke=False, root=None, only=None, echo=print):

@@ -185,7 +185,7 @@ def apply_split(metadata, manifest=None):
 def split_summary(manifest):
     """Return a table of images per class and split, with lesion counts and percentages.
 
-    >>> split_summary(load_manifest()).loc["total", "images"]
+    >>> int(split_summary(load_manifest()).loc["total", "images"])
     10015
     """
     counts = pd.crosstab(manifest["dx"], manifest["split"]).reindex(index=list(CLASSES), columns=list(SPLITS))

@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine (Python 3.11 and make needed):
+#   make reproduce   create .venv, install the pinned environment, get the data if missing,
+#                    and run every notebook in order with papermill (SMOKE=1: small and fast)
+#   make test        create .venv if needed and run the unit tests, doctests and every
+#                    notebook in smoke mode through nbval
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SMOKE ?=
+
+.PHONY: setup data reproduce test benchmark clean-cache
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: Environment/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Environment/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+data: setup
+	$(BIN)/python -m skinlib download --if-missing
+
+reproduce: data
+	$(BIN)/python -m skinlib reproduce $(if $(SMOKE),--smoke)
+
+test: data
+	SKINLIB_SMOKE=1 $(BIN)/python -m pytest
+
+benchmark: data
+	$(BIN)/python benchmarks/input_pipeline.py
+
+clean-cache:
+	rm -rf $${SKINLIB_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/skinlib}
