@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 
 import os as _os
 
+# TensorFlow's C++ start-up chatter (CPU feature notes) would fill every notebook's output; warnings stay visible.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 def smoke_mode(default=False):
     """Return True when notebooks should run on a small subset (smoke mode).

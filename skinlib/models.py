@@ -52,8 +52,8 @@ def mlp(input_shape=(64, 64, 3), n_classes=7, *, hidden=(256, 128), dropout=0.0,
     return keras.Model(inputs, outputs, name=name)
 
 
-def cnn(input_shape=(64, 64, 3), n_classes=7, *, filters=(32, 64, 128), convs_per_block=1, batch_norm=False,
-        pooling=True, l2=0.0, dropout=0.0, dense=0, global_pool=False, name="cnn"):
+def cnn(input_shape=(64, 64, 3), n_classes=7, *, filters=(32, 64, 128), stem=0, convs_per_block=1,
+        batch_norm=False, pooling=True, l2=0.0, dropout=0.0, dense=0, global_pool=False, name="cnn"):
     """A plain convolutional network, configurable one idea at a time.
 
     Each block is ``convs_per_block`` 3x3 convolutions (ReLU, optional
@@ -66,6 +66,10 @@ def cnn(input_shape=(64, 64, 3), n_classes=7, *, filters=(32, 64, 128), convs_pe
     n_classes : int, default=7
     filters : tuple of int, default=(32, 64, 128)
         Filters of each block; one block per entry.
+    stem : int, default=0
+        Filters of a first 3x3 convolution with stride 2 that halves the
+        image before the blocks (0: none). On a CPU it cuts the cost of every
+        later layer by four.
     convs_per_block : int, default=1
     batch_norm : bool, default=False
         BatchNormalization after each convolution (before the ReLU).
@@ -96,6 +100,12 @@ def cnn(input_shape=(64, 64, 3), n_classes=7, *, filters=(32, 64, 128), convs_pe
     regularizer = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = layers.Rescaling(1 / 255)(inputs)
+    if stem:
+        x = layers.Conv2D(stem, 3, strides=2, padding="same", use_bias=not batch_norm, kernel_regularizer=regularizer,
+                          name="stem_conv")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.ReLU(name="stem_relu")(x)
     for block, width in enumerate(filters, 1):
         for conv in range(convs_per_block):
             strides = 2 if (not pooling and conv == 0) else 1

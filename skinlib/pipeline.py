@@ -90,10 +90,14 @@ def _gather_batches(row_batches, columns, augment):
     """
     tf = _tf()
     tensors = [tf.constant(column) for column in columns]
-    dataset = row_batches.map(lambda rows: tuple(tf.gather(tensor, rows) for tensor in tensors),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.map(_batch_function(augment), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # Sequential maps: each is one cheap vectorised op per batch, prefetching overlaps them with training, and
+    # they keep the augmentation's random stream in a fixed order (parallel maps are rewritten to sequential
+    # ones anyway once deterministic ops are requested, see skinlib.train.set_seeds).
+    dataset = row_batches.map(lambda rows: tuple(tf.gather(tensor, rows) for tensor in tensors))
+    dataset = dataset.map(_batch_function(augment))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # One device.
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _batch_function(augment):

@@ -10,6 +10,7 @@ test images are the same for everyone.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -196,3 +197,50 @@ def split_summary(manifest):
     counts.loc["lesions"] = [*lesions.tolist(), manifest["lesion_id"].nunique()]
     counts.loc["share %"] = (100 * counts.loc["total"] / len(manifest)).round(1)
     return counts
+
+
+@dataclasses.dataclass
+class SplitImages:
+    """One split's rows of metadata, decoded images (uint8) and class indices."""
+
+    table: pd.DataFrame
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def load_split_images(size=(64, 64), *, splits=("train", "val"), per_split=None, seed=0, data_dir=None,
+                      progress=True):
+    """Decoded images and labels of the named splits, from the committed manifest and the image cache.
+
+    Parameters
+    ----------
+    size : tuple of int (height, width), default=(64, 64)
+    splits : sequence of str, default=("train", "val")
+        Which splits to load; chapters before the final evaluation never load "test".
+    per_split : int, default=None
+        At most this many images per split, drawn at random but stratified by
+        diagnosis (for smoke runs); None loads everything.
+    seed : int, default=0
+    data_dir : str or Path, default=None
+    progress : bool, default=True
+
+    Returns
+    -------
+    dict of str to SplitImages
+    """
+    from skinlib.data import load_metadata
+    from skinlib.images import load_images
+
+    metadata = apply_split(load_metadata(data_dir))
+    result = {}
+    for name in splits:
+        if name not in SPLITS:
+            raise ValueError(f"splits must be among {list(SPLITS)}. Got {name!r} instead.")
+        table = metadata[metadata["split"] == name]
+        if per_split is not None and per_split < len(table):
+            table = table.groupby("dx", observed=True).sample(frac=per_split / len(table), random_state=seed)
+            table = table.sort_values("image_id")
+        table = table.reset_index(drop=True)
+        pixels = load_images(table["image_path"], size=size, progress=progress)
+        result[name] = SplitImages(table=table, images=pixels, labels=table["label"].to_numpy())
+    return result

@@ -1,0 +1,299 @@
+"""Fit a model with the project's callbacks and save what it produced, atomically.
+
+:func:`fit` trains on a ``tf.data`` pipeline, computes the validation
+balanced accuracy after every epoch, keeps the weights of the best epoch by
+that score (model selection on validation only), stops early when it stops
+improving, and shows Keras' progress. :func:`save_run` writes the ``.keras``
+model, its history and its row in the shared results table, each through a
+temporary file, so a crash leaves the last good files in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skinlib.data import repo_root
+from skinlib.images import write_atomic
+
+RESULTS_FILE = "results.csv"
+"""The results table shared by every notebook, inside ``Saved_Models/``."""
+
+
+def models_dir(smoke=False):
+    """Return ``Saved_Models/``, or a scratch folder in smoke mode."""
+    return repo_root() / (".papermill/smoke/Saved_Models" if smoke else "Saved_Models")
+
+
+def set_seeds(seed=0):
+    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic ops."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def class_weights(labels, n_classes=7):
+    """Weights that make every class count as much as the others in the loss.
+
+    Each class gets ``n_samples / (n_classes * count)``: rare classes weigh more.
+
+    >>> class_weights(np.array([0, 0, 0, 1]), 2)
+    {0: 0.6666666666666666, 1: 2.0}
+    """
+    counts = np.bincount(np.asarray(labels), minlength=n_classes)
+    if (counts == 0).any():
+        raise ValueError(f"every class needs at least one training image; counts per class: {counts.tolist()}.")
+    return {index: len(labels) / (n_classes * count) for index, count in enumerate(counts.tolist())}
+
+
+def validation_callback(images, labels, *, batch_size=256, verbose=True):
+    """A Keras callback that scores the validation split after every epoch.
+
+    It adds ``val_loss``, ``val_accuracy`` and ``val_balanced_accuracy`` to the
+    epoch's logs (one prediction pass, so callbacks after it can monitor them)
+    and prints one line per epoch.
+    """
+    import keras
+    from sklearn.metrics import balanced_accuracy_score
+
+    from skinlib import pipeline
+
+    batches, labels = pipeline.evaluation_dataset(images, batch_size=batch_size), np.asarray(labels)
+
+    class ValidationScore(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            probabilities = self.model.predict(batches, verbose=0)
+            chosen = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1)
+            logs["val_loss"] = float(-np.log(chosen).mean())
+            logs["val_accuracy"] = float((probabilities.argmax(axis=1) == labels).mean())
+            logs["val_balanced_accuracy"] = float(balanced_accuracy_score(labels, probabilities.argmax(axis=1)))
+            if verbose:
+                print(f"epoch {epoch + 1:>3}  loss {logs['loss']:.3f}  accuracy {logs['accuracy']:.3f}  "
+                      f"val_loss {logs['val_loss']:.3f}  val_accuracy {logs['val_accuracy']:.3f}  "
+                      f"val_balanced_accuracy {logs['val_balanced_accuracy']:.3f}  "
+                      f"({time.perf_counter() - self.started:.0f} s)", flush=True)
+
+    return ValidationScore()
+
+
+@dataclasses.dataclass
+class Run:
+    """What :func:`fit` returns: the model (best epoch's weights), its history and timing."""
+
+    name: str
+    model: object
+    history: pd.DataFrame
+    seconds: float
+    best_epoch: int
+
+
+def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, optimizer="adam",
+        schedule=None, class_weight=None, patience=5, verbose=True):
+    """Compile and train ``model``, keeping the epoch with the best validation balanced accuracy.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Uncompiled, from :mod:`skinlib.models`.
+    train_data : tf.data.Dataset
+        From :func:`skinlib.pipeline.training_dataset`.
+    validation : tuple (images, labels)
+        Validation arrays (uint8 images, integer labels).
+    name : str
+        Name of the run, used for saved files and the results table.
+    epochs : int, default=20
+    learning_rate : float, default=1e-3
+    optimizer : {"adam", "sgd"}, default="adam"
+        Adam, or SGD with Nesterov momentum 0.9 (the original study's choice).
+    schedule : {None, "cosine", "plateau"}, default=None
+        Cosine decay of the learning rate over all epochs, or a tenfold cut
+        when the validation loss stalls for two epochs.
+    class_weight : dict, default=None
+        From :func:`class_weights`, to weigh rare classes up in the loss.
+    patience : int, default=5
+        Epochs without a better validation balanced accuracy before stopping.
+    verbose : bool, default=True
+        Print one line per epoch with the training and validation scores.
+
+    Returns
+    -------
+    Run
+    """
+    import keras
+
+    steps = int(train_data.cardinality().numpy())
+    rate = learning_rate
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps * epochs))
+    elif schedule not in (None, "plateau"):
+        raise ValueError(f"schedule must be None, 'cosine' or 'plateau'. Got {schedule!r} instead.")
+    if optimizer == "adam":
+        chosen = keras.optimizers.Adam(rate)
+    elif optimizer == "sgd":
+        chosen = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd'. Got {optimizer!r} instead.")
+    model.compile(optimizer=chosen, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    images, labels = validation
+    callbacks = [
+        validation_callback(images, labels, verbose=verbose),
+        keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
+                                      restore_best_weights=True, verbose=0),
+    ]
+    if schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.1, patience=2, verbose=0))
+    begin = time.perf_counter()
+    history = model.fit(train_data, epochs=epochs, class_weight=class_weight, callbacks=callbacks, verbose=0,
+                        shuffle=False)
+    seconds = time.perf_counter() - begin
+    table = pd.DataFrame(history.history).rename_axis("epoch")
+    table.index = table.index + 1
+    best = int(table["val_balanced_accuracy"].idxmax())
+    return Run(name=name, model=model, history=table.round(5), seconds=seconds, best_epoch=best)
+
+
+def save_model_atomic(model, path):
+    """Save a Keras model for inference to a ``.keras`` file, through a temporary file in the same folder."""
+    import keras
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")
+    inference = keras.models.clone_model(model)  # Uncompiled copy: no optimizer state in the file.
+    inference.set_weights(model.get_weights())
+    try:
+        inference.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def write_table_atomic(table, path, **options):
+    """Write a DataFrame as CSV through a temporary file."""
+    buffer = io.StringIO()
+    table.to_csv(buffer, lineterminator="\n", **options)
+    write_atomic(path, lambda handle: handle.write(buffer.getvalue().encode()))
+    return Path(path)
+
+
+def record_result(row, folder):
+    """Add or replace (by ``name``) one row of ``Saved_Models/results.csv`` and return the table."""
+    path = Path(folder) / RESULTS_FILE
+    table = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    table = pd.concat([table[table.get("name", pd.Series(dtype=str)) != row["name"]], pd.DataFrame([row])],
+                      ignore_index=True)
+    write_table_atomic(table, path, index=False)
+    return table
+
+
+def save_run(run, metrics, *, folder, notebook, extra=None):
+    """Save a run's model, history and metrics row; return the relative paths written."""
+    folder = Path(folder)
+    model_path = save_model_atomic(run.model, folder / f"{run.name}.keras")
+    history_path = write_table_atomic(run.history, folder / f"{run.name}_history.csv")
+    row = {"name": run.name, "notebook": notebook, "split": "val", "params": int(run.model.count_params()),
+           "epochs_run": len(run.history), "best_epoch": run.best_epoch, "train_seconds": round(run.seconds, 1)}
+    row.update({key: round(float(value), 4) for key, value in metrics.items() if np.isscalar(value)})
+    row.update(extra or {})
+    record_result(row, folder)
+    write_atomic(folder / f"{run.name}_metrics.json",
+                 lambda handle: handle.write(json.dumps(_jsonable(metrics), indent=2).encode()))
+    return [p.name for p in (model_path, history_path)]
+
+
+def _jsonable(value):
+    """Turn NumPy values inside dicts and lists into plain Python for JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclasses.dataclass
+class Experiment:
+    """A trained run with its validation predictions and metrics."""
+
+    run: Run
+    metrics: dict
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def name(self):
+        return self.run.name
+
+    @property
+    def model(self):
+        return self.run.model
+
+    @property
+    def summary(self):
+        """The metrics with the run's name, for :func:`skinlib.evaluate.change`."""
+        return {"name": self.name, **self.metrics}
+
+
+def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=64, seed=0, augment=None,
+               balance_classes=False, **fit_options):
+    """Seed, build, train, evaluate on validation and save: one iteration of a chapter in one call.
+
+    Parameters
+    ----------
+    name : str
+        Run name (file names and the results table).
+    build : callable
+        Returns a fresh uncompiled model; called after seeding, so weights
+        start the same on every rerun.
+    splits : dict
+        From :func:`skinlib.split.load_split_images`, with "train" and "val".
+    folder : str or Path
+        Where the model, history and results row go (``Saved_Models/``).
+    notebook : str
+        The chapter that made the run, recorded in the results table.
+    epochs, batch_size, seed : int
+    augment : keras layer, default=None
+        Applied to training batches only (:func:`skinlib.models.augmentation`).
+    balance_classes : bool, default=False
+        Weigh the loss by :func:`class_weights` of the training labels.
+    **fit_options
+        Passed to :func:`fit` (learning_rate, optimizer, schedule, patience).
+
+    Returns
+    -------
+    Experiment
+    """
+    from skinlib import evaluate, pipeline
+
+    import tensorflow as tf
+
+    set_seeds(seed)
+    train, validation = splits["train"], splits["val"]
+    data = pipeline.training_dataset(train.images, train.labels, batch_size=batch_size, seed=seed, augment=augment)
+    weights = class_weights(train.labels) if balance_classes else None
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions; TensorFlow's note on it is noise here.
+    try:
+        run = fit(build(), data, (validation.images, validation.labels), name=name, epochs=epochs,
+                  class_weight=weights, **fit_options)
+        probabilities = evaluate.predict_proba(run.model, validation.images)
+    finally:
+        logger.setLevel(level)
+    metrics = evaluate.classification_metrics(validation.labels, probabilities)
+    save_run(run, metrics, folder=folder, notebook=notebook,
+             extra={"input_size": int(train.images.shape[1]), "train_images": len(train.labels)})
+    return Experiment(run=run, metrics=metrics, labels=validation.labels, probabilities=probabilities)
