@@ -171,7 +171,7 @@ def save_model_atomic(model, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.tmp.keras")
-    inference = keras.models.clone_model(model)  # Uncompiled copy: no optimizer state in the file.
+    inference = model.__class__.from_config(model.get_config())  # Uncompiled copy: no optimizer state in the file.
     inference.set_weights(model.get_weights())
     try:
         inference.save(temporary)
