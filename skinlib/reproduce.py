@@ -31,28 +31,37 @@ def notebooks_in_order(root=None):
 def run_notebook(path, *, output=None, parameters=None, log_output=False):
     """Execute one notebook with papermill in its own folder and return the output path.
 
+    Papermill writes cell by cell into a scratch copy under ``.papermill/running/``;
+    only a notebook that ran to the end replaces ``output``, so a failure
+    leaves the last good notebook in place.
+
     Raises
     ------
     NotebookFailed
-        When a cell raises; the message names the notebook, the cell number
-        and the error.
+        When a cell raises; the message names the notebook, the cell number,
+        the error and where the partly executed copy is.
     """
+    import os
+
     import papermill
 
     path = Path(path)
     output = Path(output or path)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = repo_root() / ".papermill" / "running" / output.name
+    scratch.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
-            str(path), str(output), parameters=parameters or {}, cwd=str(path.parent),
+            str(path), str(scratch), parameters=parameters or {}, cwd=str(path.parent),
             progress_bar=False, log_output=log_output, kernel_name="python3",
         )
     except papermill.PapermillExecutionError as error:
         raise NotebookFailed(
             f"{path.name} failed in cell {error.exec_count} (index {error.cell_index}): "
-            f"{error.ename}: {error.evalue}. The partly executed notebook is {output}."
+            f"{error.ename}: {error.evalue}. The partly executed copy is {scratch}; {output.name} is unchanged."
         ) from None
-    clean_notebook(output)
+    clean_notebook(scratch)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(scratch, output)
     return output
 
 
