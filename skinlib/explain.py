@@ -20,7 +20,7 @@ EDGE_KERNELS = {
 def convolve(gray, kernel):
     """Slide a 2-D kernel over a grayscale image ('same' size, zero padding), as Conv2D does.
 
-    >>> convolve(np.ones((4, 4)), np.ones((3, 3)))[1, 1]
+    >>> float(convolve(np.ones((4, 4)), np.ones((3, 3)))[1, 1])
     9.0
     """
     gray = np.asarray(gray, dtype="float32")

@@ -59,15 +59,16 @@ def test_fit_learns_a_learnable_task_and_keeps_the_best_epoch():
     splits = toy_splits()
     train.set_seeds(0)
     data = pipeline.training_dataset(splits["train"].images, splits["train"].labels, batch_size=32)
-    run = train.fit(models.cnn((32, 32, 3), filters=(8, 16), batch_norm=True), data,
-                    (splits["val"].images, splits["val"].labels), name="toy", epochs=8, patience=8, verbose=False)
+    run = train.fit(models.cnn((32, 32, 3), filters=(8,), global_pool=True), data,
+                    (splits["val"].images, splits["val"].labels), name="toy", epochs=10, patience=10,
+                    learning_rate=0.01, verbose=False)
     history = run.history
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]  # The loss must fall.
     assert history["val_balanced_accuracy"].max() > 0.5  # Far above chance (1/7) and the majority class.
     assert run.best_epoch == history["val_balanced_accuracy"].idxmax()
     probabilities = evaluate.predict_proba(run.model, splits["val"].images)
     best = evaluate.classification_metrics(splits["val"].labels, probabilities)["balanced_accuracy"]
-    assert best == pytest.approx(history["val_balanced_accuracy"].max(), abs=1e-6)  # Best weights restored.
+    assert best == pytest.approx(history["val_balanced_accuracy"].max(), abs=1e-4)  # Best weights restored.
 
 
 def test_bad_fit_options_are_refused():
