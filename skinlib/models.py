@@ -9,6 +9,8 @@ iteration changes one argument.
 
 from __future__ import annotations
 
+import functools
+
 
 def _keras():
     """Import Keras on first use, so that importing skinlib stays fast."""
@@ -150,8 +152,9 @@ def augmentation(*, seed=0, contrast=0.1, brightness=0.1):
     ], name="augmentation")
 
 
+@functools.cache
 def _random_dihedral_class():
-    """Define the RandomDihedral layer on first use (Keras is imported lazily)."""
+    """Define the RandomDihedral layer once, on first use (Keras is imported lazily)."""
     keras = _keras()
 
     class RandomDihedral(keras.layers.Layer):

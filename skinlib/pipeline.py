@@ -1,9 +1,9 @@
 """tf.data pipelines that feed decoded images to Keras.
 
 Images arrive as a uint8 array (from :func:`skinlib.images.load_images`), so
-nothing is decoded during training: the pipeline shuffles, batches, applies
-an optional augmentation to whole batches in parallel, and prefetches the next
-batch while the model works on the current one. Models rescale pixels
+nothing is decoded during training: the pipeline shuffles row numbers, gathers
+whole batches, applies an optional augmentation to each batch, and prefetches
+the next batch while the model works on the current one. Models rescale pixels
 themselves, so the pipelines hand over raw 0-255 values as float32.
 """
 
