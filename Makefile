@@ -24,7 +24,12 @@ data: setup
 reproduce: data
 	$(BIN)/python -m skinlib reproduce $(if $(SMOKE),--smoke)
 
-test: data
+# The tests also need the PyTorch reference of the EfficientNet-Lite0 port (Environment/requirements-reference.txt).
+$(VENV)/.reference: $(VENV)/.installed Environment/requirements-reference.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Environment/requirements-reference.txt
+	touch $@
+
+test: data $(VENV)/.reference
 	SKINLIB_SMOKE=1 $(BIN)/python -m pytest
 
 benchmark: data

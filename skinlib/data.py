@@ -41,6 +41,13 @@ CLASS_NAMES = {
 MALIGNANT = ("akiec", "bcc", "mel")
 """Diagnoses counted as malignant (or pre-malignant) in the binary view."""
 
+SEXES = ("male", "female", "unknown")
+"""Values of the ``sex`` column; a missing value counts as "unknown"."""
+
+SITES = ("abdomen", "acral", "back", "chest", "ear", "face", "foot", "genital", "hand", "lower extremity", "neck",
+         "scalp", "trunk", "unknown", "upper extremity")
+"""Values of the ``localization`` column (anatomical site); a missing value counts as "unknown"."""
+
 REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
 """Columns of ``HAM10000_metadata.csv``."""
 

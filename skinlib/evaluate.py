@@ -16,11 +16,48 @@ from skinlib.data import CLASSES, MALIGNANT
 MALIGNANT_INDEX = [CLASSES.index(dx) for dx in MALIGNANT]
 
 
-def predict_proba(model, images, *, batch_size=256):
-    """Class probabilities of shape (n, 7) for uint8 or float images, through :func:`skinlib.pipeline.evaluation_dataset`."""
+def predict_proba(model, images, *, metadata=None, batch_size=256):
+    """Class probabilities of shape (n, 7), through :func:`skinlib.pipeline.evaluation_dataset`.
+
+    ``images`` are uint8 or float pixels (or feature vectors for a head);
+    ``metadata`` is the second input of a two-input model.
+    """
     from skinlib import pipeline
 
-    return model.predict(pipeline.evaluation_dataset(images, batch_size=batch_size), verbose=0)
+    batches = pipeline.evaluation_dataset(images, batch_size=batch_size, metadata=metadata)
+    return model.predict(batches, verbose=0)
+
+
+TTA_VIEWS = ("identity", "flip_left_right", "flip_up_down", "rotate_180")
+"""The test-time views: the image and its three flips (each keeps the image's shape)."""
+
+
+def view(images, name):
+    """One test-time view of a batch of images (n, height, width, 3).
+
+    >>> view(np.arange(4).reshape(1, 2, 2, 1), "rotate_180")[0, :, :, 0].tolist()
+    [[3, 2], [1, 0]]
+    """
+    images = np.asarray(images)
+    steps = {"identity": (slice(None), slice(None)), "flip_left_right": (slice(None), slice(None, None, -1)),
+             "flip_up_down": (slice(None, None, -1), slice(None)),
+             "rotate_180": (slice(None, None, -1), slice(None, None, -1))}
+    if name not in steps:
+        raise ValueError(f"view must be one of {list(steps)}. Got {name!r} instead.")
+    return images[(slice(None), *steps[name])]
+
+
+def predict_tta(model, images, *, metadata=None, views=TTA_VIEWS, batch_size=256):
+    """Test-time augmentation: the mean of the class probabilities over flipped copies of each image.
+
+    A lesion has no up or left, so the model should say the same of every
+    flip; averaging its answers smooths out what it learned by chance about
+    orientation. Costs one prediction pass per view.
+    """
+    total = 0
+    for name in views:
+        total = total + predict_proba(model, view(images, name), metadata=metadata, batch_size=batch_size)
+    return total / len(views)
 
 
 def malignant_probability(probabilities):

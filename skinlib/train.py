@@ -41,10 +41,11 @@ def set_seeds(seed=0):
     tf.config.experimental.enable_op_determinism()
 
 
-def class_weights(labels, n_classes=7):
+def class_weights(labels, n_classes=7, power=1.0):
     """Weights that make every class count as much as the others in the loss.
 
-    Each class gets ``n_samples / (n_classes * count)``: rare classes weigh more.
+    Each class gets ``(n_samples / (n_classes * count)) ** power``: rare
+    classes weigh more; ``power`` < 1 softens the balancing (0: no weights).
 
     >>> class_weights(np.array([0, 0, 0, 1]), 2)
     {0: 0.6666666666666666, 1: 2.0}
@@ -52,10 +53,10 @@ def class_weights(labels, n_classes=7):
     counts = np.bincount(np.asarray(labels), minlength=n_classes)
     if (counts == 0).any():
         raise ValueError(f"every class needs at least one training image; counts per class: {counts.tolist()}.")
-    return {index: len(labels) / (n_classes * count) for index, count in enumerate(counts.tolist())}
+    return {index: (len(labels) / (n_classes * count)) ** power for index, count in enumerate(counts.tolist())}
 
 
-def validation_callback(images, labels, *, batch_size=256, verbose=True):
+def validation_callback(images, labels, *, metadata=None, batch_size=256, verbose=True):
     """A Keras callback that scores the validation split after every epoch.
 
     It adds ``val_loss``, ``val_accuracy`` and ``val_balanced_accuracy`` to the
@@ -67,7 +68,8 @@ def validation_callback(images, labels, *, batch_size=256, verbose=True):
 
     from skinlib import pipeline
 
-    batches, labels = pipeline.evaluation_dataset(images, batch_size=batch_size), np.asarray(labels)
+    batches = pipeline.evaluation_dataset(images, batch_size=batch_size, metadata=metadata)
+    labels = np.asarray(labels)
 
     class ValidationScore(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -86,6 +88,26 @@ def validation_callback(images, labels, *, batch_size=256, verbose=True):
                       f"({time.perf_counter() - self.started:.0f} s)", flush=True)
 
     return ValidationScore()
+
+
+def learning_rate_schedule(schedule, learning_rate, total_steps):
+    """The learning rate (a number or a Keras schedule) for :func:`fit`'s ``schedule`` argument.
+
+    >>> cycle = learning_rate_schedule("one_cycle", 0.01, 100)
+    >>> [round(float(cycle(step)), 4) for step in (0, 30, 100)]
+    [0.0004, 0.01, 0.0]
+    """
+    import keras
+
+    if schedule in (None, "plateau"):
+        return learning_rate
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    if schedule == "one_cycle":
+        warmup = max(1, int(0.3 * total_steps))
+        return keras.optimizers.schedules.CosineDecay(learning_rate / 25, decay_steps=max(1, total_steps - warmup),
+                                                      warmup_target=learning_rate, warmup_steps=warmup)
+    raise ValueError(f"schedule must be None, 'cosine', 'plateau' or 'one_cycle'. Got {schedule!r} instead.")
 
 
 @dataclasses.dataclass
@@ -109,17 +131,20 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
         Uncompiled, from :mod:`skinlib.models`.
     train_data : tf.data.Dataset
         From :func:`skinlib.pipeline.training_dataset`.
-    validation : tuple (images, labels)
-        Validation arrays (uint8 images, integer labels).
+    validation : tuple (images, labels) or (images, labels, metadata)
+        Validation arrays (uint8 images or feature vectors, integer labels,
+        and the metadata of a two-input model).
     name : str
         Name of the run, used for saved files and the results table.
     epochs : int, default=20
     learning_rate : float, default=1e-3
     optimizer : {"adam", "sgd"}, default="adam"
         Adam, or SGD with Nesterov momentum 0.9 (the original study's choice).
-    schedule : {None, "cosine", "plateau"}, default=None
-        Cosine decay of the learning rate over all epochs, or a tenfold cut
-        when the validation loss stalls for two epochs.
+    schedule : {None, "cosine", "plateau", "one_cycle"}, default=None
+        Cosine decay of the learning rate over all epochs; a tenfold cut
+        when the validation loss stalls for two epochs (ReduceLROnPlateau);
+        or one cycle: a linear warm-up from a 25th of the rate to the rate
+        over the first 30% of the steps, then cosine decay.
     class_weight : dict, default=None
         From :func:`class_weights`, to weigh rare classes up in the loss.
     patience : int, default=5
@@ -134,11 +159,7 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
     import keras
 
     steps = int(train_data.cardinality().numpy())
-    rate = learning_rate
-    if schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps * epochs))
-    elif schedule not in (None, "plateau"):
-        raise ValueError(f"schedule must be None, 'cosine' or 'plateau'. Got {schedule!r} instead.")
+    rate = learning_rate_schedule(schedule, learning_rate, steps * epochs)
     if optimizer == "adam":
         chosen = keras.optimizers.Adam(rate)
     elif optimizer == "sgd":
@@ -146,9 +167,9 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd'. Got {optimizer!r} instead.")
     model.compile(optimizer=chosen, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    images, labels = validation
+    images, labels, *metadata = validation
     callbacks = [
-        validation_callback(images, labels, verbose=verbose),
+        validation_callback(images, labels, metadata=metadata[0] if metadata else None, verbose=verbose),
         keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
                                       restore_best_weights=True, verbose=0),
     ]
@@ -199,19 +220,20 @@ def record_result(row, folder):
     return table
 
 
-def save_run(run, metrics, *, folder, notebook, extra=None):
-    """Save a run's model, history and metrics row; return the relative paths written."""
+def save_run(run, metrics, *, folder, notebook, extra=None, save_model=True):
+    """Save a run's model (unless ``save_model`` is False), history and metrics row; return the file names."""
     folder = Path(folder)
-    model_path = save_model_atomic(run.model, folder / f"{run.name}.keras")
+    model_path = save_model_atomic(run.model, folder / f"{run.name}.keras") if save_model else None
     history_path = write_table_atomic(run.history, folder / f"{run.name}_history.csv")
     row = {"name": run.name, "notebook": notebook, "split": "val", "params": int(run.model.count_params()),
+           "trainable_params": int(sum(np.prod(w.shape) for w in run.model.trainable_weights)),
            "epochs_run": len(run.history), "best_epoch": run.best_epoch, "train_seconds": round(run.seconds, 1)}
     row.update({key: round(float(value), 4) for key, value in metrics.items() if np.isscalar(value)})
     row.update(extra or {})
     record_result(row, folder)
     write_atomic(folder / f"{run.name}_metrics.json",
                  lambda handle: handle.write(json.dumps(_jsonable(metrics), indent=2).encode()))
-    return [p.name for p in (model_path, history_path)]
+    return [p.name for p in (model_path, history_path) if p is not None]
 
 
 def _jsonable(value):
@@ -249,7 +271,7 @@ class Experiment:
 
 
 def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=64, seed=0, augment=None,
-               balance_classes=False, **fit_options):
+               balance_classes=False, metadata=None, save_model=True, extra=None, **fit_options):
     """Seed, build, train, evaluate on validation and save: one iteration of a chapter in one call.
 
     Parameters
@@ -268,8 +290,15 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
     epochs, batch_size, seed : int
     augment : keras layer, default=None
         Applied to training batches only (:func:`skinlib.models.augmentation`).
-    balance_classes : bool, default=False
-        Weigh the loss by :func:`class_weights` of the training labels.
+    balance_classes : bool or float, default=False
+        Weigh the loss by :func:`class_weights` of the training labels (a
+        number: the weights' ``power``).
+    metadata : dict, default=None
+        Metadata arrays by split name ("train", "val"), for a two-input model.
+    save_model : bool, default=True
+        Save the ``.keras`` file (else only the history, metrics and results row).
+    extra : dict, default=None
+        More columns for the results table.
     **fit_options
         Passed to :func:`fit` (learning_rate, optimizer, schedule, patience).
 
@@ -283,17 +312,146 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
 
     set_seeds(seed)
     train, validation = splits["train"], splits["val"]
-    data = pipeline.training_dataset(train.images, train.labels, batch_size=batch_size, seed=seed, augment=augment)
-    weights = class_weights(train.labels) if balance_classes else None
+    metadata = metadata or {}
+    data = pipeline.training_dataset(train.images, train.labels, batch_size=batch_size, seed=seed, augment=augment,
+                                     metadata=metadata.get("train"))
+    power = 1.0 if balance_classes is True else float(balance_classes)
+    weights = class_weights(train.labels, power=power) if balance_classes else None
+    validation_arrays = (validation.images, validation.labels) + ((metadata["val"],) if "val" in metadata else ())
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions; TensorFlow's note on it is noise here.
     try:
-        run = fit(build(), data, (validation.images, validation.labels), name=name, epochs=epochs,
-                  class_weight=weights, **fit_options)
-        probabilities = evaluate.predict_proba(run.model, validation.images)
+        run = fit(build(), data, validation_arrays, name=name, epochs=epochs, class_weight=weights, **fit_options)
+        probabilities = evaluate.predict_proba(run.model, validation.images, metadata=metadata.get("val"))
     finally:
         logger.setLevel(level)
     metrics = evaluate.classification_metrics(validation.labels, probabilities)
-    save_run(run, metrics, folder=folder, notebook=notebook,
-             extra={"input_size": int(train.images.shape[1]), "train_images": len(train.labels)})
+    size = "x".join(map(str, train.images.shape[1:3])) if train.images.ndim == 4 else "features"
+    save_run(run, metrics, folder=folder, notebook=notebook, save_model=save_model,
+             extra={"input_size": size, "train_images": len(train.labels), **(extra or {})})
     return Experiment(run=run, metrics=metrics, labels=validation.labels, probabilities=probabilities)
+
+
+def extract_features(base, images, *, batch_size=128, description="features"):
+    """Run a frozen base once over ``images`` and return its globally pooled features, with a progress bar.
+
+    Feature extraction: with the base frozen and no augmentation, its output
+    for an image never changes, so it is computed once and a new head trains
+    on the stored vectors in seconds instead of running the base every epoch.
+
+    Parameters
+    ----------
+    base : keras.Model
+        Pixels in, a feature map out (:func:`skinlib.models.backbone`), or a
+        :func:`skinlib.models.classifier` (its pooled features are used).
+    images : ndarray of shape (n, height, width, 3)
+
+    Returns
+    -------
+    ndarray of shape (n, channels), float32
+    """
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from skinlib import pipeline
+
+    if "pool" in [layer.name for layer in base.layers]:  # A classifier: stop at its pooled features.
+        pooled = keras.Model(base.inputs[0], base.get_layer("pool").output)
+    else:
+        pooled = keras.Model(base.inputs, keras.layers.GlobalAveragePooling2D()(base.outputs[0]))
+    run = tf.function(lambda batch: pooled(batch, training=False), reduce_retracing=True)
+    batches = pipeline.evaluation_dataset(images, batch_size=batch_size)
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # The last, smaller batch retraces; TensorFlow's warning about it is noise here.
+    try:
+        parts = [run(batch).numpy() for batch in tqdm(batches, desc=description, unit="batch", mininterval=10,
+                                                      total=int(batches.cardinality()))]
+    finally:
+        logger.setLevel(level)
+    return np.concatenate(parts).astype("float32")
+
+
+def feature_splits(base, splits):
+    """:func:`extract_features` for every split: a dict like ``splits`` whose "images" are feature vectors.
+
+    The result goes to :func:`experiment` in place of the images, to train a
+    :func:`skinlib.models.head` on features computed once.
+    """
+    from skinlib.split import SplitImages
+
+    return {name: SplitImages(part.table, extract_features(base, part.images, description=f"{name} features"),
+                              part.labels)
+            for name, part in splits.items()}
+
+
+def record_metrics(name, metrics, *, folder, notebook, extra=None):
+    """Save validation metrics of a prediction procedure that is not one trained model (TTA, an ensemble).
+
+    Writes ``<name>_metrics.json`` and the row of the results table, atomically.
+    """
+    row = {"name": name, "notebook": notebook, "split": "val"}
+    row.update({key: round(float(value), 4) for key, value in metrics.items() if np.isscalar(value)})
+    row.update(extra or {})
+    record_result(row, folder)
+    write_atomic(Path(folder) / f"{name}_metrics.json",
+                 lambda handle: handle.write(json.dumps(_jsonable(metrics), indent=2).encode()))
+    return row
+
+
+@dataclasses.dataclass
+class Transfer:
+    """What :func:`transfer_learning` returns: the base, the heads trained on features, the fine-tuned model."""
+
+    base: object
+    heads: dict
+    fine_tuned: Experiment
+
+    @property
+    def head(self):
+        """The head with the best validation balanced accuracy (the one that was fine-tuned)."""
+        return max(self.heads.values(), key=lambda run: run.metrics["balanced_accuracy"])
+
+
+def transfer_learning(name, splits, *, folder, notebook, prefix="03", schedules=("plateau", "one_cycle"),
+                      head_epochs=20, head_rate=1e-3, fine_tune_epochs=5, fine_tune_rate=1e-4, fine_tune_from=None,
+                      batch_size=32, seed=0, balance_classes=True, patience=4, augment=None):
+    """Both stages of transfer learning for one backbone, as chapter 03 runs them step by step.
+
+    1. Feature extraction: the frozen ImageNet base runs once over the
+       images (:func:`feature_splits`); a :func:`skinlib.models.head` is
+       trained on the stored features with each learning-rate ``schedules``
+       (the head rate is the schedule's peak).
+    2. Fine-tuning: the best head goes back on the base, the top of the base
+       is unfrozen from ``fine_tune_from`` (BatchNorm frozen), and the whole
+       is trained on augmented images with a low rate and one-cycle schedule.
+
+    Only the fine-tuned model is saved (``<prefix>_<name>.keras``); every run
+    gets its row in the results table. Selection is on validation only.
+
+    Returns
+    -------
+    Transfer
+    """
+    from skinlib import models
+
+    size = tuple(int(side) for side in splits["train"].images.shape[1:3])
+    base = models.backbone(name, input_shape=(*size, 3))
+    features = feature_splits(base, splits)
+    n_features = features["train"].images.shape[1]
+    options = dict(folder=folder, notebook=notebook, batch_size=64, seed=seed, balance_classes=balance_classes,
+                   patience=patience, verbose=False)
+    heads = {}
+    for schedule in schedules:
+        heads[schedule] = experiment(f"{prefix}_{name}_head_{schedule}", lambda: models.head(n_features), features,
+                                     epochs=head_epochs, schedule=schedule, learning_rate=head_rate, save_model=False,
+                                     extra={"input_size": "x".join(map(str, size)), "stage": "feature extraction"},
+                                     **options)
+    transfer = Transfer(base=base, heads=heads, fine_tuned=None)
+    top = transfer.head.model
+    transfer.fine_tuned = experiment(
+        f"{prefix}_{name}", lambda: models.fine_tune_model(base, top, fine_tune_from), splits,
+        folder=folder, notebook=notebook, epochs=fine_tune_epochs, batch_size=batch_size, seed=seed,
+        augment=augment if augment is not None else models.augmentation(seed=seed), balance_classes=balance_classes,
+        schedule="one_cycle", learning_rate=fine_tune_rate, patience=patience, extra={"stage": "fine-tuning"})
+    return transfer

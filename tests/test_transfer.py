@@ -1,0 +1,126 @@
+"""Chapter 03's library code: backbones, heads, fine-tuning, metadata fusion, TTA and the two-stage runner."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinlib import evaluate, models, pipeline, split, train
+from tests.test_models_train import toy_splits
+
+
+def test_metadata_features_encode_missing_values_as_their_own_category():
+    rows = pd.DataFrame({"age": [90.0, np.nan, 45.0], "sex": ["female", None, "unknown"],
+                         "localization": ["back", "unknown", None]})
+    matrix = models.metadata_features(rows)
+    assert matrix.dtype == np.float32 and matrix.shape == (3, 20)
+    assert matrix[:, 0].tolist() == [1.0, 0.0, 0.5]  # age / 90, a missing age becomes 0 ...
+    assert matrix[:, 1].tolist() == [0.0, 1.0, 0.0]  # ... with its own flag.
+    assert (matrix[:, 2:5].sum(axis=1) == 1).all() and matrix[1, 4] == 1 and matrix[2, 4] == 1  # sex "unknown"
+    assert (matrix[:, 5:].sum(axis=1) == 1).all()  # exactly one site each, missing -> "unknown"
+
+
+def test_backbone_preprocessing_is_inside_the_model():
+    base = models.backbone("mobilenet_025", input_shape=(32, 40, 3))
+    assert base.get_layer("preprocess").__class__.__name__ == "Rescaling"
+    assert base.output_shape == (None, 1, 2, 256)
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        models.backbone("resnet_1000")
+
+
+def test_fine_tuning_unfreezes_the_top_only_and_keeps_batchnorm_in_inference_mode():
+    base = models.backbone("mobilenet_025", input_shape=(32, 32, 3))
+    model = models.fine_tune_model(base, models.head(256))
+    names = [layer.name for layer in base.layers]
+    start = names.index(models.BACKBONES["mobilenet_025"][4])
+    assert not any(layer.trainable for layer in base.layers[:start])
+    assert any(layer.trainable for layer in base.layers[start:])
+    assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
+    batchnorm = base.get_layer("conv_pw_13_bn")
+    before = [np.array(w) for w in batchnorm.weights]
+    model.compile("adam", "sparse_categorical_crossentropy")
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.train_on_batch(images, np.arange(8) % 7)
+    assert all(np.array_equal(a, np.array(b)) for a, b in zip(before, batchnorm.weights))  # Statistics untouched.
+    assert not np.array_equal(np.array(base.get_layer("conv_pw_13").kernel), np.zeros(1))
+
+
+def test_pipeline_feeds_metadata_as_a_second_named_input():
+    images = np.zeros((5, 8, 8, 3), np.uint8)
+    meta = np.ones((5, 20), np.float32)
+    inputs, labels = next(iter(pipeline.training_dataset(images, np.arange(5), batch_size=5, metadata=meta)))
+    assert set(inputs) == {"pixels", "metadata"} and tuple(inputs["metadata"].shape) == (5, 20)
+    features, _ = next(iter(pipeline.training_dataset(np.zeros((5, 16)), np.arange(5), batch_size=5, metadata=meta)))
+    assert set(features) == {"features", "metadata"}
+    with pytest.raises(ValueError, match="images and metadata differ in length"):
+        pipeline.evaluation_dataset(images, metadata=meta[:3])
+
+
+def test_tta_views_and_average():
+    images = np.arange(2 * 3 * 4 * 3).reshape(2, 3, 4, 3)
+    assert np.array_equal(evaluate.view(images, "flip_left_right"), images[:, :, ::-1])
+    assert np.array_equal(evaluate.view(evaluate.view(images, "rotate_180"), "rotate_180"), images)
+    with pytest.raises(ValueError, match="view must be one of"):
+        evaluate.view(images, "zoom")
+    # Global average pooling ignores where things are, so flips change nothing: TTA must equal one pass.
+    inputs = keras.Input((6, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(pooled))
+    pixels = np.random.default_rng(1).uniform(0, 255, (4, 6, 8, 3)).astype("float32")
+    assert np.allclose(evaluate.predict_tta(model, pixels), evaluate.predict_proba(model, pixels), atol=1e-6)
+    # A model that looks at one corner sees four different images.
+    corner = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
+    assert not np.allclose(evaluate.predict_tta(corner, pixels), evaluate.predict_proba(corner, pixels))
+
+
+def test_two_stage_transfer_learning_runs_and_saves_a_loadable_model(tmp_path):
+    splits = toy_splits(count=140, side=32)
+    transfer = train.transfer_learning("mobilenet_025", splits, folder=tmp_path, notebook="test", head_epochs=2,
+                                       fine_tune_epochs=1, patience=1)
+    assert set(transfer.heads) == {"plateau", "one_cycle"}
+    results = pd.read_csv(tmp_path / train.RESULTS_FILE)
+    assert set(results["name"]) == {"03_mobilenet_025_head_plateau", "03_mobilenet_025_head_one_cycle",
+                                    "03_mobilenet_025"}
+    assert results.set_index("name").loc["03_mobilenet_025", "stage"] == "fine-tuning"
+    assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["03_mobilenet_025.keras"]  # Heads: rows only.
+    loaded = keras.saving.load_model(tmp_path / "03_mobilenet_025.keras", safe_mode=True)
+    expected = evaluate.predict_proba(transfer.fine_tuned.model, splits["val"].images)
+    assert np.allclose(evaluate.predict_proba(loaded, splits["val"].images), expected, atol=1e-5)
+
+
+def test_metadata_fusion_model_saves_and_reloads(tmp_path):
+    splits = toy_splits(count=70, side=32)
+    base = models.backbone("mobilenet_025", input_shape=(32, 32, 3))
+    features = train.feature_splits(base, splits)
+    assert features["train"].images.shape == (49, 256)
+    meta = {name: np.random.default_rng(0).uniform(0, 1, (len(part.labels), 20)).astype("float32")
+            for name, part in splits.items()}
+    head = train.experiment("fused_head", lambda: models.head(256, n_metadata=20), features, folder=tmp_path,
+                            notebook="test", epochs=1, metadata=meta, save_model=False, verbose=False)
+    model = models.classifier(base, head.model)
+    probabilities = evaluate.predict_proba(model, splits["val"].images, metadata=meta["val"])
+    assert np.allclose(probabilities, head.probabilities, atol=1e-4)  # Same numbers from pixels as from features.
+    train.save_model_atomic(model, tmp_path / "fused.keras")
+    loaded = keras.saving.load_model(tmp_path / "fused.keras", safe_mode=True)
+    assert np.allclose(evaluate.predict_proba(loaded, splits["val"].images, metadata=meta["val"]), probabilities,
+                       atol=1e-5)
+
+
+def test_record_metrics_writes_a_row_and_json(tmp_path):
+    row = train.record_metrics("ensemble", {"accuracy": 0.5, "recall": [0.1, 0.2]}, folder=tmp_path, notebook="t",
+                               extra={"stage": "ensemble"})
+    assert row["accuracy"] == 0.5
+    assert pd.read_csv(tmp_path / train.RESULTS_FILE)["stage"].tolist() == ["ensemble"]
+    assert json.loads((tmp_path / "ensemble_metrics.json").read_text())["recall"] == [0.1, 0.2]
+
+
+def test_one_cycle_schedule_warms_up_then_decays():
+    cycle = train.learning_rate_schedule("one_cycle", 0.01, 1000)
+    rates = [float(cycle(step)) for step in (0, 150, 300, 650, 1000)]
+    assert rates[0] == pytest.approx(0.0004) and rates[2] == pytest.approx(0.01)
+    assert rates[0] < rates[1] < rates[2] > rates[3] > rates[4]
+    assert train.learning_rate_schedule("plateau", 0.01, 1000) == 0.01
+    with pytest.raises(ValueError, match="one_cycle"):
+        train.learning_rate_schedule("triangle", 0.01, 1000)
