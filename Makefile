@@ -24,12 +24,13 @@ data: setup
 reproduce: data
 	$(BIN)/python -m skinlib reproduce $(if $(SMOKE),--smoke)
 
-# The tests also need the PyTorch reference of the EfficientNet-Lite0 port (Environment/requirements-reference.txt).
-$(VENV)/.reference: $(VENV)/.installed Environment/requirements-reference.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Environment/requirements-reference.txt
+# The tests also need test-only packages (Environment/requirements-test.txt): the PyTorch reference of the
+# EfficientNet-Lite0 port and selenium for the lesion checker's browser test.
+$(VENV)/.test-installed: $(VENV)/.installed Environment/requirements-test.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Environment/requirements-test.txt
 	touch $@
 
-test: data $(VENV)/.reference
+test: data $(VENV)/.test-installed
 	SKINLIB_SMOKE=1 $(BIN)/python -m pytest
 
 benchmark: data

@@ -1,4 +1,4 @@
-"""Command line: ``python -m skinlib {download,check,split,cache,reproduce}``."""
+"""Command line: ``python -m skinlib {download,check,split,cache,reproduce,predict}``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,33 @@ def _reproduce(args):
     reproduce.reproduce(smoke=args.smoke, only=args.only)
 
 
+def _predict(args):
+    from skinlib import predict
+
+    files = predict.image_files(args.images)
+    if not files:
+        print("error: no image files given (or the folders hold none).", file=sys.stderr)
+        return 2
+    checker = predict.Checker(args.model)
+    print(predict.NOTICE, file=sys.stderr)
+    if args.csv or len(files) > 1:
+        table = checker.predict_many(files, progress=len(files) > 1)
+        if args.csv:
+            from skinlib.train import write_table_atomic
+
+            write_table_atomic(table, args.csv, index=False)
+            print(f"Wrote {len(table)} rows to {args.csv}", file=sys.stderr)
+        shown = table.fillna("").astype(str)
+        print(shown.drop(columns=["model", "version"]).to_string(index=False))
+        print(f"model {checker.name} {checker.version}")
+        failed = int((table["error"].fillna("") != "").sum())
+        if failed:
+            print(f"{failed} of {len(table)} image(s) could not be read; see the error column.", file=sys.stderr)
+        return 1 if failed else 0
+    print(checker.predict(files[0], age=args.age, sex=args.sex, site=args.site))
+    return 0
+
+
 def build_parser():
     """Return the argument parser of ``python -m skinlib``."""
     parser = argparse.ArgumentParser(prog="python -m skinlib", description=__doc__)
@@ -88,6 +115,15 @@ def build_parser():
     command.add_argument("--smoke", action="store_true", help="small subset, outputs to .papermill/smoke/")
     command.add_argument("--only", nargs="+", help="run only notebooks whose name contains these strings")
     command.set_defaults(run=_reproduce)
+
+    command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine")
+    command.add_argument("images", nargs="+", help="image files or folders of images")
+    command.add_argument("--model", help="a .keras model (default: the final model in Saved_Models/)")
+    command.add_argument("--csv", help="write one row per image to this CSV file")
+    command.add_argument("--age", type=float, help="patient age, for a model trained with metadata")
+    command.add_argument("--sex", choices=["male", "female", "unknown"], help="for a model trained with metadata")
+    command.add_argument("--site", help="body site (e.g. back, face), for a model trained with metadata")
+    command.set_defaults(run=_predict)
     return parser
 
 
@@ -96,12 +132,13 @@ def main(argv=None):
     from skinlib.data import DataError
     from skinlib.download import DownloadError
     from skinlib.images import ImageError
+    from skinlib.predict import ModelError
     from skinlib.reproduce import NotebookFailed
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (DataError, ImageError, DownloadError, NotebookFailed, FileNotFoundError) as error:
+    except (DataError, ImageError, DownloadError, NotebookFailed, ModelError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,8 @@ malignant-vs-benign view: P(malignant) = P(mel) + P(bcc) + P(akiec).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -261,3 +263,198 @@ def describe_change(before, after, *, metric="balanced_accuracy"):
     amount = f" by {abs(new - old):.3f}" if new != old else ""
     return (f"{after.get('name', 'after')} against {before.get('name', 'before')}: {metric.replace('_', ' ')} "
             f"{verb}{amount} ({old:.3f} to {new:.3f}).")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chapter 04: the test evaluation, with uncertainty
+# ---------------------------------------------------------------------------------------------------------------
+
+def headline(labels, probabilities):
+    """Accuracy, balanced accuracy and macro AUC (one-vs-rest) of one set of predictions.
+
+    >>> headline(np.array([0, 1, 1]), np.eye(7)[[0, 1, 0]])["accuracy"]
+    0.6666666666666666
+    """
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    predicted = probabilities.argmax(axis=1)
+    present = np.unique(labels)
+    with warnings.catch_warnings():  # A class predicted but absent (small groups, resamples): recall is over present.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(labels, predicted))
+    scores = {"accuracy": float((predicted == labels).mean()), "balanced_accuracy": balanced}
+    if len(present) > 1:
+        aucs = [roc_auc_score(labels == k, probabilities[:, k]) for k in present]
+        scores["macro_auc"] = float(np.mean(aucs))
+    else:
+        scores["macro_auc"] = float("nan")
+    return scores
+
+
+def bootstrap(labels, probabilities, *, groups=None, statistic=headline, n_resamples=1000, seed=0, level=0.95):
+    """Bootstrap confidence intervals of the metrics in ``statistic(labels, probabilities)``.
+
+    Resamples **lesions** (``groups``), not images, when given: images of one
+    lesion are not independent, and resampling them one by one would make the
+    intervals too narrow.
+
+    Returns a DataFrame with ``estimate``, ``low`` and ``high`` per metric
+    (percentile intervals).
+
+    >>> labels = np.tile(np.arange(7), 20)
+    >>> table = bootstrap(labels, np.eye(7)[labels], n_resamples=50)
+    >>> table.loc["accuracy"].tolist()
+    [1.0, 1.0, 1.0]
+    """
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    unique, index = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(index == g) for g in range(len(unique))]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+        draws.append(statistic(labels[rows], probabilities[rows]))
+    draws = pd.DataFrame(draws)
+    alpha = (1 - level) / 2
+    return pd.DataFrame({"estimate": pd.Series(statistic(labels, probabilities)),
+                         "low": draws.quantile(alpha), "high": draws.quantile(1 - alpha)})
+
+
+def per_class_report(labels, probabilities):
+    """Precision, recall, F1, AUC and support of each class (one row per class).
+
+    >>> float(per_class_report(np.array([0, 0, 1]), np.eye(7)[[0, 1, 1]]).loc["akiec", "recall"])
+    0.5
+    """
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    every = list(range(len(CLASSES)))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, probabilities.argmax(axis=1),
+                                                                     labels=every, zero_division=0)
+    auc = [roc_auc_score(labels == k, probabilities[:, k]) if 0 < (labels == k).sum() < len(labels) else np.nan
+           for k in every]
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "auc": auc, "support": support},
+                        index=pd.Index(CLASSES, name="class"))
+
+
+def plot_per_class(report_table, *, title=""):
+    """Grouped bars of precision, recall and F1 per class, with the class sizes in the labels."""
+    import matplotlib.pyplot as plt
+
+    table = report_table[["precision", "recall", "f1"]]
+    figure, axis = plt.subplots(figsize=(9, 3.4))
+    table.plot.bar(ax=axis, rot=0, width=0.8)
+    axis.set_xticklabels([f"{dx}\n(n={n})" for dx, n in report_table["support"].items()])
+    axis.set_ylim(0, 1)
+    axis.grid(axis="y", alpha=0.3)
+    axis.set_title(title)
+    axis.set_xlabel("")
+    figure.tight_layout()
+    return figure
+
+
+def plot_roc_pr(labels, probabilities, *, title=""):
+    """One-vs-rest ROC curves (with AUC) and precision-recall curves (with average precision), per class."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    from skinlib.explore import class_colours
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    colours = class_colours()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for k, dx in enumerate(CLASSES):
+        truth = labels == k
+        if not 0 < truth.sum() < len(truth):
+            continue
+        fpr, tpr, _ = roc_curve(truth, probabilities[:, k])
+        left.plot(fpr, tpr, color=colours[dx], label=f"{dx} (AUC {roc_auc_score(truth, probabilities[:, k]):.2f})")
+        precision, recall, _ = precision_recall_curve(truth, probabilities[:, k])
+        right.plot(recall, precision, color=colours[dx],
+                   label=f"{dx} (AP {average_precision_score(truth, probabilities[:, k]):.2f}; base {truth.mean():.2f})")
+    left.plot([0, 1], [0, 1], ":", color="gray")
+    left.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (recall)", title="ROC")
+    right.set(xlabel="recall", ylabel="precision", title="precision-recall")
+    for axis in (left, right):
+        axis.legend(fontsize=7)
+        axis.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def threshold_for_sensitivity(is_malignant, p_malignant, sensitivity=0.90):
+    """The highest threshold on P(malignant) whose sensitivity is at least ``sensitivity`` (set it on validation).
+
+    >>> threshold_for_sensitivity(np.array([0, 1, 1, 1]), np.array([0.2, 0.3, 0.6, 0.9]), 0.6)
+    0.6
+    """
+    from sklearn.metrics import roc_curve
+
+    _, tpr, thresholds = roc_curve(is_malignant, p_malignant, drop_intermediate=False)
+    return float(min(thresholds[np.flatnonzero(tpr >= sensitivity)[0]], 1.0))
+
+
+def screening(labels, probabilities, threshold):
+    """Sensitivity, specificity, PPV and NPV of "malignant" at a fixed threshold on P(malignant)."""
+    truth = np.isin(np.asarray(labels), MALIGNANT_INDEX)
+    flagged = malignant_probability(probabilities) >= threshold
+    tp, fn = int((flagged & truth).sum()), int((~flagged & truth).sum())
+    tn, fp = int((~flagged & ~truth).sum()), int((flagged & ~truth).sum())
+    share = lambda a, b: a / (a + b) if a + b else float("nan")  # noqa: E731
+    return {"threshold": threshold, "sensitivity": share(tp, fn), "specificity": share(tn, fp),
+            "ppv": share(tp, fp), "npv": share(tn, fn), "flagged": int(flagged.sum()), "malignant": int(truth.sum())}
+
+
+def plot_screening(labels, probabilities, threshold, *, title=""):
+    """ROC of malignant against benign, with the operating point of ``threshold`` marked."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    truth = np.isin(np.asarray(labels), MALIGNANT_INDEX)
+    p = malignant_probability(probabilities)
+    fpr, tpr, _ = roc_curve(truth, p)
+    point = screening(labels, probabilities, threshold)
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    axis.plot(fpr, tpr, label=f"AUC {roc_auc_score(truth, p):.3f}")
+    axis.plot(1 - point["specificity"], point["sensitivity"], "o", color="crimson",
+              label=f"threshold {threshold:.3f}: sensitivity {point['sensitivity']:.2f}, "
+                    f"specificity {point['specificity']:.2f}")
+    axis.plot([0, 1], [0, 1], ":", color="gray")
+    axis.set(xlabel="1 - specificity", ylabel="sensitivity", title=title or "malignant vs benign")
+    axis.legend(fontsize=7, loc="lower right")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def subgroups(table, labels, probabilities, column, *, minimum=20):
+    """Accuracy and balanced accuracy within each value of a metadata ``column`` (groups under ``minimum`` pooled).
+
+    ``table`` holds the metadata rows of the predictions, in the same order.
+    """
+    values = pd.Series(table[column].fillna("unknown").astype(str).to_numpy(dtype=object))
+    counts = values.value_counts()
+    small = set(counts[counts < minimum].index)
+    values = values.map(lambda value: f"other (<{minimum} each)" if value in small else value)
+    rows = {}
+    for value in values.unique():
+        mask = (values == value).to_numpy()
+        scores = headline(np.asarray(labels)[mask], np.asarray(probabilities)[mask])
+        rows[value] = {"images": int(mask.sum()), "accuracy": scores["accuracy"],
+                       "balanced_accuracy": scores["balanced_accuracy"],
+                       "malignant_share": float(np.isin(np.asarray(labels)[mask], MALIGNANT_INDEX).mean())}
+    return pd.DataFrame(rows).T.sort_values("images", ascending=False).rename_axis(column)
+
+
+def age_band(ages):
+    """Age bands of 20 years for subgroup tables ("unknown" for missing ages).
+
+    >>> age_band(pd.Series([5.0, 45.0, None])).tolist()
+    ['0-19', '40-59', 'unknown']
+    """
+    bands = pd.cut(ages, [0, 20, 40, 60, 80, 200], right=False, labels=["0-19", "20-39", "40-59", "60-79", "80+"])
+    return bands.astype(str).where(ages.notna(), "unknown")

@@ -1,12 +1,16 @@
 """What a CNN sees: hand-made convolutions, learned filters and feature maps.
 
 Chapter 02 uses these to teach what a convolution does to one real lesion;
-later chapters add Grad-CAM and LIME here.
+chapter 04 explains test predictions with Grad-CAM and LIME and scores the
+explanations against the lesion masks.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from skinlib.data import CLASSES
 
 EDGE_KERNELS = {
     "vertical edges": np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], dtype="float32"),
@@ -102,5 +106,297 @@ def plot_feature_maps(model, pixels, layers, *, channels=6):
             axis.set_xticks([])
             axis.set_yticks([])
     figure.suptitle("Feature maps: the most active channels of each layer", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chapter 04: where does the model look?
+# ---------------------------------------------------------------------------------------------------------------
+
+def _cam_parts(model):
+    """Split a model into (feature-map function, rest function) for Grad-CAM."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if "head" in names:  # A chapter-03 classifier: pixels -> base -> pool -> head.
+        base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
+        head = model.get_layer("head")
+
+        def rest(feature_map, metadata):
+            import tensorflow as tf
+
+            pooled = tf.reduce_mean(feature_map, axis=(1, 2))
+            return head([pooled, metadata] if metadata is not None else pooled, training=False)
+
+        return (lambda pixels: base(pixels, training=False)), rest
+    # A chapter-02 CNN: the last layer with a 4-D output is the feature map.
+    last = [layer for layer in model.layers if len(layer.output.shape) == 4][-1]
+    split_model = keras.Model(model.inputs, [last.output, model.outputs[0]])
+    return None, split_model
+
+
+def grad_cam(model, pixels, class_index=None, *, metadata=None):
+    """Grad-CAM heat map of one image for one class, at the image's size, scaled to 0-1.
+
+    The gradient of the class probability with respect to the last feature
+    map says how much each channel matters for that class; their weighted sum,
+    kept where positive, shows where the evidence lies (Selvaraju et al., 2017).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A chapter-02 CNN or a chapter-03 classifier (with its "head").
+    pixels : ndarray (height, width, 3)
+        At the model's input size.
+    class_index : int, default=None
+        The class to explain; None: the predicted class.
+    metadata : ndarray (n_metadata,), default=None
+        For a two-input model.
+
+    Returns
+    -------
+    heat : ndarray (height, width), float32 in 0-1
+    class_index : int
+    """
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(np.asarray(pixels, "float32")[None])
+    meta = None if metadata is None else tf.convert_to_tensor(np.asarray(metadata, "float32")[None])
+    features, rest = _cam_parts(model)
+    with tf.GradientTape() as tape:
+        if features is not None:
+            feature_map = features(x)
+            tape.watch(feature_map)
+            probabilities = rest(feature_map, meta)
+        else:
+            feature_map, probabilities = rest(x, training=False)
+        if class_index is None:
+            class_index = int(tf.argmax(probabilities[0]))
+        score = probabilities[:, class_index]
+    gradients = tape.gradient(score, feature_map)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    heat = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))[0]
+    heat = tf.image.resize(heat[..., None], np.asarray(pixels).shape[:2], method="bilinear")[..., 0].numpy()
+    top = heat.max()
+    return (heat / top if top > 0 else heat).astype("float32"), class_index
+
+
+def overlay_heat(pixels, heat, *, alpha=0.45):
+    """The image with a heat map blended on top (jet colours), as uint8 RGB."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["jet"](np.clip(heat, 0, 1))[..., :3] * 255
+    return np.clip((1 - alpha) * np.asarray(pixels, "float32") + alpha * colours, 0, 255).astype("uint8")
+
+
+def mask_scores(heat, mask):
+    """How well a heat map agrees with the lesion mask.
+
+    Returns ``inside`` (the share of the heat map's mass inside the lesion)
+    and ``hit`` (the pointing game: is its hottest pixel on the lesion?).
+
+    >>> heat = np.zeros((4, 4)); heat[0, 0] = 1.0; heat[3, 3] = 3.0
+    >>> mask = np.zeros((4, 4), bool); mask[3, 3] = True
+    >>> mask_scores(heat, mask)
+    {'inside': 0.75, 'hit': True}
+    """
+    heat, mask = np.asarray(heat, "float64"), np.asarray(mask, bool)
+    if heat.shape != mask.shape:
+        raise ValueError(f"heat map {heat.shape} and mask {mask.shape} differ in shape.")
+    total = heat.sum()
+    inside = float(heat[mask].sum() / total) if total > 0 else float("nan")
+    return {"inside": inside, "hit": bool(mask.flat[int(np.argmax(heat))])}
+
+
+def read_mask_at(path, size):
+    """A lesion mask as a boolean array at ``size`` (height, width), resized with nearest neighbours."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        resized = image.convert("L").resize((size[1], size[0]), Image.NEAREST)
+    return np.asarray(resized) > 127
+
+
+def lime_explanation(model, pixels, class_index, *, metadata=None, samples=300, features=5, seed=0):
+    """LIME for one image: the superpixels that most support ``class_index``, as a boolean mask.
+
+    LIME (Ribeiro et al., 2016) greys out random sets of superpixels, watches
+    how the class probability moves, and fits a linear model to those
+    answers: the superpixels with the largest positive weights are the
+    explanation. ``samples`` perturbed images cost ``samples`` predictions.
+    """
+    from lime import lime_image
+
+    from skinlib import evaluate
+
+    def classify(batch):
+        meta = None if metadata is None else np.repeat(np.asarray(metadata, "float32")[None], len(batch), axis=0)
+        return evaluate.predict_proba(model, np.asarray(batch, "float32"), metadata=meta, batch_size=64)
+
+    explainer = lime_image.LimeImageExplainer(random_state=seed)
+    progress, lime_image.tqdm = lime_image.tqdm, lambda rows, **_: rows  # One bar per image would flood a notebook.
+    try:
+        explanation = explainer.explain_instance(np.asarray(pixels, "float64"), classify, labels=(class_index,),
+                                                 top_labels=None, hide_color=0, num_samples=samples, batch_size=64,
+                                                 random_seed=seed)
+    finally:
+        lime_image.tqdm = progress
+    _, mask = explanation.get_image_and_mask(class_index, positive_only=True, num_features=features,
+                                             hide_rest=False)
+    return mask.astype(bool)
+
+
+def frame_share(heat, *, margin=0.1):
+    """The share of a heat map's mass in the outer ``margin`` frame of the image (rulers, vignetting, corners).
+
+    >>> heat = np.ones((10, 10))
+    >>> round(frame_share(heat), 2)  # 1 - 0.8 * 0.8 of a uniform map
+    0.36
+    """
+    heat = np.asarray(heat, "float64")
+    rows, columns = heat.shape
+    dr, dc = max(1, int(round(margin * rows))), max(1, int(round(margin * columns)))
+    total = heat.sum()
+    centre = heat[dr:rows - dr, dc:columns - dc].sum()
+    return float((total - centre) / total) if total > 0 else float("nan")
+
+
+def pick_examples(labels, predicted, confidence):
+    """For each class, the test image of the most confident correct prediction and of the most confident mistake.
+
+    Returns a list of ``(class index, "correct" or "wrong", row or None)``.
+    """
+    labels, predicted, confidence = map(np.asarray, (labels, predicted, confidence))
+    picked = []
+    for k in range(len(CLASSES)):
+        for kind, chosen in (("correct", (labels == k) & (predicted == k)), ("wrong", (labels == k) & (predicted != k))):
+            rows = np.flatnonzero(chosen)
+            picked.append((k, kind, int(rows[np.argmax(confidence[rows])]) if len(rows) else None))
+    return picked
+
+
+def _outline(mask):
+    """The boundary pixels of a boolean mask."""
+    inner = mask.copy()
+    inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    return mask & ~inner
+
+
+def _with_outline(pixels, mask, colour=(0, 255, 0)):
+    out = np.array(pixels, dtype="uint8", copy=True)
+    if mask is not None and mask.any():
+        out[_outline(mask)] = colour
+    return out
+
+
+def plot_explanations(model, pixels, masks, examples, labels, predicted, *, metadata=None, lime_samples=300, seed=0):
+    """A grid: per class, the correct and the wrong example, each as image, Grad-CAM and LIME (mask outlined)."""
+    import matplotlib.pyplot as plt
+
+    rows = len(CLASSES)
+    figure, axes = plt.subplots(rows, 6, figsize=(12, 1.9 * rows))
+    for axis in axes.flat:
+        axis.axis("off")
+    for k, kind, row in examples:
+        column = 0 if kind == "correct" else 3
+        if row is None:
+            axes[k, column].set_title(f"{CLASSES[k]}: no {kind} case", fontsize=7, loc="left")
+            continue
+        meta = None if metadata is None else metadata[row]
+        heat, _ = grad_cam(model, pixels[row], int(predicted[row]), metadata=meta)
+        lime_mask = lime_explanation(model, pixels[row], int(predicted[row]), metadata=meta, samples=lime_samples,
+                                     seed=seed)
+        shown = np.where(lime_mask[..., None], pixels[row], (0.35 * pixels[row]).astype("uint8"))
+        panels = [_with_outline(pixels[row], masks[row]), _with_outline(overlay_heat(pixels[row], heat), masks[row]),
+                  _with_outline(shown, masks[row])]
+        names = [f"{CLASSES[k]} {kind}: said {CLASSES[int(predicted[row])]}", "Grad-CAM", "LIME"]
+        for offset, (panel, name) in enumerate(zip(panels, names)):
+            axes[k, column + offset].imshow(panel)
+            axes[k, column + offset].set_title(name, fontsize=7)
+    figure.suptitle("Test images: most confident correct (left) and wrong (right) prediction per true class; "
+                    "green: lesion mask", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def score_cams(model, pixels, masks, labels, predicted, *, per_class=25, metadata=None, seed=0):
+    """Grad-CAM of the predicted class for up to ``per_class`` test images per true class, scored against masks.
+
+    Returns one row per image: class, correct, inside (heat share on the lesion), hit (pointing game), frame
+    (heat share in the outer frame), and the same numbers of a uniform map (``inside_uniform``, ``frame_uniform``).
+    """
+    rng = np.random.default_rng(seed)
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    rows = []
+    for k in range(len(CLASSES)):
+        candidates = np.flatnonzero(labels == k)
+        chosen = rng.choice(candidates, size=min(per_class, len(candidates)), replace=False) if len(candidates) else []
+        for row in sorted(int(r) for r in chosen):
+            mask = masks[row]
+            if mask is None or not mask.any():
+                continue
+            heat, _ = grad_cam(model, pixels[row], int(predicted[row]),
+                               metadata=None if metadata is None else metadata[row])
+            uniform = np.ones_like(heat)
+            rows.append({"row": row, "class": CLASSES[k], "correct": bool(predicted[row] == k),
+                         **mask_scores(heat, mask), "frame": frame_share(heat),
+                         "inside_uniform": mask_scores(uniform, mask)["inside"], "frame_uniform": frame_share(uniform)})
+    return pd.DataFrame(rows)
+
+
+def summarise_scores(scores):
+    """Mean Grad-CAM scores per class and for all images, split into correct and wrong predictions."""
+    def summary(frame):
+        return pd.Series({"images": len(frame), "inside": frame["inside"].mean(), "inside_uniform":
+                          frame["inside_uniform"].mean(), "pointing_game": frame["hit"].mean(),
+                          "frame": frame["frame"].mean()})
+
+    per_class = {(dx, "all"): summary(group) for dx, group in scores.groupby("class", sort=False)}
+    overall = {("all", kind): summary(scores[scores["correct"] == flag]) for kind, flag in (("correct", True),
+                                                                                            ("wrong", False))}
+    overall[("all", "all")] = summary(scores)
+    return pd.DataFrame({**per_class, **overall}).T.rename_axis(["class", "predictions"])
+
+
+def plot_scores(scores):
+    """Heat share inside the lesion per class, correct against wrong, with the uniform-map baseline."""
+    import matplotlib.pyplot as plt
+
+    table = scores.groupby(["class", "correct"])["inside"].mean().unstack()
+    table = table.reindex([dx for dx in CLASSES if dx in table.index])
+    table.columns = ["wrong" if not flag else "correct" for flag in table.columns]
+    baseline = scores.groupby("class")["inside_uniform"].mean().reindex(table.index)
+    figure, axis = plt.subplots(figsize=(8, 3.4))
+    table.plot.bar(ax=axis, rot=0, width=0.75)
+    axis.plot(range(len(baseline)), baseline.to_numpy(), "k_", markersize=22, label="uniform map (lesion's area)")
+    axis.set(ylim=(0, 1), ylabel="share of Grad-CAM on the lesion", xlabel="",
+             title="Does the model look at the lesion? (test images)")
+    axis.legend(fontsize=7)
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def plot_mistakes(model, pixels, masks, labels, probabilities, *, count=12, metadata=None, columns=6):
+    """The ``count`` most confident wrong predictions, each with its Grad-CAM and the lesion outline."""
+    import matplotlib.pyplot as plt
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    chosen = wrong[np.argsort(-confidence[wrong])][:count]
+    rows = max(1, int(np.ceil(len(chosen) / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.0 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, row in zip(axes.flat, chosen):
+        heat, _ = grad_cam(model, pixels[row], int(predicted[row]),
+                           metadata=None if metadata is None else metadata[row])
+        axis.imshow(_with_outline(overlay_heat(pixels[row], heat), masks[row]))
+        axis.set_title(f"true {CLASSES[labels[row]]}, said {CLASSES[predicted[row]]}\n{confidence[row]:.0%} sure",
+                       fontsize=7)
+    figure.suptitle("Most confident mistakes on the test split (Grad-CAM of the wrong class; green: lesion)",
+                    fontsize=9)
     figure.tight_layout()
     return figure

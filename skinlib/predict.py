@@ -1,0 +1,205 @@
+"""The lesion checker: the three most likely diagnoses and P(malignant) for one image, on this machine.
+
+:class:`Checker` loads a saved model once (Keras safe mode: no pickles, no
+code from the file), then answers for a path, bytes, a PIL image or an
+array, with exactly the preprocessing of training: the image is decoded by
+:func:`skinlib.images.read_image` (EXIF rotation, transparency, grayscale and
+CMYK handled; empty, corrupt, tiny and gigantic images refused with a clear
+message) and resized to the model's input; the model scales the pixels itself.
+Nothing leaves the machine.
+
+Research use only: this is not a medical device and not a diagnosis.
+
+Example (``python -m skinlib predict IMAGE...`` does the same from a shell)::
+
+    checker = Checker()                      # the default model of Saved_Models/
+    print(checker.predict("ISIC_0024306.jpg"))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS, repo_root
+from skinlib.images import ImageError, read_image
+
+NOTICE = "Research use only: not a medical device and not a diagnosis. See a dermatologist about any lesion."
+
+
+class ModelError(ValueError):
+    """A model file that is missing, unreadable or not a lesion classifier."""
+
+
+def default_model(folder=None):
+    """The model the checker uses when none is named.
+
+    Chapter 04's ``final_metrics.json`` names the final model once it exists;
+    until then, the saved single model with the best validation balanced
+    accuracy in the results table.
+    """
+    from skinlib.train import RESULTS_FILE
+
+    folder = Path(folder) if folder else repo_root() / "Saved_Models"
+    final = folder / "final_metrics.json"
+    if final.is_file():
+        name = json.loads(final.read_text()).get("model")
+        if name and (folder / f"{name}.keras").is_file():
+            return folder / f"{name}.keras"
+    results = folder / RESULTS_FILE
+    if not results.is_file():
+        raise ModelError(f"No model given and no results table at {results}: train one (make reproduce) or pass "
+                         f"--model.")
+    table = pd.read_csv(results).sort_values("balanced_accuracy", ascending=False)
+    for name in table["name"]:
+        if (folder / f"{name}.keras").is_file():
+            return folder / f"{name}.keras"
+    raise ModelError(f"None of the models in {results} has a .keras file in {folder}.")
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The checker's answer for one image."""
+
+    source: str
+    probabilities: np.ndarray
+    malignant_probability: float
+    model: str
+    version: str
+    seconds: float
+
+    @property
+    def top3(self):
+        """The three most likely diagnoses: ``(code, name, probability)``, most likely first."""
+        order = np.argsort(-self.probabilities)[:3]
+        return [(CLASSES[i], CLASS_NAMES[CLASSES[i]], float(self.probabilities[i])) for i in order]
+
+    def as_row(self):
+        """A flat dict for a CSV row."""
+        row = {"image": self.source}
+        for rank, (code, _, probability) in enumerate(self.top3, 1):
+            row[f"top{rank}"], row[f"top{rank}_probability"] = code, round(probability, 4)
+        row["malignant_probability"] = round(self.malignant_probability, 4)
+        row.update({"model": self.model, "version": self.version, "error": ""})
+        return row
+
+    def __str__(self):
+        lines = [f"{self.source}  (model {self.model} {self.version}, {self.seconds * 1000:.0f} ms)"]
+        for rank, (code, name, probability) in enumerate(self.top3, 1):
+            lines.append(f"  {rank}. {code:<6} {name:<34} {probability:6.1%}")
+        lines.append(f"  P(malignant: melanoma, basal cell carcinoma or actinic keratosis) = "
+                     f"{self.malignant_probability:.1%}")
+        return "\n".join(lines)
+
+
+class Checker:
+    """Load a lesion classifier once and predict the top-3 diagnoses of any image.
+
+    Parameters
+    ----------
+    model : str or Path, default=None
+        A ``.keras`` file from ``Saved_Models/``; None: :func:`default_model`.
+
+    Raises
+    ------
+    ModelError
+        When the file is missing, unreadable, or not a 7-class classifier.
+    """
+
+    def __init__(self, model=None):
+        import keras
+        import tensorflow as tf
+
+        path = Path(model) if model else default_model()
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file.")
+        try:
+            self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many kinds; all mean the same thing to a user.
+            raise ModelError(f"{path}: not a readable Keras model ({type(error).__name__}: {error}).") from None
+        if self.model.outputs[0].shape[-1] != len(CLASSES):
+            raise ModelError(f"{path}: the model has {self.model.outputs[0].shape[-1]} outputs, not one per "
+                             f"diagnosis ({len(CLASSES)}).")
+        shape = self.model.inputs[0].shape
+        if shape[1] is None or shape[2] is None:
+            raise ModelError(f"{path}: the model does not fix its input size.")
+        self.size = (int(shape[1]), int(shape[2]))
+        self.uses_metadata = len(self.model.inputs) == 2
+        self.name = path.stem
+        self.version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        signature = [tf.TensorSpec((None, *self.size, 3), tf.float32)]
+        if self.uses_metadata:
+            signature.append(tf.TensorSpec(self.model.inputs[1].shape, tf.float32))
+        self._run = tf.function(lambda *inputs: self.model(list(inputs) if len(inputs) > 1 else inputs[0],
+                                                           training=False), input_signature=signature)
+        self._run(*[np.zeros([1, *spec.shape[1:]], "float32") for spec in signature])  # Trace once, now.
+
+    def _metadata(self, count, age=None, sex=None, site=None):
+        from skinlib.models import metadata_features
+
+        table = pd.DataFrame({"age": [np.nan if age is None else float(age)] * count,
+                              "sex": [sex or "unknown"] * count, "localization": [site or "unknown"] * count})
+        return metadata_features(table)
+
+    def predict_pixels(self, pixels, *, age=None, sex=None, site=None):
+        """Class probabilities (n, 7) for uint8 images already at the model's size."""
+        pixels = np.asarray(pixels, dtype="float32")
+        inputs = [pixels] + ([self._metadata(len(pixels), age, sex, site)] if self.uses_metadata else [])
+        return np.asarray(self._run(*inputs))
+
+    def predict(self, source, *, age=None, sex=None, site=None, name=None):
+        """Top-3 diagnoses and P(malignant) for one image (path, bytes, PIL image or array).
+
+        Age, sex and body site are used only by a model trained with
+        metadata; unknown values are allowed. Raises :class:`ImageError` with
+        a clear message for input that is not a usable image.
+        """
+        from skinlib.evaluate import malignant_probability
+
+        begin = time.perf_counter()
+        label = name or (str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__)
+        pixels = read_image(source, size=self.size, name=label)
+        probabilities = self.predict_pixels(pixels[None], age=age, sex=sex, site=site)[0]
+        return Prediction(source=label, probabilities=probabilities,
+                          malignant_probability=float(malignant_probability(probabilities[None])[0]),
+                          model=self.name, version=self.version, seconds=time.perf_counter() - begin)
+
+    def predict_many(self, sources, *, progress=True):
+        """Predict every image; a bad image gets its error in the ``error`` column instead of stopping the run.
+
+        Returns a DataFrame with one row per image (see :meth:`Prediction.as_row`).
+        """
+        from tqdm import tqdm
+
+        rows = []
+        for source in tqdm(list(sources), desc="Checking images", unit="img", disable=not progress):
+            try:
+                rows.append(self.predict(source).as_row())
+            except ImageError as error:
+                rows.append({"image": str(source), "model": self.name, "version": self.version,
+                             "error": str(error)})
+        columns = ["image", "top1", "top1_probability", "top2", "top2_probability", "top3", "top3_probability",
+                   "malignant_probability", "model", "version", "error"]
+        return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def image_files(paths):
+    """Expand folders into the image files they hold (sorted); keep files as given.
+
+    >>> image_files([])
+    []
+    """
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        else:
+            found.append(path)
+    return found

@@ -1,0 +1,147 @@
+"""Chapter 04's library code: confidence intervals, screening, calibration, subgroups, Grad-CAM and its scores."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinlib import calibrate, evaluate, explain, final, models, train
+from tests.test_models_train import toy_splits
+
+
+def noisy_predictions(count=700, accuracy=0.7, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 7
+    predicted = np.where(rng.uniform(size=count) < accuracy, labels, rng.integers(0, 7, count))
+    probabilities = np.full((count, 7), 0.05)
+    probabilities[np.arange(count), predicted] = 0.7
+    return labels, probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def test_bootstrap_intervals_contain_the_estimate_and_widen_with_grouping():
+    labels, probabilities = noisy_predictions()
+    plain = evaluate.bootstrap(labels, probabilities, n_resamples=200)
+    assert ((plain["low"] <= plain["estimate"]) & (plain["estimate"] <= plain["high"])).all()
+    # Ten images per "lesion", all alike: the honest interval is wider than one that pretends they are independent.
+    groups = np.repeat(np.arange(70), 10)
+    same = np.repeat(np.arange(70), 10)
+    grouped = evaluate.bootstrap(labels[same], probabilities[same], groups=groups, n_resamples=200)
+    naive = evaluate.bootstrap(labels[same], probabilities[same], n_resamples=200)
+    width = lambda table: (table["high"] - table["low"])["accuracy"]  # noqa: E731
+    assert width(grouped) > 1.5 * width(naive)
+
+
+def test_per_class_report_matches_sklearn():
+    from sklearn.metrics import f1_score
+
+    labels, probabilities = noisy_predictions()
+    table = evaluate.per_class_report(labels, probabilities)
+    assert list(table.index) == list(evaluate.CLASSES) and table["support"].sum() == len(labels)
+    assert np.allclose(table["f1"], f1_score(labels, probabilities.argmax(1), average=None))
+
+
+def test_screening_threshold_is_set_for_the_asked_sensitivity():
+    labels, probabilities = noisy_predictions(seed=1)
+    truth = np.isin(labels, evaluate.MALIGNANT_INDEX)
+    threshold = evaluate.threshold_for_sensitivity(truth, evaluate.malignant_probability(probabilities), 0.9)
+    point = evaluate.screening(labels, probabilities, threshold)
+    assert point["sensitivity"] >= 0.9 and point["malignant"] == truth.sum()
+    stricter = evaluate.screening(labels, probabilities, threshold + 1e-6)
+    assert stricter["sensitivity"] <= point["sensitivity"]
+
+
+def test_temperature_scaling_fixes_overconfidence_without_changing_predictions():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 2000)
+    logits = rng.normal(0, 1, (2000, 7))
+    logits[np.arange(2000), labels] += 1.0
+    honest = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    overconfident = calibrate.apply_temperature(honest, 0.4)  # Sharpened: claims more than it knows.
+    temperature = calibrate.fit_temperature(labels, overconfident)
+    assert temperature == pytest.approx(2.5, rel=0.1)
+    fixed = calibrate.apply_temperature(overconfident, temperature)
+    assert (fixed.argmax(1) == overconfident.argmax(1)).all()
+    assert calibrate.expected_calibration_error(labels, fixed) < calibrate.expected_calibration_error(labels,
+                                                                                                        overconfident)
+
+
+def test_subgroups_pool_small_groups_and_age_bands():
+    labels, probabilities = noisy_predictions(140)
+    table = pd.DataFrame({"sex": ["male"] * 100 + ["female"] * 35 + ["unknown"] * 5})
+    groups = evaluate.subgroups(table, labels, probabilities, "sex")
+    assert groups["images"].to_dict() == {"male": 100, "female": 35, "other (<20 each)": 5}
+    assert evaluate.age_band(pd.Series([19.0, 20.0, 85.0, np.nan])).tolist() == ["0-19", "20-39", "80+", "unknown"]
+
+
+def test_grad_cam_finds_the_evidence():
+    """A model whose class-0 evidence comes from the top-left quarter only: Grad-CAM must point there."""
+    quarter = np.zeros((1, 32, 32, 1), "float32")
+    quarter[:, :16, :16] = 1
+    inputs = keras.Input((32, 32, 3))
+    masked = keras.layers.Lambda(lambda t: t * quarter)(inputs)
+    feature_map = keras.layers.Conv2D(2, 1, use_bias=False, kernel_initializer="ones", name="evidence")(masked)
+    score = keras.layers.Dense(1, kernel_initializer="ones", use_bias=False)(
+        keras.layers.GlobalAveragePooling2D()(feature_map))
+    logits = keras.layers.Concatenate()([score] + [keras.layers.Lambda(lambda t: 0 * t)(score)] * 6)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    pixels = np.random.default_rng(0).uniform(0, 1, (32, 32, 3)).astype("float32")
+    heat, chosen = explain.grad_cam(model, pixels, 0)
+    assert chosen == 0 and heat.shape == (32, 32)
+    mask = np.zeros((32, 32), bool)
+    mask[:16, :16] = True
+    scores = explain.mask_scores(heat, mask)
+    assert scores["hit"] and scores["inside"] > 0.9
+    assert explain.mask_scores(np.ones((32, 32)), mask)["inside"] == 0.25  # The uniform baseline.
+
+
+def test_grad_cam_on_a_transfer_classifier_and_a_cnn():
+    base = models.backbone("mobilenet_025", input_shape=(48, 64, 3))
+    classifier = models.classifier(base, models.head(256))
+    pixels = np.random.default_rng(0).uniform(0, 255, (48, 64, 3)).astype("float32")
+    heat, chosen = explain.grad_cam(classifier, pixels)
+    assert heat.shape == (48, 64) and 0 <= heat.min() and heat.max() <= 1 and 0 <= chosen < 7
+    cnn = models.cnn((48, 64, 3), filters=(4, 8), global_pool=True)
+    heat, _ = explain.grad_cam(cnn, pixels, 3)
+    assert heat.shape == (48, 64)
+
+
+def test_frame_share_and_mask_score_shapes():
+    heat = np.zeros((20, 20))
+    heat[0, :] = 1
+    assert explain.frame_share(heat) == 1.0
+    with pytest.raises(ValueError, match="differ in shape"):
+        explain.mask_scores(heat, np.ones((10, 10), bool))
+
+
+def test_lime_marks_the_informative_region():
+    """A model that answers class 0 by the brightness of the left half: LIME's superpixels lie there."""
+    inputs = keras.Input((32, 32, 3))
+    left = keras.layers.Cropping2D(((0, 0), (0, 16)))(inputs)
+    bright = keras.layers.GlobalAveragePooling2D()(left)
+    score = keras.layers.Dense(1, kernel_initializer="ones", use_bias=False)(bright)
+    logits = keras.layers.Concatenate()([score / 50.0] + [keras.layers.Lambda(lambda t: 0 * t)(score)] * 6)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(100, 255, (32, 32, 3)).astype("float32")
+    mask = explain.lime_explanation(model, pixels, 0, samples=100, features=3)
+    assert mask[:, :16].sum() > 2 * mask[:, 16:].sum()
+
+
+def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
+    splits = toy_splits(count=140, side=32)
+    for name in ("02_small", "03_big"):
+        train.save_model_atomic(models.cnn((32, 32, 3), filters=(4,), global_pool=True), tmp_path / f"{name}.keras")
+    results = pd.DataFrame({"name": ["02_small", "03_big", "03_big_tta", "03_head_only", "03_ensemble"],
+                            "notebook": ["02", "03", "03", "03", "03"],
+                            "balanced_accuracy": [0.50, 0.60, 0.58, 0.90, 0.65], "accuracy": [0.6] * 5,
+                            "members": [None, None, None, None, "03_big_tta + 02_small_tta"]})
+    finals = final.choose(results, tmp_path)
+    assert [(f.name, f.members, f.tta) for f in finals] == [("03_big", ["03_big"], False),
+                                                            ("03_ensemble", ["03_big", "02_small"], True)]
+    parts = {(32, 32): splits}
+    probabilities = final.predict(finals[1], lambda size: parts[size], folder=tmp_path, part="val")
+    assert probabilities.shape == (len(splits["val"].labels), 7)
+    path = final.write_final_metrics({"model": "03_big", "score": np.float32(0.5)}, tmp_path)
+    assert json.loads(path.read_text()) == {"model": "03_big", "score": 0.5}

@@ -1,0 +1,205 @@
+"""skinlib.predict and `python -m skinlib predict`: the lesion checker on good and bad input."""
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from skinlib import data, evaluate, models, predict, train
+from tests.conftest import jpeg_bytes
+from tests.test_images import huge_jpeg_header
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A small saved classifier (untrained weights: the checker's plumbing is what is tested)."""
+    train.set_seeds(0)
+    path = tmp_path_factory.mktemp("models") / "toy.keras"
+    model = models.cnn((48, 64, 3), filters=(4, 8), global_pool=True, name="toy")
+    train.save_model_atomic(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checker(model_file):
+    return predict.Checker(model_file)
+
+
+def test_one_image_from_every_kind_of_source_gives_the_same_answer(checker, tmp_path):
+    content = jpeg_bytes(size=(200, 150))
+    path = tmp_path / "lesion.jpg"
+    path.write_bytes(content)
+    answers = [checker.predict(path), checker.predict(content), checker.predict(Image.open(io.BytesIO(content))),
+               checker.predict(np.asarray(Image.open(io.BytesIO(content))))]
+    for answer in answers[1:]:
+        assert np.allclose(answer.probabilities, answers[0].probabilities, atol=1e-6)
+    first = answers[0]
+    assert first.source == str(path) and first.model == "toy" and len(first.version) == 12
+    top = first.top3
+    assert [code for code, _, _ in top] == [data.CLASSES[i] for i in np.argsort(-first.probabilities)[:3]]
+    assert top[0][2] >= top[1][2] >= top[2][2] and top[0][1] == data.CLASS_NAMES[top[0][0]]
+    assert first.malignant_probability == pytest.approx(float(evaluate.malignant_probability(
+        first.probabilities[None])[0]))
+    assert "P(malignant" in str(first) and top[0][0] in str(first)
+
+
+def test_preprocessing_is_exactly_the_training_one(checker, tmp_path):
+    from skinlib import images
+
+    path = tmp_path / "lesion.jpg"
+    path.write_bytes(jpeg_bytes(size=(200, 150), seed=3))
+    training_pixels = images.load_images([path], size=checker.size, cache=False, progress=False)
+    expected = evaluate.predict_proba(checker.model, training_pixels)[0]
+    assert np.allclose(checker.predict(path).probabilities, expected, atol=1e-5)
+
+
+def _rotated_jpeg(folder):
+    pixels = np.zeros((60, 80, 3), np.uint8)
+    pixels[:, :40] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = folder / "rotated.jpg"
+    Image.fromarray(pixels).save(path, exif=exif.tobytes())
+    return path
+
+
+def _save(image, folder, name):
+    path = folder / name
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["png-alpha", "grayscale", "cmyk", "exif-rotated"])
+def test_awkward_but_valid_images_are_converted(checker, tmp_path, kind):
+    rgb = Image.open(io.BytesIO(jpeg_bytes(size=(80, 60))))
+    path = {"png-alpha": lambda: _save(rgb.convert("RGBA"), tmp_path, "alpha.png"),
+            "grayscale": lambda: _save(rgb.convert("L"), tmp_path, "gray.png"),
+            "cmyk": lambda: _save(rgb.convert("CMYK"), tmp_path, "cmyk.jpg"),
+            "exif-rotated": lambda: _rotated_jpeg(tmp_path)}[kind]()
+    answer = checker.predict(path)
+    assert answer.probabilities.shape == (7,) and answer.probabilities.sum() == pytest.approx(1, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "the file is empty"), (b"%PDF-1.4 not an image", "not a recognised image"),
+     (jpeg_bytes()[:-2000], "truncated or corrupt"), (jpeg_bytes(size=(8, 8)), "8x8 pixels; at least 32x32"),
+     (huge_jpeg_header(), "over the limit of 80 megapixels")],
+    ids=["empty", "not-an-image", "truncated", "8x8", "20000x20000"])
+def test_bad_images_get_a_clear_message_naming_the_file(checker, tmp_path, content, message):
+    path = tmp_path / "upload.jpg"
+    path.write_bytes(content)
+    with pytest.raises(predict.ImageError, match=message) as caught:
+        checker.predict(path)
+    assert str(path) in str(caught.value)
+
+
+def test_model_errors_are_clear(tmp_path):
+    with pytest.raises(predict.ModelError, match="no such model file"):
+        predict.Checker(tmp_path / "missing.keras")
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(predict.ModelError, match="junk.keras: not a readable Keras model"):
+        predict.Checker(junk)
+    wrong = tmp_path / "wrong.keras"
+    train.save_model_atomic(models.cnn((32, 32, 3), n_classes=3, filters=(4,), global_pool=True), wrong)
+    with pytest.raises(predict.ModelError, match="3 outputs, not one per diagnosis"):
+        predict.Checker(wrong)
+
+
+def test_a_model_with_metadata_uses_it_and_tolerates_unknowns(tmp_path):
+    base = models.backbone("mobilenet_025", input_shape=(48, 64, 3))
+    path = tmp_path / "fused.keras"
+    train.save_model_atomic(models.classifier(base, models.head(256, n_metadata=20)), path)
+    checker = predict.Checker(path)
+    assert checker.uses_metadata
+    content = jpeg_bytes(size=(200, 150))
+    unknown = checker.predict(content)
+    known = checker.predict(content, age=70, sex="male", site="back")
+    assert unknown.probabilities.shape == known.probabilities.shape == (7,)
+    assert not np.allclose(unknown.probabilities, known.probabilities)
+
+
+def test_folder_batch_keeps_going_past_bad_files(checker, tmp_path):
+    for index in range(3):
+        (tmp_path / f"ISIC_000000{index}.jpg").write_bytes(jpeg_bytes(seed=index))
+    (tmp_path / "broken.jpg").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not an image, not picked up")
+    files = predict.image_files([tmp_path])
+    assert [f.name for f in files] == ["ISIC_0000000.jpg", "ISIC_0000001.jpg", "ISIC_0000002.jpg", "broken.jpg"]
+    table = checker.predict_many(files, progress=False)
+    assert len(table) == 4 and table["error"].fillna("").str.contains("the file is empty").sum() == 1
+    assert table["top1"].notna().sum() == 3
+
+
+def _cli(*arguments, cwd=None):
+    return subprocess.run([sys.executable, "-m", "skinlib", "predict", *map(str, arguments)], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def test_cli_single_image_folder_and_csv(model_file, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(2):
+        (images / f"ISIC_000000{index}.jpg").write_bytes(jpeg_bytes(seed=index))
+    one = _cli(images / "ISIC_0000000.jpg", "--model", model_file)
+    assert one.returncode == 0, one.stderr
+    assert "1. " in one.stdout and "P(malignant" in one.stdout and "Research use only" in one.stderr
+
+    (images / "broken.jpg").write_bytes(b"GIF89a broken")
+    out = tmp_path / "out.csv"
+    many = _cli(images, "--model", model_file, "--csv", out)
+    assert many.returncode == 1  # One image failed: said, not hidden.
+    table = pd.read_csv(out)
+    assert len(table) == 3 and table["top1"].notna().sum() == 2
+    assert "1 of 3 image(s) could not be read" in many.stderr
+
+    bad = _cli(tmp_path / "nothing.jpg", "--model", model_file)
+    assert bad.returncode == 2 and "nothing.jpg: no such file" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing_model = _cli(images, "--model", tmp_path / "none.keras")
+    assert missing_model.returncode == 2 and "no such model file" in missing_model.stderr
+    assert "Traceback" not in missing_model.stderr
+
+
+def test_default_model_prefers_the_final_choice(tmp_path):
+    pd.DataFrame({"name": ["a", "b", "c"], "balanced_accuracy": [0.5, 0.7, 0.9]}).to_csv(
+        tmp_path / train.RESULTS_FILE, index=False)
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.keras").write_bytes(b"x")
+    assert predict.default_model(tmp_path).name == "b.keras"  # c has no file.
+    (tmp_path / "final_metrics.json").write_text(json.dumps({"model": "a"}))
+    assert predict.default_model(tmp_path).name == "a.keras"
+    with pytest.raises(predict.ModelError, match="no results table"):
+        predict.default_model(tmp_path / "empty")
+
+
+def test_app_report_and_html(checker, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skinlib import app
+
+    pixels = app.example_pixels(checker.size)
+    answer = checker.predict(pixels)
+    page = app.result_html(answer)
+    assert page.count("<li>") == 3 and "Research use only" in page and "P(malignant" in page
+    figure = app.report_figure(checker, answer, pixels.astype("float32"))
+    assert len(figure.axes) == 3
+    box = app.lesion_checker(checker)
+    upload = box.children[1].children[0]
+    shown = []
+    monkeypatch_display = __import__("IPython.display", fromlist=["display"])
+    original = monkeypatch_display.display
+    monkeypatch_display.display = lambda *objects, **_: shown.extend(objects)
+    try:  # A bad upload is answered with a message in the page, never an exception.
+        upload.value = ({"name": "bad.jpg", "type": "image/jpeg", "size": 3, "content": memoryview(b"bad"),
+                         "last_modified": 0},)
+    finally:
+        monkeypatch_display.display = original
+    assert any("Cannot use this file: bad.jpg" in getattr(item, "data", "") for item in shown)
