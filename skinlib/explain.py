@@ -346,17 +346,40 @@ def score_cams(model, pixels, masks, labels, predicted, *, per_class=25, metadat
 
 
 def summarise_scores(scores):
-    """Mean Grad-CAM scores per class and for all images, split into correct and wrong predictions."""
+    """Mean Grad-CAM scores per class and for all images, split into correct and wrong predictions.
+
+    ``inside_uniform`` (the lesion's share of the image) is also the chance that a random pixel hits the
+    lesion: the baseline of both ``inside`` and ``pointing_game``; ``frame_uniform`` is that of ``frame``.
+    """
     def summary(frame):
         return pd.Series({"images": len(frame), "inside": frame["inside"].mean(), "inside_uniform":
                           frame["inside_uniform"].mean(), "pointing_game": frame["hit"].mean(),
-                          "frame": frame["frame"].mean()})
+                          "frame": frame["frame"].mean(), "frame_uniform": frame["frame_uniform"].mean()})
 
     per_class = {(dx, "all"): summary(group) for dx, group in scores.groupby("class", sort=False)}
     overall = {("all", kind): summary(scores[scores["correct"] == flag]) for kind, flag in (("correct", True),
                                                                                             ("wrong", False))}
     overall[("all", "all")] = summary(scores)
     return pd.DataFrame({**per_class, **overall}).T.rename_axis(["class", "predictions"])
+
+
+def describe_scores(summary):
+    """Say in words how the Grad-CAM scores of correct and wrong predictions compare, from :func:`summarise_scores`."""
+    lines = []
+    for kind in ("correct", "wrong"):
+        row = summary.loc[("all", kind)]
+        lines.append(f"{kind} predictions ({int(row['images'])} images): {row['inside']:.0%} of the heat on the lesion "
+                     f"(uniform map {row['inside_uniform']:.0%}), hottest pixel on the lesion in "
+                     f"{row['pointing_game']:.0%} (chance {row['inside_uniform']:.0%}), {row['frame']:.0%} in the "
+                     f"outer frame (uniform map {row['frame_uniform']:.0%}).")
+    right, wrong = summary.loc[("all", "correct")], summary.loc[("all", "wrong")]
+    lift = lambda row: row["inside"] - row["inside_uniform"]  # noqa: E731
+    lines.append("Compared with correct predictions, the wrong ones put "
+                 + ("more" if wrong["frame"] > right["frame"] else "less or as much")
+                 + " heat in the image frame (rulers, vignetting, dark corners), and their heat beats the uniform "
+                 + ("map on the lesion by less." if lift(wrong) < lift(right) else "map on the lesion by as much or more.")
+                 + " Hair and skin texture inside the lesion cannot be told apart by these scores; the galleries show them.")
+    return "\n".join(lines)
 
 
 def plot_scores(scores):

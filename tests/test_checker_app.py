@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,7 +41,7 @@ def voila_url(tmp_path_factory):
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
-                urllib.request.urlopen(f"{url}api/status", timeout=2)
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()  # Listening: Voila is up.
                 break
             except OSError:
                 time.sleep(0.5)
@@ -70,11 +69,27 @@ def browser():
     driver.quit()
 
 
+CAPTURE_FILE_INPUT = """
+HTMLInputElement.prototype.click = (function (original) {
+  return function () {
+    if (this.type !== "file") { return original.call(this); }
+    this.id = "captured-file-input";           // The widget's own input, put in the page instead of a dialog.
+    this.style.display = "block";
+    document.body.appendChild(this);
+  };
+})(HTMLInputElement.prototype.click);
+"""
+
+
 def _upload(driver, path):
+    """Press the widget's upload button and give its file input the file, as a person choosing it would."""
     from selenium.webdriver.common.by import By
 
-    field = driver.find_element(By.CSS_SELECTOR, "input[type=file]")
-    driver.execute_script("arguments[0].style.display = 'block';", field)  # The widget hides its native input.
+    for old in driver.find_elements(By.ID, "captured-file-input"):
+        driver.execute_script("arguments[0].remove();", old)
+    driver.execute_script(CAPTURE_FILE_INPUT)
+    driver.find_element(By.CSS_SELECTOR, ".widget-upload").click()
+    field = _wait_for(driver, lambda d: d.find_elements(By.ID, "captured-file-input"), timeout=10)[0]
     field.send_keys(str(path))
 
 
@@ -88,7 +103,7 @@ def test_upload_an_image_and_read_the_top3_from_the_page(voila_url, browser, tmp
     from selenium.webdriver.common.by import By
 
     browser.get(voila_url)
-    _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "input[type=file]"))
+    _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".widget-upload"))
     assert "Research use only" in browser.find_element(By.TAG_NAME, "body").text
     before = len(browser.find_elements(By.CSS_SELECTOR, "ol.top3"))  # The notebook's own example.
 
@@ -110,7 +125,7 @@ def test_a_bad_upload_shows_a_message_and_the_app_keeps_working(voila_url, brows
     from selenium.webdriver.common.by import By
 
     browser.get(voila_url)
-    _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "input[type=file]"))
+    _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".widget-upload"))
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"this is not an image")
     _upload(browser, broken)
