@@ -1,7 +1,8 @@
 """How fast is the lesion checker? Cold start, warm latency per image, and throughput for a folder.
 
-- cold: a new process runs ``python -m skinlib predict IMAGE --model MODEL``, timed from launch to exit
-  (Python start, TensorFlow import, model load, one prediction); the median of ``--repeats`` runs.
+- cold: a new process runs ``python -m skinlib predict IMAGE --model MODEL --backend B``, timed from launch
+  to exit (Python start, imports, model load, one prediction); the median of ``--repeats`` runs. Both
+  backends: ``keras`` (imports TensorFlow) and ``lite`` (the LiteRT copy; no TensorFlow).
 - warm: ``Checker.predict`` on one image file (decode, resize, predict) with the model loaded; median and
   95th percentile over ``--warm`` images.
 - folder: ``Checker.predict_many`` over ``--folder-images`` files, images per second.
@@ -42,39 +43,36 @@ def main(argv=None):
     paths = data.load_metadata()["image_path"].tolist()
     image = paths[0]
 
-    cold = []
-    for _ in range(args.repeats):
+    results = {"machine": machine(), "model": model.name, "command": "python benchmarks/predict.py"
+               + (f" --model {args.model}" if args.model else "")}
+    for backend in ("keras", "lite"):
+        cold = []
+        for _ in range(args.repeats):
+            begin = time.perf_counter()
+            result = subprocess.run([sys.executable, "-m", "skinlib", "predict", image, "--model", str(model),
+                                     "--backend", backend], capture_output=True, text=True)
+            cold.append(time.perf_counter() - begin)
+            if result.returncode:
+                raise SystemExit(result.stderr)
         begin = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "skinlib", "predict", image, "--model", str(model)],
-                                capture_output=True, text=True)
-        cold.append(time.perf_counter() - begin)
-        if result.returncode:
-            raise SystemExit(result.stderr)
-
-    begin = time.perf_counter()
-    checker = predict.Checker(model)
-    load_seconds = time.perf_counter() - begin
-    checker.predict(image)
-    latencies = []
-    for path in paths[1:args.warm + 1]:
-        latencies.append(checker.predict(path).seconds)
-    latencies.sort()
-
-    folder = paths[args.warm + 1:args.warm + 1 + args.folder_images]
-    begin = time.perf_counter()
-    table = checker.predict_many(folder, progress=False)
-    folder_seconds = time.perf_counter() - begin
-
-    results = {
-        "machine": machine(), "model": model.name, "input_size": list(checker.size),
-        "cold_start_seconds_median": round(statistics.median(cold), 3), "cold_start_seconds": [round(c, 3) for c in cold],
-        "model_load_seconds_in_process": round(load_seconds, 3),
-        "warm_ms_median": round(1000 * statistics.median(latencies), 2),
-        "warm_ms_p95": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 2),
-        "warm_images": len(latencies),
-        "folder_images_per_second": round(len(table) / folder_seconds, 1), "folder_images": len(table),
-        "command": "python benchmarks/predict.py" + (f" --model {args.model}" if args.model else ""),
-    }
+        checker = predict.Checker(model, backend=backend)
+        load_seconds = time.perf_counter() - begin
+        checker.predict(image)
+        latencies = sorted(checker.predict(path).seconds for path in paths[1:args.warm + 1])
+        folder = paths[args.warm + 1:args.warm + 1 + args.folder_images]
+        begin = time.perf_counter()
+        table = checker.predict_many(folder, progress=False)
+        folder_seconds = time.perf_counter() - begin
+        results[backend] = {
+            "input_size": list(checker.size),
+            "cold_start_seconds_median": round(statistics.median(cold), 3),
+            "cold_start_seconds": [round(c, 3) for c in cold],
+            "model_load_seconds_in_process": round(load_seconds, 3),
+            "warm_ms_median": round(1000 * statistics.median(latencies), 2),
+            "warm_ms_p95": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 2),
+            "warm_images": len(latencies),
+            "folder_images_per_second": round(len(table) / folder_seconds, 1), "folder_images": len(table),
+        }
     print(json.dumps(results, indent=2))
     out = Path(__file__).resolve().parent / "results" / f"predict_{model.stem}.json"
     out.parent.mkdir(exist_ok=True)

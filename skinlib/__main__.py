@@ -63,7 +63,7 @@ def _predict(args):
     if not files:
         print("error: no image files given (or the folders hold none).", file=sys.stderr)
         return 2
-    checker = predict.Checker(args.model)
+    checker = predict.Checker(args.model, backend=args.backend)
     print(predict.NOTICE, file=sys.stderr)
     if args.csv or len(files) > 1:
         table = checker.predict_many(files, progress=len(files) > 1)
@@ -120,6 +120,8 @@ def build_parser():
     command.add_argument("images", nargs="+", help="image files or folders of images")
     command.add_argument("--model", help="a .keras model (default: the final model in Saved_Models/)")
     command.add_argument("--csv", help="write one row per image to this CSV file")
+    command.add_argument("--backend", choices=["auto", "keras", "lite"], default="auto",
+                         help="auto (default): the model's LiteRT copy when there is one (fast start), else Keras")
     command.add_argument("--age", type=float, help="patient age, for a model trained with metadata")
     command.add_argument("--sex", choices=["male", "female", "unknown"], help="for a model trained with metadata")
     command.add_argument("--site", help="body site (e.g. back, face), for a model trained with metadata")

@@ -18,8 +18,10 @@ Example (``python -m skinlib predict IMAGE...`` does the same from a shell)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import time
@@ -105,7 +107,12 @@ class Checker:
     Parameters
     ----------
     model : str or Path, default=None
-        A ``.keras`` file from ``Saved_Models/``; None: :func:`default_model`.
+        A ``.keras`` (or ``.tflite``) file from ``Saved_Models/``; None: :func:`default_model`.
+    backend : {"auto", "keras", "lite"}, default="auto"
+        "keras" loads the Keras model (needed for Grad-CAM); "lite" its LiteRT
+        copy made by :func:`export_lite` (same numbers, starts in a fraction
+        of the time because TensorFlow is never imported); "auto" takes the
+        LiteRT copy when it exists.
 
     Raises
     ------
@@ -113,11 +120,22 @@ class Checker:
         When the file is missing, unreadable, or not a 7-class classifier.
     """
 
-    def __init__(self, model=None):
+    def __init__(self, model=None, *, backend="auto"):
+        path = Path(model) if model else default_model()
+        if backend not in ("auto", "keras", "lite"):
+            raise ValueError(f"backend must be 'auto', 'keras' or 'lite'. Got {backend!r} instead.")
+        lite = path if path.suffix == ".tflite" else path.with_suffix(".tflite")
+        if backend == "lite" or path.suffix == ".tflite" or (backend == "auto" and lite.is_file() and _has_litert()):
+            self._load_lite(lite)
+        else:
+            self._load_keras(path)
+        self.name = path.stem
+        self.path = path
+
+    def _load_keras(self, path):
         import keras
         import tensorflow as tf
 
-        path = Path(model) if model else default_model()
         if not path.is_file():
             raise ModelError(f"{path}: no such model file.")
         try:
@@ -132,14 +150,51 @@ class Checker:
             raise ModelError(f"{path}: the model does not fix its input size.")
         self.size = (int(shape[1]), int(shape[2]))
         self.uses_metadata = len(self.model.inputs) == 2
-        self.name = path.stem
+        self.backend = "keras"
         self.version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         signature = [tf.TensorSpec((None, *self.size, 3), tf.float32)]
         if self.uses_metadata:
             signature.append(tf.TensorSpec(self.model.inputs[1].shape, tf.float32))
-        self._run = tf.function(lambda *inputs: self.model(list(inputs) if len(inputs) > 1 else inputs[0],
-                                                           training=False), input_signature=signature)
+
+        @tf.autograph.experimental.do_not_convert
+        def run(*inputs):
+            return self.model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+
+        self._run = tf.function(run, input_signature=signature)
         self._run(*[np.zeros([1, *spec.shape[1:]], "float32") for spec in signature])  # Trace once, now.
+
+    def _load_lite(self, path):
+        """The LiteRT (TensorFlow Lite) copy of the model: the same numbers, no TensorFlow import (fast start)."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file (make it with skinlib.predict.export_lite).")
+        try:
+            interpreter = Interpreter(model_path=str(path))
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{path}: not a readable LiteRT model ({error}).") from None
+        inputs = {("metadata" if "metadata" in d["name"] else "pixels"): d for d in interpreter.get_input_details()}
+        output = interpreter.get_output_details()[0]
+        if output["shape"][-1] != len(CLASSES):
+            raise ModelError(f"{path}: the model has {output['shape'][-1]} outputs, not one per diagnosis.")
+        self.size = tuple(int(side) for side in inputs["pixels"]["shape"][1:3])
+        self.uses_metadata = "metadata" in inputs
+        self.backend = "lite"
+        self.model = None  # Grad-CAM needs the Keras model: use backend="keras" for the app.
+        self.version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+        def run(pixels, metadata=None):
+            answers = []
+            for row in range(len(pixels)):
+                interpreter.set_tensor(inputs["pixels"]["index"], pixels[row:row + 1])
+                if metadata is not None:
+                    interpreter.set_tensor(inputs["metadata"]["index"], metadata[row:row + 1])
+                interpreter.invoke()
+                answers.append(interpreter.get_tensor(output["index"])[0].copy())
+            return np.stack(answers)
+
+        self._run = run
 
     def _metadata(self, count, age=None, sex=None, site=None):
         from skinlib.models import metadata_features
@@ -152,7 +207,7 @@ class Checker:
         """Class probabilities (n, 7) for uint8 images already at the model's size."""
         pixels = np.asarray(pixels, dtype="float32")
         inputs = [pixels] + ([self._metadata(len(pixels), age, sex, site)] if self.uses_metadata else [])
-        return np.asarray(self._run(*inputs))
+        return np.asarray(self._run(*inputs), dtype="float32")
 
     def predict(self, source, *, age=None, sex=None, site=None, name=None):
         """Top-3 diagnoses and P(malignant) for one image (path, bytes, PIL image or array).
@@ -188,6 +243,39 @@ class Checker:
         columns = ["image", "top1", "top1_probability", "top2", "top2_probability", "top3", "top3_probability",
                    "malignant_probability", "model", "version", "error"]
         return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _has_litert():
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def export_lite(model, path=None):
+    """Convert a saved ``.keras`` model to LiteRT (``.tflite``, written atomically beside it or to ``path``).
+
+    The command-line checker loads this copy without importing TensorFlow,
+    which is most of its start-up time; the test suite checks that both give
+    the same probabilities.
+    """
+    import keras
+    import tensorflow as tf
+
+    from skinlib.images import write_atomic
+
+    model = Path(model)
+    target = Path(path) if path else model.with_suffix(".tflite")
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.saving.load_model(model, compile=False,
+                                                                                  safe_mode=True))
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints its temporary export folder: noise.
+            flat = converter.convert()
+    finally:
+        logger.setLevel(level)
+    write_atomic(target, lambda handle: handle.write(flat))
+    return target
 
 
 def image_files(paths):

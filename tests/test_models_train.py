@@ -78,7 +78,7 @@ def test_bad_fit_options_are_refused():
     validation = (splits["val"].images, splits["val"].labels)
     with pytest.raises(ValueError, match="optimizer must be 'adam' or 'sgd'. Got 'rmsprop'"):
         train.fit(model, data, validation, name="x", optimizer="rmsprop")
-    with pytest.raises(ValueError, match="schedule must be None, 'cosine' or 'plateau'"):
+    with pytest.raises(ValueError, match="schedule must be None, 'cosine', 'plateau' or 'one_cycle'"):
         train.fit(model, data, validation, name="x", schedule="linear")
 
 

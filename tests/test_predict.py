@@ -198,8 +198,46 @@ def test_app_report_and_html(checker, tmp_path):
     original = monkeypatch_display.display
     monkeypatch_display.display = lambda *objects, **_: shown.extend(objects)
     try:  # A bad upload is answered with a message in the page, never an exception.
+        import datetime
+
         upload.value = ({"name": "bad.jpg", "type": "image/jpeg", "size": 3, "content": memoryview(b"bad"),
-                         "last_modified": 0},)
+                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     finally:
         monkeypatch_display.display = original
     assert any("Cannot use this file: bad.jpg" in getattr(item, "data", "") for item in shown)
+
+
+def test_litert_copy_gives_the_same_answers_and_is_used_by_default(model_file, tmp_path):
+    import shutil
+
+    keras_file = tmp_path / "toy.keras"
+    shutil.copy(model_file, keras_file)
+    lite_file = predict.export_lite(keras_file)
+    assert lite_file == tmp_path / "toy.tflite"
+    with_keras = predict.Checker(keras_file, backend="keras")
+    automatic = predict.Checker(keras_file)
+    assert (with_keras.backend, automatic.backend) == ("keras", "lite")
+    content = jpeg_bytes(size=(200, 150), seed=9)
+    assert np.allclose(automatic.predict(content).probabilities, with_keras.predict(content).probabilities,
+                       atol=1e-5)
+    assert automatic.name == "toy" and automatic.size == with_keras.size
+    lite_file.write_bytes(b"not a model")
+    with pytest.raises(predict.ModelError, match="toy.tflite: not a readable LiteRT model"):
+        predict.Checker(keras_file)
+
+
+def test_cli_start_without_tensorflow(model_file, tmp_path):
+    """With a LiteRT copy, `python -m skinlib predict` never imports TensorFlow (that is its fast start)."""
+    import shutil
+
+    keras_file = tmp_path / "toy.keras"
+    shutil.copy(model_file, keras_file)
+    predict.export_lite(keras_file)
+    image = tmp_path / "lesion.jpg"
+    image.write_bytes(jpeg_bytes())
+    code = ("import sys, runpy; sys.argv = ['skinlib', 'predict', %r, '--model', %r]\n"
+            "try:\n    runpy.run_module('skinlib', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('TENSORFLOW LOADED' if 'tensorflow' in sys.modules else 'NO TENSORFLOW')") % (str(image),
+                                                                                                str(keras_file))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "1. " in result.stdout and "NO TENSORFLOW" in result.stdout, result.stderr[-2000:]

@@ -23,9 +23,9 @@ def test_metadata_features_encode_missing_values_as_their_own_category():
 
 
 def test_backbone_preprocessing_is_inside_the_model():
-    base = models.backbone("mobilenet_025", input_shape=(32, 40, 3))
+    base = models.backbone("mobilenet_025", input_shape=(64, 96, 3))
     assert base.get_layer("preprocess").__class__.__name__ == "Rescaling"
-    assert base.output_shape == (None, 1, 2, 256)
+    assert base.output_shape == (None, 2, 3, 256)  # Stride 32.
     with pytest.raises(ValueError, match="backbone must be one of"):
         models.backbone("resnet_1000")
 
@@ -38,12 +38,12 @@ def test_fine_tuning_unfreezes_the_top_only_and_keeps_batchnorm_in_inference_mod
     assert not any(layer.trainable for layer in base.layers[:start])
     assert any(layer.trainable for layer in base.layers[start:])
     assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
-    watched = {name: [np.array(w) for w in base.get_layer(name).weights]
+    watched = {name: [w.numpy() for w in base.get_layer(name).weights]
                for name in ("conv_pw_13_bn", "conv_pw_1", "conv_pw_13")}
     model.compile("adam", "sparse_categorical_crossentropy")
     images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     model.train_on_batch(images, np.arange(8) % 7)
-    unchanged = {name: all(np.array_equal(a, np.array(b)) for a, b in zip(before, base.get_layer(name).weights))
+    unchanged = {name: all(np.array_equal(a, b.numpy()) for a, b in zip(before, base.get_layer(name).weights))
                  for name, before in watched.items()}
     # BatchNorm statistics and the frozen bottom stay as they were; the unfrozen top learns.
     assert unchanged == {"conv_pw_13_bn": True, "conv_pw_1": True, "conv_pw_13": False}
@@ -71,7 +71,7 @@ def test_tta_views_and_average():
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(pooled))
     pixels = np.random.default_rng(1).uniform(0, 255, (4, 6, 8, 3)).astype("float32")
-    assert np.allclose(evaluate.predict_tta(model, pixels), evaluate.predict_proba(model, pixels), atol=1e-6)
+    assert np.allclose(evaluate.predict_tta(model, pixels), evaluate.predict_proba(model, pixels), atol=1e-4)
     # A model that looks at one corner sees four different images.
     corner = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
     assert not np.allclose(evaluate.predict_tta(corner, pixels), evaluate.predict_proba(corner, pixels))
