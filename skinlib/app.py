@@ -22,7 +22,7 @@ import html
 import numpy as np
 
 from skinlib.data import CLASS_NAMES, SITES
-from skinlib.images import ImageError, read_image
+from skinlib.images import ImageError
 from skinlib.predict import NOTICE
 
 
@@ -72,7 +72,7 @@ def show_result(checker, source, *, age=None, sex=None, site=None, name=None):
     from IPython.display import HTML, display
 
     prediction = checker.predict(source, age=age, sex=sex, site=site, name=name)
-    pixels = read_image(source, size=checker.size, name=name)
+    pixels = prediction.pixels  # Decoded once, by the checker.
     metadata = checker._metadata(1, age, sex, site)[0] if checker.uses_metadata else None
     display(HTML(result_html(prediction)))
     figure = report_figure(checker, prediction, pixels.astype("float32"), metadata=metadata)

@@ -14,6 +14,7 @@ the slides; the lesion checker reads the final model's name from it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -31,10 +32,6 @@ class Final:
     members: list
     tta: bool
     validation_balanced_accuracy: float
-
-    @property
-    def is_ensemble(self):
-        return len(self.members) > 1
 
 
 def candidates(results, folder):
@@ -84,18 +81,25 @@ def predict(final, load_images, *, folder, part, metadata=None):
     each member model is fed at its own input size, with the metadata when it
     takes two inputs, and with TTA when the final uses it.
     """
-    import keras
-
     from skinlib import evaluate
 
     outputs = []
     for member in final.members:
-        model = keras.saving.load_model(Path(folder) / f"{member}.keras", compile=False, safe_mode=True)
+        path = Path(folder) / f"{member}.keras"
+        model = _load_model(path, path.stat().st_mtime_ns)
         size = tuple(int(side) for side in model.inputs[0].shape[1:3])
         meta = metadata if len(model.inputs) == 2 else None
         function = evaluate.predict_tta if final.tta else evaluate.predict_proba
         outputs.append(function(model, load_images(size)[part].images, metadata=meta))
     return np.mean(outputs, axis=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(path, modified):
+    """Load a saved model once per file version: chapter 04 predicts validation and test with the same models."""
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def write_final_metrics(payload, folder):

@@ -72,6 +72,7 @@ class Prediction:
 
     source: str
     probabilities: np.ndarray
+    pixels: np.ndarray = dataclasses.field(repr=False)  # The image as the model saw it (decoded and resized).
     malignant_probability: float
     model: str
     version: str
@@ -222,7 +223,7 @@ class Checker:
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__)
         pixels = read_image(source, size=self.size, name=label)
         probabilities = self.predict_pixels(pixels[None], age=age, sex=sex, site=site)[0]
-        return Prediction(source=label, probabilities=probabilities,
+        return Prediction(source=label, probabilities=probabilities, pixels=pixels,
                           malignant_probability=float(malignant_probability(probabilities[None])[0]),
                           model=self.name, version=self.version, seconds=time.perf_counter() - begin)
 

@@ -225,14 +225,10 @@ def save_run(run, metrics, *, folder, notebook, extra=None, save_model=True):
     folder = Path(folder)
     model_path = save_model_atomic(run.model, folder / f"{run.name}.keras") if save_model else None
     history_path = write_table_atomic(run.history, folder / f"{run.name}_history.csv")
-    row = {"name": run.name, "notebook": notebook, "split": "val", "params": int(run.model.count_params()),
-           "trainable_params": int(sum(np.prod(w.shape) for w in run.model.trainable_weights)),
-           "epochs_run": len(run.history), "best_epoch": run.best_epoch, "train_seconds": round(run.seconds, 1)}
-    row.update({key: round(float(value), 4) for key, value in metrics.items() if np.isscalar(value)})
-    row.update(extra or {})
-    record_result(row, folder)
-    write_atomic(folder / f"{run.name}_metrics.json",
-                 lambda handle: handle.write(json.dumps(_jsonable(metrics), indent=2).encode()))
+    details = {"params": int(run.model.count_params()),
+               "trainable_params": int(sum(np.prod(w.shape) for w in run.model.trainable_weights)),
+               "epochs_run": len(run.history), "best_epoch": run.best_epoch, "train_seconds": round(run.seconds, 1)}
+    record_metrics(run.name, metrics, folder=folder, notebook=notebook, extra=extra, details=details)
     return [p.name for p in (model_path, history_path) if p is not None]
 
 
@@ -385,12 +381,13 @@ def feature_splits(base, splits):
             for name, part in splits.items()}
 
 
-def record_metrics(name, metrics, *, folder, notebook, extra=None):
-    """Save validation metrics of a prediction procedure that is not one trained model (TTA, an ensemble).
+def record_metrics(name, metrics, *, folder, notebook, extra=None, details=None):
+    """Save validation metrics: ``<name>_metrics.json`` and the row of the results table, atomically.
 
-    Writes ``<name>_metrics.json`` and the row of the results table, atomically.
+    Used by :func:`save_run` for trained models (``details``: parameters, epochs, time) and directly for
+    prediction procedures that are not one trained model (TTA, an ensemble). ``extra`` columns come last.
     """
-    row = {"name": name, "notebook": notebook, "split": "val"}
+    row = {"name": name, "notebook": notebook, "split": "val", **(details or {})}
     row.update({key: round(float(value), 4) for key, value in metrics.items() if np.isscalar(value)})
     row.update(extra or {})
     record_result(row, folder)
