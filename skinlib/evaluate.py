@@ -62,6 +62,37 @@ def predict_tta(model, images, *, metadata=None, views=TTA_VIEWS, batch_size=256
     return total / len(views)
 
 
+def predict_tta_heads(model, heads, images, *, identity_features=None, views=TTA_VIEWS):
+    """:func:`predict_tta` for several heads that share one base: the base runs once per view, not once per head.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A :func:`skinlib.models.classifier`; its pooled features feed the heads.
+    heads : dict
+        ``{name: (head, metadata)}``: a :func:`skinlib.models.head` on those
+        features, with the metadata array of a two-input head (else None).
+    images : ndarray of shape (n, height, width, 3)
+    identity_features : ndarray, default=None
+        The pooled features of the unflipped images, when already computed.
+
+    Returns
+    -------
+    dict of ndarray of shape (n, 7), by head name
+    """
+    from skinlib.train import extract_features
+
+    totals = dict.fromkeys(heads, 0)
+    for name in views:
+        if name == "identity" and identity_features is not None:
+            features = identity_features
+        else:
+            features = extract_features(model, view(images, name), description=f"{name} features")
+        for head_name, (head, metadata) in heads.items():
+            totals[head_name] = totals[head_name] + predict_proba(head, features, metadata=metadata)
+    return {name: total / len(views) for name, total in totals.items()}
+
+
 def malignant_probability(probabilities):
     """P(malignant): the summed probability of mel, bcc and akiec.
 

@@ -61,7 +61,8 @@ def validation_callback(images, labels, *, metadata=None, batch_size=256, verbos
 
     It adds ``val_loss``, ``val_accuracy`` and ``val_balanced_accuracy`` to the
     epoch's logs (one prediction pass, so callbacks after it can monitor them)
-    and prints one line per epoch.
+    and prints one line per epoch. It keeps each epoch's probabilities in
+    ``probabilities`` (by epoch, from 1), so the best epoch's need no second pass.
     """
     import keras
     from sklearn.metrics import balanced_accuracy_score
@@ -74,9 +75,10 @@ def validation_callback(images, labels, *, metadata=None, batch_size=256, verbos
     class ValidationScore(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.started = time.perf_counter()
+            self.probabilities = {}
 
         def on_epoch_end(self, epoch, logs=None):
-            probabilities = self.model.predict(batches, verbose=0)
+            probabilities = self.probabilities[epoch + 1] = self.model.predict(batches, verbose=0)
             chosen = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1)
             logs["val_loss"] = float(-np.log(chosen).mean())
             logs["val_accuracy"] = float((probabilities.argmax(axis=1) == labels).mean())
@@ -119,6 +121,8 @@ class Run:
     history: pd.DataFrame
     seconds: float
     best_epoch: int
+    validation_probabilities: np.ndarray = None
+    """The best epoch's validation probabilities (those of ``model``), as scored during training."""
 
 
 def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, optimizer="adam",
@@ -168,8 +172,9 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
         raise ValueError(f"optimizer must be 'adam' or 'sgd'. Got {optimizer!r} instead.")
     model.compile(optimizer=chosen, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     images, labels, *metadata = validation
+    scorer = validation_callback(images, labels, metadata=metadata[0] if metadata else None, verbose=verbose)
     callbacks = [
-        validation_callback(images, labels, metadata=metadata[0] if metadata else None, verbose=verbose),
+        scorer,
         keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
                                       restore_best_weights=True, verbose=0),
     ]
@@ -181,8 +186,9 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
     seconds = time.perf_counter() - begin
     table = pd.DataFrame(history.history).rename_axis("epoch")
     table.index = table.index + 1
-    best = int(table["val_balanced_accuracy"].idxmax())
-    return Run(name=name, model=model, history=table.round(5), seconds=seconds, best_epoch=best)
+    best = int(table["val_balanced_accuracy"].idxmax())  # The first best, as EarlyStopping restores it.
+    return Run(name=name, model=model, history=table.round(5), seconds=seconds, best_epoch=best,
+               validation_probabilities=scorer.probabilities[best])
 
 
 def save_model_atomic(model, path):
@@ -318,9 +324,9 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
     logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions; TensorFlow's note on it is noise here.
     try:
         run = fit(build(), data, validation_arrays, name=name, epochs=epochs, class_weight=weights, **fit_options)
-        probabilities = evaluate.predict_proba(run.model, validation.images, metadata=metadata.get("val"))
     finally:
         logger.setLevel(level)
+    probabilities = run.validation_probabilities  # The restored best epoch's, scored once during training.
     metrics = evaluate.classification_metrics(validation.labels, probabilities)
     size = "x".join(map(str, train.images.shape[1:3])) if train.images.ndim == 4 else "features"
     save_run(run, metrics, folder=folder, notebook=notebook, save_model=save_model,
@@ -402,7 +408,8 @@ class Transfer:
 
     base: object
     heads: dict
-    fine_tuned: Experiment
+    fine_tuned: Experiment = None
+    """None when the backbone was not fine-tuned (its heads on frozen features only)."""
 
     @property
     def head(self):
@@ -422,6 +429,8 @@ def transfer_learning(name, splits, *, folder, notebook, prefix="03", schedules=
     2. Fine-tuning: the best head goes back on the base, the top of the base
        is unfrozen from ``fine_tune_from`` (BatchNorm frozen), and the whole
        is trained on augmented images with a low rate and one-cycle schedule.
+       With ``fine_tune_epochs=0`` this stage is skipped (frozen features
+       only) and ``fine_tuned`` is None.
 
     Only the fine-tuned model is saved (``<prefix>_<name>.keras``); every run
     gets its row in the results table. Selection is on validation only.
@@ -445,6 +454,8 @@ def transfer_learning(name, splits, *, folder, notebook, prefix="03", schedules=
                                      extra={"input_size": "x".join(map(str, size)), "stage": "feature extraction"},
                                      **options)
     transfer = Transfer(base=base, heads=heads, fine_tuned=None)
+    if fine_tune_epochs < 1:
+        return transfer
     top = transfer.head.model
     transfer.fine_tuned = experiment(
         f"{prefix}_{name}", lambda: models.fine_tune_model(base, top, fine_tune_from), splits,

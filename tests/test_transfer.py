@@ -126,3 +126,35 @@ def test_one_cycle_schedule_warms_up_then_decays():
     assert train.learning_rate_schedule("plateau", 0.01, 1000) == 0.01
     with pytest.raises(ValueError, match="one_cycle"):
         train.learning_rate_schedule("triangle", 0.01, 1000)
+
+
+def test_experiment_scores_the_restored_best_epoch_without_a_second_pass(tmp_path):
+    splits = toy_splits(count=140, side=32)
+    run = train.experiment("cnn", lambda: models.cnn((32, 32, 3), filters=(8,)), splits, folder=tmp_path,
+                           notebook="test", epochs=4, patience=1, learning_rate=0.05, verbose=False)
+    # The probabilities kept from training are those of the model as returned (best epoch's weights restored).
+    assert np.array_equal(run.probabilities, evaluate.predict_proba(run.model, splits["val"].images))
+    history = run.run.history
+    assert run.metrics["balanced_accuracy"] == pytest.approx(history["val_balanced_accuracy"].max(), abs=1e-5)
+
+
+def test_transfer_learning_without_fine_tuning_keeps_the_heads_only(tmp_path):
+    splits = toy_splits(count=70, side=32)
+    transfer = train.transfer_learning("mobilenet_025", splits, folder=tmp_path, notebook="test", head_epochs=1,
+                                       fine_tune_epochs=0, patience=1)
+    assert transfer.fine_tuned is None and set(transfer.heads) == {"plateau", "one_cycle"}
+    assert not list(tmp_path.glob("*.keras"))
+
+
+def test_tta_of_heads_on_one_base_equals_tta_of_each_model():
+    splits = toy_splits(count=70, side=32)
+    base = models.backbone("mobilenet_025", input_shape=(32, 32, 3))
+    meta = np.random.default_rng(0).uniform(0, 1, (len(splits["val"].labels), 20)).astype("float32")
+    plain_head, fused_head = models.head(256), models.head(256, n_metadata=20)
+    model = models.classifier(base, plain_head)
+    fused = models.classifier(base, fused_head)
+    pixels = splits["val"].images
+    shared = evaluate.predict_tta_heads(model, {"plain": (plain_head, None), "fused": (fused_head, meta)}, pixels,
+                                        identity_features=train.extract_features(model, pixels))
+    assert np.allclose(shared["plain"], evaluate.predict_tta(model, pixels), atol=1e-5)
+    assert np.allclose(shared["fused"], evaluate.predict_tta(fused, pixels, metadata=meta), atol=1e-5)
