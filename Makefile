@@ -1,12 +1,14 @@
 # Two commands do everything on a fresh machine (Python 3.11 and make needed):
 #   make reproduce   create .venv, install the pinned environment, get the data if missing,
-#                    and run every notebook in order with papermill (SMOKE=1: small and fast)
+#                    and run every notebook in order with papermill (SMOKE=1: small and fast;
+#                    ARGS="--set seed=1": a parameter for every notebook that has it)
 #   make test        create .venv if needed and run the unit tests, doctests and every
 #                    notebook in smoke mode through nbval
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SMOKE ?=
+ARGS ?=
 
 .PHONY: setup data reproduce test benchmark clean-cache
 
@@ -22,7 +24,7 @@ data: setup
 	$(BIN)/python -m skinlib download --if-missing
 
 reproduce: data
-	$(BIN)/python -m skinlib reproduce $(if $(SMOKE),--smoke)
+	$(BIN)/python -m skinlib reproduce $(if $(SMOKE),--smoke) $(ARGS)
 
 # The tests also need test-only packages (Environment/requirements-test.txt): the PyTorch reference of the
 # EfficientNet-Lite0 port and selenium for the lesion checker's browser test.

@@ -52,8 +52,27 @@ def _cache(args):
 def _reproduce(args):
     from skinlib import download, reproduce
 
+    if args.readme:
+        changed = reproduce.update_readme()
+        print(f"README.md: {', '.join(changed) or 'no'} block(s) rewritten from Saved_Models/.")
+        return 0
+    if args.list:
+        table = reproduce.parameters().astype(str)
+        widths = {column: max(len(column), table[column].str.len().max()) for column in table.columns[:-1]}
+        for row in [dict(zip(table.columns, table.columns))] + table.to_dict("records"):
+            print("  ".join(row[column].ljust(width) for column, width in widths.items()) + "  " + row["help"])
+        return 0
+    try:
+        settings = dict(reproduce.parse_assignment(text) for text in args.set or [])
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     download.ensure_data()
-    reproduce.reproduce(smoke=args.smoke, only=args.only)
+    try:
+        reproduce.reproduce(smoke=args.smoke, only=args.only, settings=settings)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def _predict(args):
@@ -114,6 +133,11 @@ def build_parser():
     command = commands.add_parser("reproduce", help="run every notebook in order with papermill")
     command.add_argument("--smoke", action="store_true", help="small subset, outputs to .papermill/smoke/")
     command.add_argument("--only", nargs="+", help="run only notebooks whose name contains these strings")
+    command.add_argument("--set", action="append", metavar="NAME=VALUE",
+                         help="set a parameter in every notebook that has it (repeatable), e.g. --set seed=1")
+    command.add_argument("--list", action="store_true", help="list every notebook's parameters and stop")
+    command.add_argument("--readme", action="store_true",
+                         help="only rewrite the README's result tables from Saved_Models/ and stop")
     command.set_defaults(run=_reproduce)
 
     command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine")

@@ -6,10 +6,20 @@ itself so that the committed outputs are those of the run. With ``--smoke``
 the same chain runs on a small subset and writes to ``.papermill/smoke/``
 instead, leaving the committed notebooks untouched. The run stops at the
 first failure and names the notebook and the cell.
+
+Every notebook's parameters (its papermill ``parameters`` cell) can be listed
+in one table (:func:`parameters`, ``python -m skinlib reproduce --list``) and
+set for the whole chain in one place (``--set NAME=VALUE``: every notebook
+that has that parameter gets the value). A complete full run records its
+per-notebook times, the total and the machine in ``Saved_Models/reproduce_run.json``
+and rewrites the README's result tables from the saved results (:func:`update_readme`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -26,6 +36,44 @@ def notebooks_in_order(root=None):
     chapters = sorted(p for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     main = root / "Project_Main_Notebook.ipynb"
     return chapters + ([main] if main.is_file() else [])
+
+
+RUN_FILE = "reproduce_run.json"
+
+
+def parameters(root=None):
+    """Every notebook's parameters in one table: notebook, name, default and the comment that explains it.
+
+    Read from each notebook's cell tagged ``parameters`` (papermill's
+    ``inspect_notebook``), in reading order.
+    """
+    import pandas as pd
+    import papermill
+
+    rows = []
+    for notebook in notebooks_in_order(root):
+        for name, spec in papermill.inspect_notebook(str(notebook)).items():
+            rows.append({"notebook": notebook.stem, "name": name, "default": spec["default"], "help": spec["help"]})
+    return pd.DataFrame(rows, columns=["notebook", "name", "default", "help"])
+
+
+def parse_assignment(text):
+    """``"NAME=VALUE"`` to ``(name, value)``: a number, True/False/None when it reads as one, else the text.
+
+    >>> parse_assignment("epochs=4"), parse_assignment("heights=120,150")
+    (('epochs', 4), ('heights', '120,150'))
+    """
+    import ast
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise ValueError(f"a parameter is set as NAME=VALUE (for example epochs=4). Got {text!r} instead.")
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        parsed = None
+    scalar = parsed is None and value.strip() == "None" or isinstance(parsed, (bool, int, float, str))
+    return name.strip(), parsed if scalar else value.strip()
 
 
 def run_notebook(path, *, output=None, parameters=None, log_output=False):
@@ -81,7 +129,7 @@ def clean_notebook(path):
     nbformat.write(notebook, path)
 
 
-def reproduce(*, smoke=False, root=None, only=None, echo=print):
+def reproduce(*, smoke=False, root=None, only=None, settings=None, echo=print):
     """Run every notebook in order; return ``[(notebook, seconds), ...]``.
 
     Parameters
@@ -93,6 +141,10 @@ def reproduce(*, smoke=False, root=None, only=None, echo=print):
         The repository; default the one holding this package.
     only : sequence of str, default=None
         Run only the notebooks whose file name contains one of these strings.
+    settings : dict, default=None
+        Parameter values for the whole chain: each notebook gets those of
+        its own parameters that are named here. A name that no notebook to
+        be run has is an error (a typo would otherwise go unnoticed).
     echo : callable, default=print
         Where progress lines go.
     """
@@ -100,13 +152,187 @@ def reproduce(*, smoke=False, root=None, only=None, echo=print):
     notebooks = [p for p in notebooks_in_order(root) if not only or any(key in p.name for key in only)]
     if not notebooks:
         raise FileNotFoundError(f"No notebooks to run under {root / 'notebooks'}.")
+    settings = dict(settings or {})
+    declared = {notebook: _declared(notebook) for notebook in notebooks}
+    unknown = sorted(set(settings) - set().union(*declared.values()))
+    if unknown:
+        raise ValueError(f"no notebook to run has the parameter(s) {', '.join(unknown)}; "
+                         f"`python -m skinlib reproduce --list` shows them all.")
     timings, started = [], time.perf_counter()
     for number, notebook in enumerate(notebooks, 1):
         output = root / ".papermill" / "smoke" / notebook.name if smoke else notebook
-        echo(f"[{number}/{len(notebooks)}] {notebook.relative_to(root)} ...", flush=True)
+        values = {name: value for name, value in settings.items() if name in declared[notebook]}
+        values |= {"smoke": True} if smoke else {}
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items() if name != "smoke")
+        echo(f"[{number}/{len(notebooks)}] {notebook.relative_to(root)} ...{f' ({shown})' if shown else ''}", flush=True)
         begin = time.perf_counter()
-        run_notebook(notebook, output=output, parameters={"smoke": True} if smoke else {})
+        run_notebook(notebook, output=output, parameters=values)
         timings.append((notebook.name, time.perf_counter() - begin))
-        echo(f"[{number}/{len(notebooks)}] {notebook.name} done in {timings[-1][1]:.0f} s", flush=True)
-    echo(f"All {len(notebooks)} notebook(s) ran in {time.perf_counter() - started:.0f} s.", flush=True)
+        echo(f"[{number}/{len(notebooks)}] {notebook.name} done in {_minutes(timings[-1][1])}", flush=True)
+    total = time.perf_counter() - started
+    echo(f"All {len(notebooks)} notebook(s) ran in {_minutes(total)} on {os.cpu_count()} CPU cores "
+         f"({platform.machine()}).", flush=True)
+    if not smoke and not only:
+        _record_run(root, timings, total, settings)
+        changed = update_readme(root)
+        echo(f"README.md: result blocks rewritten from Saved_Models/ ({', '.join(changed) or 'none changed'}).")
     return timings
+
+
+def _declared(notebook):
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def _minutes(seconds):
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min ({seconds:.0f} s)"
+
+
+def _record_run(root, timings, total, settings):
+    """Write ``Saved_Models/reproduce_run.json``: what the last complete full run took, and where."""
+    from skinlib.images import write_atomic
+
+    record = {"notebooks": {name: round(seconds, 1) for name, seconds in timings}, "total_seconds": round(total, 1),
+              "settings": settings, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+              "processor": _processor(), "python": platform.python_version()}
+    path = Path(root) / "Saved_Models" / RUN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
+    return path
+
+
+def _processor():
+    """The CPU's model name (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+README_BLOCKS = ("run_times", "chapter02", "chapter03", "final")
+"""The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
+
+
+def readme_blocks(root=None):
+    """The README's result tables as Markdown, from the files the notebooks wrote (never typed by hand).
+
+    ``run_times`` from ``Saved_Models/reproduce_run.json``, ``chapter02`` and
+    ``chapter03`` from ``results.csv``, ``final`` from ``final_metrics.json``.
+    A block whose file is missing is left out.
+    """
+    import pandas as pd
+
+    folder = Path(root or repo_root()) / "Saved_Models"
+    blocks = {}
+    if (folder / RUN_FILE).is_file():
+        run = json.loads((folder / RUN_FILE).read_text())
+        rows = [f"| {Path(name).stem} | {_minutes(seconds)} |" for name, seconds in run["notebooks"].items()]
+        blocks["run_times"] = "\n".join([
+            f"Last complete run of `make reproduce` (notebooks only; from `Saved_Models/{RUN_FILE}`), on "
+            f"{run['cpu_count']} CPU cores ({run['processor']}, {run['machine']}), Python {run['python']}"
+            + (f", settings {run['settings']}" if run["settings"] else "") + ":", "",
+            "| notebook | time |", "|---|---|", *rows, f"| **total** | **{_minutes(run['total_seconds'])}** |"])
+    if (folder / "results.csv").is_file():
+        results = pd.read_csv(folder / "results.csv")
+        for key, notebook in (("chapter02", "02_CNN_Iterations"), ("chapter03", "03_Transfer_Learning")):
+            table = results[results["notebook"] == notebook]
+            if not table.empty:
+                blocks[key] = _markdown_results(table, stage=key == "chapter03")
+    if (folder / "final_metrics.json").is_file():
+        blocks["final"] = _markdown_final(json.loads((folder / "final_metrics.json").read_text()))
+    return blocks
+
+
+def _number(value, digits=3):
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return ""
+    return f"{value:,.0f}" if digits == 0 else f"{value:.{digits}f}"
+
+
+def _markdown_results(table, *, stage):
+    columns = ["name"] + (["stage", "input size"] if stage else []) + [
+        "trainable params" if stage else "params", "epochs run", "train s", "accuracy", "balanced accuracy", "macro AUC", "malignant recall"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in table.iterrows():
+        params = row.get("trainable_params") if stage and not _blank(row.get("trainable_params")) else row["params"]
+        cells = [row["name"]] + ([_text(row.get("stage")), _text(row.get("input_size"))] if stage else []) + [
+            _number(params, 0), _number(row["epochs_run"], 0), _number(row["train_seconds"], 1),
+            _number(row["accuracy"]), _number(row["balanced_accuracy"]), _number(row["macro_auc"]),
+            _number(row["malignant_recall"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _blank(value):
+    import pandas as pd
+
+    return value is None or (not isinstance(value, str) and pd.isna(value))
+
+
+def _text(value):
+    return "" if _blank(value) else str(value)
+
+
+def _markdown_final(final):
+    test = final["finals"][final["procedure"]]
+    screen, calibration = final["screening"], final["calibration"]
+    names = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_auc": "macro AUC (one-vs-rest)"}
+    lines = [f"Final: `{final['procedure']}` (model `{final['model']}`, input {final['input_size'][0]}x"
+             f"{final['input_size'][1]}); {final['test_images']:,} test images of {final['test_lesions']:,} lesions; "
+             f"95% intervals from {final['bootstrap_resamples']:,} bootstrap resamples of lesions.", "",
+             "| metric | test | 95% CI | validation |", "|---|---|---|---|"]
+    for key, label in names.items():
+        value = test[key]
+        lines.append(f"| {label} | {_number(value['estimate'])} | {_number(value['low'])}-{_number(value['high'])} "
+                     f"| {_number(value['validation'])} |")
+    for key in ("sensitivity", "specificity"):
+        interval = screen.get("test_interval", {}).get(key)
+        shown = f"{_number(interval['low'])}-{_number(interval['high'])}" if interval else ""
+        lines.append(f"| malignant {key} at the validation threshold for {screen['target_validation_sensitivity']:.0%}"
+                     f" ({_number(screen['threshold'])}) | {_number(screen['test'][key])} | {shown} "
+                     f"| {_number(screen['validation'][key])} |")
+    ece = calibration["ece"]
+    lines.append(f"| expected calibration error (raw; after T = {calibration['temperature']:.2f} fitted on validation) "
+                 f"| {_number(ece['test']['raw'])}; {_number(ece['test']['scaled'])} | "
+                 f"| {_number(ece['val']['raw'])}; {_number(ece['val']['scaled'])} |")
+    per_class = ", ".join(f"{name} {_number(row['recall'], 2)} / {_number(row['precision'], 2)} ({row['support']:.0f})"
+                          for name, row in final["per_class"].items())
+    lines += ["", f"Per class, test recall / precision (images): {per_class}."]
+    cams = final.get("explanations", {}).get("all/all")
+    if cams:
+        lines.append(f"Grad-CAM of {cams['images']:.0f} test images against the lesion masks: {cams['inside']:.0%} of "
+                     f"the heat on the lesion (a uniform map: {cams['inside_uniform']:.0%}), hottest pixel on the "
+                     f"lesion {cams['pointing_game']:.0%} of the time, {cams['frame']:.0%} in the outer frame "
+                     f"(uniform: {cams['frame_uniform']:.0%}).")
+    return "\n".join(lines)
+
+
+def update_readme(root=None):
+    """Rewrite the README's generated blocks from the saved results; return the names of the blocks that changed."""
+    import re
+
+    from skinlib.images import write_atomic
+
+    path = Path(root or repo_root()) / "README.md"
+    if not path.is_file():
+        return []
+    text = original = path.read_text()
+    for name, block in readme_blocks(root).items():
+        pattern = re.compile(rf"<!-- begin:{name} -->\n.*?<!-- end:{name} -->", re.DOTALL)
+        text = pattern.sub(lambda match: f"<!-- begin:{name} -->\n{block}\n<!-- end:{name} -->", text)
+    if text != original:
+        write_atomic(path, lambda handle: handle.write(text.encode()))
+    return [name for name in README_BLOCKS if _block(text, name) != _block(original, name)]
+
+
+def _block(text, name):
+    import re
+
+    found = re.search(rf"<!-- begin:{name} -->\n(.*?)<!-- end:{name} -->", text, re.DOTALL)
+    return found.group(1) if found else None

@@ -44,3 +44,62 @@ def test_notebooks_run_in_reading_order(tmp_path):
     write_notebook(tmp_path / "Project_Main_Notebook.ipynb", "pass")
     names = [p.name for p in reproduce.notebooks_in_order(tmp_path)]
     assert names == ["01_a.ipynb", "02_b.ipynb", "Project_Main_Notebook.ipynb"]
+
+
+def test_parameters_are_listed_and_set_in_one_place(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    first = write_notebook(tmp_path / "notebooks" / "01_a.ipynb", "print('smoke', smoke)")
+    second = write_notebook(tmp_path / "notebooks" / "02_b.ipynb", "print('epochs', epochs)")
+    notebook = nbformat.read(second, as_version=4)
+    notebook.cells[0].source = "smoke = False  # quick mode\nepochs = 8  # most epochs"
+    nbformat.write(notebook, second)
+    table = reproduce.parameters(tmp_path)
+    assert table[["notebook", "name", "default"]].values.tolist() == [
+        ["01_a", "smoke", "False"], ["02_b", "smoke", "False"], ["02_b", "epochs", "8"]]
+    assert table["help"].tolist()[-1] == "most epochs"
+    lines = []
+    reproduce.reproduce(root=tmp_path, settings={"epochs": 2}, echo=lambda *a, **k: lines.append(a[0]))
+    text = lambda path: "".join("".join(o.get("text", "")) for c in json.loads(path.read_text())["cells"]
+                                for o in c.get("outputs", []))
+    assert "epochs 2" in text(second) and "smoke False" in text(first)  # Only the notebook that declares it.
+    assert any("02_b.ipynb ... (epochs=2)" in line for line in lines)
+    record = json.loads((tmp_path / "Saved_Models" / reproduce.RUN_FILE).read_text())
+    assert set(record["notebooks"]) == {"01_a.ipynb", "02_b.ipynb"} and record["settings"] == {"epochs": 2}
+    assert record["total_seconds"] >= sum(record["notebooks"].values()) - 1
+    with pytest.raises(ValueError, match="no notebook to run has the parameter.*epoch"):
+        reproduce.reproduce(root=tmp_path, settings={"epoch": 2}, echo=lambda *a, **k: None)
+
+
+def test_assignments_parse_to_python_values():
+    assert reproduce.parse_assignment("lime_samples=50") == ("lime_samples", 50)
+    assert reproduce.parse_assignment("smoke=True") == ("smoke", True)
+    assert reproduce.parse_assignment("heights=120,150") == ("heights", "120,150")  # Not a tuple.
+    assert reproduce.parse_assignment("model=None") == ("model", None)
+    assert reproduce.parse_assignment("heights='120,150'") == ("heights", "120,150")
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        reproduce.parse_assignment("epochs")
+
+
+def test_readme_result_tables_are_those_of_the_saved_results():
+    # The README's numbers are written by `python -m skinlib reproduce` from Saved_Models/, never by hand.
+    from skinlib.data import repo_root
+
+    text = (repo_root() / "README.md").read_text()
+    blocks = reproduce.readme_blocks()
+    assert set(blocks) == set(reproduce.README_BLOCKS)
+    for name, block in blocks.items():
+        assert reproduce._block(text, name) == block + "\n", f"README block {name} is stale: run reproduce --readme"
+
+
+def test_readme_blocks_are_rewritten_in_place(tmp_path):
+    folder = tmp_path / "Saved_Models"
+    folder.mkdir()
+    (folder / "results.csv").write_text(
+        "name,notebook,params,epochs_run,train_seconds,accuracy,balanced_accuracy,macro_auc,malignant_recall\n"
+        "02_mlp,02_CNN_Iterations,786951,6,12.04,0.6561,0.2164,0.81,0.78\n")
+    (tmp_path / "README.md").write_text("intro\n<!-- begin:chapter02 -->\nold\n<!-- end:chapter02 -->\nend\n")
+    assert reproduce.update_readme(tmp_path) == ["chapter02"]
+    text = (tmp_path / "README.md").read_text()
+    assert "| 02_mlp | 786,951 | 6 | 12.0 | 0.656 | 0.216 | 0.810 | 0.780 |" in text and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("<!-- end:chapter02 -->\nend\n")
+    assert reproduce.update_readme(tmp_path) == []  # Nothing left to change.
