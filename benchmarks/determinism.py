@@ -12,7 +12,6 @@ to benchmarks/results/determinism.json.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -39,16 +38,11 @@ def weights_difference(path_a, path_b):
     import keras
     import numpy as np
 
-    a = keras.saving.load_model(path_a, compile=False, safe_mode=True)
-    b = keras.saving.load_model(path_b, compile=False, safe_mode=True)
-    pairs = list(zip(a.get_weights(), b.get_weights()))
-    if len(pairs) != len(a.get_weights()) or any(x.shape != y.shape for x, y in pairs):
+    a = keras.saving.load_model(path_a, compile=False, safe_mode=True).get_weights()
+    b = keras.saving.load_model(path_b, compile=False, safe_mode=True).get_weights()
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
         return None
-    return float(max((np.abs(x.astype("float64") - y.astype("float64")).max() for x, y in pairs), default=0.0))
-
-
-def sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return float(max((np.abs(x.astype("float64") - y.astype("float64")).max() for x, y in zip(a, b)), default=0.0))
 
 
 def main(argv=None):
@@ -73,11 +67,8 @@ def main(argv=None):
     headline = {key: value for key, value in test.items() if key.startswith("finals/") and key.endswith("/estimate")}
     models = sorted({p.name for p in mine.glob("*.keras")} & {p.name for p in theirs.glob("*.keras")})
     weights = {name: weights_difference(mine / name, theirs / name) for name in models}
-    rebuilt = split.make_split(data.load_metadata())
-    committed = split.load_manifest()
-    same_split = bool((rebuilt.set_index("image_id")["split"].sort_index()
-                       == committed.set_index("image_id")["split"].sort_index()).all())
-    other_manifest = args.other.resolve() / "skinlib" / "splits" / "ham10000_split.csv"
+    same_split = split.matches_manifest(split.make_split(data.load_metadata()))
+    other_manifest = args.other.resolve() / split.MANIFEST_PATH.relative_to(ROOT)
     record = {
         "machine": machine(),
         "rows_compared": int(len(common)),
@@ -90,7 +81,7 @@ def main(argv=None):
         "test_numbers_compared": len(test),
         "weights_max_difference": weights,
         "split_rebuilt_equals_manifest": same_split,
-        "manifests_identical": sha256(ROOT / "skinlib" / "splits" / "ham10000_split.csv") == sha256(other_manifest),
+        "manifests_identical": split.MANIFEST_PATH.read_bytes() == other_manifest.read_bytes(),
     }
     worst = max([*record["validation_max_difference"].values(), *headline.values()], default=0.0)
     record["within_tolerance"] = bool(worst <= args.tolerance and same_split and record["manifests_identical"])

@@ -32,7 +32,7 @@ def _split(args):
     if args.write:
         print(f"Wrote {split.save_manifest(manifest)}")
         return 0
-    same = split.MANIFEST_PATH.is_file() and split.MANIFEST_PATH.read_text() == split.manifest_to_csv(manifest)
+    same = split.matches_manifest(manifest)
     print(f"Identical to the committed manifest {split.MANIFEST_PATH.name}: {same}")
     return 0 if same else 1
 
@@ -62,17 +62,10 @@ def _reproduce(args):
         for row in [dict(zip(table.columns, table.columns))] + table.to_dict("records"):
             print("  ".join(row[column].ljust(width) for column, width in widths.items()) + "  " + row["help"])
         return 0
-    try:
-        settings = dict(reproduce.parse_assignment(text) for text in args.set or [])
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    settings = dict(reproduce.parse_assignment(text) for text in args.set or [])
+    reproduce.declared_parameters(settings, only=args.only)  # A typo is refused before any download or run.
     download.ensure_data()
-    try:
-        reproduce.reproduce(smoke=args.smoke, only=args.only, settings=settings)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    reproduce.reproduce(smoke=args.smoke, only=args.only, settings=settings)
 
 
 def _predict(args):
@@ -159,12 +152,13 @@ def main(argv=None):
     from skinlib.download import DownloadError
     from skinlib.images import ImageError
     from skinlib.predict import ModelError
-    from skinlib.reproduce import NotebookFailed
+    from skinlib.reproduce import NotebookFailed, ParameterError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (DataError, ImageError, DownloadError, NotebookFailed, ModelError, FileNotFoundError) as error:
+    except (DataError, ImageError, DownloadError, NotebookFailed, ParameterError, ModelError,
+            FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,6 +30,10 @@ class NotebookFailed(RuntimeError):
     """A notebook raised an error; the message names the notebook and the cell."""
 
 
+class ParameterError(ValueError):
+    """A parameter setting that is malformed or that no notebook to be run declares."""
+
+
 def notebooks_in_order(root=None):
     """Return the numbered chapters in ``notebooks/`` and then the main notebook, if present."""
     root = Path(root or repo_root())
@@ -67,7 +71,7 @@ def parse_assignment(text):
 
     name, sep, value = text.partition("=")
     if not sep or not name.strip().isidentifier():
-        raise ValueError(f"a parameter is set as NAME=VALUE (for example epochs=4). Got {text!r} instead.")
+        raise ParameterError(f"a parameter is set as NAME=VALUE (for example epochs=4). Got {text!r} instead.")
     try:
         parsed = ast.literal_eval(value.strip())
     except (ValueError, SyntaxError):
@@ -149,15 +153,9 @@ def reproduce(*, smoke=False, root=None, only=None, settings=None, echo=print):
         Where progress lines go.
     """
     root = Path(root or repo_root())
-    notebooks = [p for p in notebooks_in_order(root) if not only or any(key in p.name for key in only)]
-    if not notebooks:
-        raise FileNotFoundError(f"No notebooks to run under {root / 'notebooks'}.")
     settings = dict(settings or {})
-    declared = {notebook: _declared(notebook) for notebook in notebooks}
-    unknown = sorted(set(settings) - set().union(*declared.values()))
-    if unknown:
-        raise ValueError(f"no notebook to run has the parameter(s) {', '.join(unknown)}; "
-                         f"`python -m skinlib reproduce --list` shows them all.")
+    declared = declared_parameters(settings, root=root, only=only)
+    notebooks = list(declared)
     timings, started = [], time.perf_counter()
     for number, notebook in enumerate(notebooks, 1):
         output = root / ".papermill" / "smoke" / notebook.name if smoke else notebook
@@ -179,10 +177,27 @@ def reproduce(*, smoke=False, root=None, only=None, settings=None, echo=print):
     return timings
 
 
-def _declared(notebook):
-    import papermill
+def declared_parameters(settings, *, root=None, only=None):
+    """The notebooks to run, each with the names of its parameters; checks ``settings`` before anything runs.
 
-    return set(papermill.inspect_notebook(str(notebook)))
+    Raises
+    ------
+    FileNotFoundError
+        When no notebook is selected.
+    ParameterError
+        When a name in ``settings`` is a parameter of none of them.
+    """
+    root = Path(root or repo_root())
+    notebooks = [p for p in notebooks_in_order(root) if not only or any(key in p.name for key in only)]
+    if not notebooks:
+        raise FileNotFoundError(f"No notebooks to run under {root / 'notebooks'}.")
+    table = parameters(root)
+    declared = {notebook: set(table.loc[table["notebook"] == notebook.stem, "name"]) for notebook in notebooks}
+    unknown = sorted(set(settings) - set().union(*declared.values()))
+    if unknown:
+        raise ParameterError(f"no notebook to run has the parameter(s) {', '.join(unknown)}; "
+                             f"`python -m skinlib reproduce --list` shows them all.")
+    return declared
 
 
 def _minutes(seconds):
@@ -195,15 +210,15 @@ def _record_run(root, timings, total, settings):
 
     record = {"notebooks": {name: round(seconds, 1) for name, seconds in timings}, "total_seconds": round(total, 1),
               "settings": settings, "cpu_count": os.cpu_count(), "machine": platform.machine(),
-              "processor": _processor(), "python": platform.python_version()}
+              "processor": cpu_name(), "python": platform.python_version()}
     path = Path(root) / "Saved_Models" / RUN_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
     return path
 
 
-def _processor():
-    """The CPU's model name (Linux), else what the platform module knows."""
+def cpu_name():
+    """The CPU's model name (Linux), else what the platform module knows; the benchmarks report it too."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -248,9 +263,7 @@ def readme_blocks(root=None):
 
 
 def _number(value, digits=3):
-    import pandas as pd
-
-    if value is None or pd.isna(value):
+    if _blank(value):
         return ""
     return f"{value:,.0f}" if digits == 0 else f"{value:.{digits}f}"
 

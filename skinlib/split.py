@@ -113,6 +113,12 @@ def manifest_to_csv(manifest):
     return buffer.getvalue()
 
 
+def matches_manifest(manifest, path=MANIFEST_PATH):
+    """Whether ``manifest`` is, byte for byte, the manifest file at ``path`` (by default the committed one)."""
+    path = Path(path)
+    return path.is_file() and path.read_text() == manifest_to_csv(manifest)
+
+
 def save_manifest(manifest, path=MANIFEST_PATH):
     """Write the manifest atomically (a crash leaves the previous file in place)."""
     check_split(manifest)

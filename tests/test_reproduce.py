@@ -66,7 +66,7 @@ def test_parameters_are_listed_and_set_in_one_place(tmp_path):
     record = json.loads((tmp_path / "Saved_Models" / reproduce.RUN_FILE).read_text())
     assert set(record["notebooks"]) == {"01_a.ipynb", "02_b.ipynb"} and record["settings"] == {"epochs": 2}
     assert record["total_seconds"] >= sum(record["notebooks"].values()) - 1
-    with pytest.raises(ValueError, match="no notebook to run has the parameter.*epoch"):
+    with pytest.raises(reproduce.ParameterError, match="no notebook to run has the parameter.*epoch"):
         reproduce.reproduce(root=tmp_path, settings={"epoch": 2}, echo=lambda *a, **k: None)
 
 
@@ -76,7 +76,7 @@ def test_assignments_parse_to_python_values():
     assert reproduce.parse_assignment("heights=120,150") == ("heights", "120,150")  # Not a tuple.
     assert reproduce.parse_assignment("model=None") == ("model", None)
     assert reproduce.parse_assignment("heights='120,150'") == ("heights", "120,150")
-    with pytest.raises(ValueError, match="NAME=VALUE"):
+    with pytest.raises(reproduce.ParameterError, match="NAME=VALUE"):
         reproduce.parse_assignment("epochs")
 
 
