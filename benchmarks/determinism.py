@@ -30,7 +30,8 @@ METRICS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "malig
 def flatten(tree, prefix=""):
     """Nested dicts of numbers to {"a/b/c": number}."""
     if isinstance(tree, dict):
-        return {key: value for name, branch in tree.items() for key, value in flatten(branch, f"{prefix}{name}/").items()}
+        return {key: value for name, branch in tree.items()
+                for key, value in flatten(branch, f"{prefix}{name}/").items()}
     return {prefix.rstrip("/"): tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
 
 
@@ -51,18 +52,16 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=0.01)
     args = parser.parse_args(argv)
 
-    import pandas as pd
+    from skinlib import artefacts, data, split
 
-    from skinlib import data, split
-
-    mine, theirs = ROOT / "Saved_Models", args.other.resolve() / "Saved_Models"
-    a = pd.read_csv(mine / "results.csv").set_index("name")
-    b = pd.read_csv(theirs / "results.csv").set_index("name")
+    mine, theirs = artefacts.models_dir(root=ROOT), artefacts.models_dir(root=args.other.resolve())
+    a = artefacts.read_results(mine).set_index("name")
+    b = artefacts.read_results(theirs).set_index("name")
     common = a.index.intersection(b.index)
     metrics = [m for m in METRICS if m in a.columns and m in b.columns]
     validation = (a.loc[common, metrics] - b.loc[common, metrics]).abs()
-    final_a = flatten(json.loads((mine / "final_metrics.json").read_text()))
-    final_b = flatten(json.loads((theirs / "final_metrics.json").read_text()))
+    final_a = flatten(artefacts.read_final_metrics(mine))
+    final_b = flatten(artefacts.read_final_metrics(theirs))
     test = {key: abs(final_a[key] - final_b[key]) for key in final_a if key in final_b}
     headline = {key: value for key, value in test.items() if key.startswith("finals/") and key.endswith("/estimate")}
     models = sorted({p.name for p in mine.glob("*.keras")} & {p.name for p in theirs.glob("*.keras")})

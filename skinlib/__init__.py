@@ -1,22 +1,50 @@
 """skinlib: the small library behind the HAM10000 skin-lesion notebooks.
 
 One module per concern, imported on demand so that ``import skinlib`` stays
-fast and does not load TensorFlow:
+fast and does not load TensorFlow. Each module imports only modules above it
+in this list, so no import goes in a circle (``tests/test_structure.py``
+checks both):
 
-- :mod:`skinlib.data`: find the data set, read and validate its metadata.
-- :mod:`skinlib.split`: the lesion-grouped, class-stratified split manifest.
+- :mod:`skinlib.artefacts`: the saved files: ``Saved_Models/`` and ``Images/``
+  (and their smoke-mode copies), atomic writes, the results table and
+  ``final_metrics.json``.
 - :mod:`skinlib.images`: decode images safely, resize, cache on disk.
-- :mod:`skinlib.pipeline`: ``tf.data`` pipelines for training and evaluation.
+- :mod:`skinlib.data`: find the data set, read and validate its metadata.
 - :mod:`skinlib.download`: fetch HAM10000 from Harvard Dataverse.
-- :mod:`skinlib.reproduce`: run the notebooks in order with papermill.
+- :mod:`skinlib.split`: the lesion-grouped, class-stratified split manifest.
+- :mod:`skinlib.explore`: tables and plots of the data (chapter 01).
+- :mod:`skinlib.pipeline`: ``tf.data`` pipelines for training and evaluation.
+- :mod:`skinlib.acquisition`: colour constancy (Shades of Gray) and the shifts of other cameras and clinics.
+- :mod:`skinlib.efficientnet_lite`: EfficientNet-Lite in Keras, with the PyTorch weights ported.
+- :mod:`skinlib.models`: the networks: perceptron, CNNs, pretrained backbones, heads, augmentation.
+- :mod:`skinlib.infer`: predictions: probabilities, test-time augmentation, feature extraction.
+- :mod:`skinlib.metrics`: the numbers: accuracy, balanced accuracy, AUC, bootstrap intervals, screening.
+- :mod:`skinlib.train`: fit, keep the best epoch, save the run; transfer learning in two stages.
+- :mod:`skinlib.features`: cached multi-view features: a backbone's lower part runs once, its upper part trains.
+- :mod:`skinlib.evaluate`: plots and notebook reports of the metrics.
+- :mod:`skinlib.calibrate`: calibration error and temperature scaling.
+- :mod:`skinlib.explain`: convolutions, filters and feature maps; Grad-CAM and LIME against the masks.
+- :mod:`skinlib.final`: the final model, chosen on validation by a fixed rule (chapter 04).
+- :mod:`skinlib.predict`: the lesion checker (also ``python -m skinlib predict``).
+- :mod:`skinlib.app`: the lesion checker as a notebook widget and a local Voila app.
+- :mod:`skinlib.slides`: ``Presentation.pdf`` from titles, bullets and figures.
+- :mod:`skinlib.reproduce`: run the notebooks in order with papermill; the README's result tables.
+- :mod:`skinlib.__main__`: the command line, ``python -m skinlib``.
 """
 
 __version__ = "0.1.0"
 
 import os as _os
+from pathlib import Path as _Path
 
 # TensorFlow's C++ start-up chatter (CPU feature notes) would fill every notebook's output; warnings stay visible.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def repo_root():
+    """Return the repository that holds this package (or the working folder when installed)."""
+    here = _Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else _Path.cwd()
 
 
 def smoke_mode(default=False):

@@ -80,7 +80,7 @@ def _predict(args):
     if args.csv or len(files) > 1:
         table = checker.predict_many(files, progress=len(files) > 1)
         if args.csv:
-            from skinlib.train import write_table_atomic
+            from skinlib.artefacts import write_table_atomic
 
             write_table_atomic(table, args.csv, index=False)
             print(f"Wrote {len(table)} rows to {args.csv}", file=sys.stderr)

@@ -73,7 +73,7 @@ def show_result(checker, source, *, age=None, sex=None, site=None, name=None):
 
     prediction = checker.predict(source, age=age, sex=sex, site=site, name=name)
     pixels = prediction.pixels  # Decoded once, by the checker.
-    metadata = checker._metadata(1, age, sex, site)[0] if checker.uses_metadata else None
+    metadata = checker.metadata_inputs(1, age, sex, site)[0] if checker.uses_metadata else None
     display(HTML(result_html(prediction)))
     figure = report_figure(checker, prediction, pixels.astype("float32"), metadata=metadata)
     display(figure)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skinlib import repo_root
+
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 """The seven diagnoses, in the order used for class indices everywhere."""
 
@@ -62,12 +64,6 @@ _MISSING_MARKERS = ("unknown", "")
 
 class DataError(ValueError):
     """The data set on disk breaks a rule; the message names the file and the rule."""
-
-
-def repo_root():
-    """Return the repository that holds this package (or the working folder when installed)."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 def default_data_dir():

@@ -243,7 +243,7 @@ def stages(variant="lite0"):
 
 
 def efficientnet_lite(variant="lite0", *, input_shape=(None, None, 3), include_top=False, weights="imagenet",
-                      pooling=None, name=None):
+                      pooling=None, name=None, colour_constancy=False):
     """Build EfficientNet-Lite in Keras, optionally with its ImageNet weights.
 
     Parameters
@@ -257,6 +257,9 @@ def efficientnet_lite(variant="lite0", *, input_shape=(None, None, 3), include_t
     pooling : {None, "avg"}, default=None
         Without the top: return the last feature map, or its global average.
     name : str, default "efficientnet_<variant>"
+    colour_constancy : bool, default=False
+        Start with :func:`skinlib.acquisition.ShadesOfGray` (p = 6), which
+        divides out the colour of the light before the network sees the image.
 
     Returns
     -------
@@ -280,7 +283,12 @@ def efficientnet_lite(variant="lite0", *, input_shape=(None, None, 3), include_t
     bn = lambda label: layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=label)  # noqa: E731
 
     inputs = keras.Input(shape=input_shape, name="pixels")
-    x = layers.Rescaling(1 / STD, offset=-MEAN / STD, name="preprocess")(inputs)
+    x = inputs
+    if colour_constancy:
+        from skinlib.acquisition import ShadesOfGray
+
+        x = ShadesOfGray(name="colour_constancy")(x)
+    x = layers.Rescaling(1 / STD, offset=-MEAN / STD, name="preprocess")(x)
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = relu6("stem_relu")(bn("stem_bn")(x))
     for index, (kernel, stride, expand, filters_in, filters_out) in enumerate(stages(variant)):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib.data import CLASSES
+from skinlib.infer import predict_proba
 
 EDGE_KERNELS = {
     "vertical edges": np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], dtype="float32"),
@@ -24,6 +25,17 @@ EDGE_KERNELS = {
 def convolve(gray, kernel):
     """Slide a 2-D kernel over a grayscale image ('same' size, zero padding), as Conv2D does.
 
+    Parameters
+    ----------
+    gray : array-like of shape (height, width)
+    kernel : ndarray of shape (3, 3)
+
+    Returns
+    -------
+    ndarray of shape (height, width), float32
+
+    Examples
+    --------
     >>> float(convolve(np.ones((4, 4)), np.ones((3, 3)))[1, 1])
     9.0
     """
@@ -37,7 +49,24 @@ def convolve(gray, kernel):
 
 
 def plot_convolutions(pixels, kernels=None):
-    """Show one image and what each hand-made kernel makes of it."""
+    """Show one image and what each hand-made kernel makes of it.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (height, width, 3)
+        An RGB image (uint8), shown first; the kernels run on its grayscale version.
+    kernels : dict, default=None
+        ``{title: 3x3 kernel}``; None: :data:`EDGE_KERNELS`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> len(plot_convolutions(np.zeros((8, 8, 3), "uint8")).axes)
+    5
+    """
     import matplotlib.pyplot as plt
 
     kernels = kernels or EDGE_KERNELS
@@ -55,12 +84,44 @@ def plot_convolutions(pixels, kernels=None):
 
 
 def conv_layers(model):
-    """The names of the model's convolution layers, in order."""
+    """The names of the model's convolution layers, in order.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> conv_layers(models.cnn((64, 64, 3), stem=16, filters=(32,)))  # doctest: +SKIP
+    ['stem_conv', 'block1_conv1', 'block1_conv2']
+    """
     return [layer.name for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
 
 
 def plot_filters(model, *, layer=None, columns=8):
-    """Show the learned 3x3 kernels of the first convolution as small RGB patches."""
+    """Show the learned 3x3 kernels of the first convolution as small RGB patches.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model whose first convolution takes RGB pixels (a chapter-02 CNN).
+    layer : str, default=None
+        The convolution to show; None: the first (:func:`conv_layers`).
+    columns : int, default=8
+        Patches per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> figure = plot_filters(experiment.model)  # doctest: +SKIP
+    """
     import matplotlib.pyplot as plt
 
     name = layer or conv_layers(model)[0]
@@ -79,7 +140,25 @@ def plot_filters(model, *, layer=None, columns=8):
 
 
 def feature_maps(model, pixels, layers):
-    """The activations of the named layers for one image: a list of (height, width, channels) arrays."""
+    """The activations of the named layers for one image: a list of (height, width, channels) arrays.
+
+    Parameters
+    ----------
+    model : keras.Model
+    pixels : ndarray of shape (height, width, 3)
+        At the model's input size.
+    layers : list of str
+        Layer names (``model.summary()`` lists them).
+
+    Returns
+    -------
+    list of ndarray
+
+    Examples
+    --------
+    >>> [a.shape for a in feature_maps(model, lesion, ["stem_relu", "block1_pool"])]  # doctest: +SKIP
+    [(32, 32, 16), (16, 16, 32)]
+    """
     import keras
 
     probe = keras.Model(model.inputs[0], [model.get_layer(name).output for name in layers])
@@ -89,7 +168,27 @@ def feature_maps(model, pixels, layers):
 
 
 def plot_feature_maps(model, pixels, layers, *, channels=6):
-    """Show the first few channels of each named layer for one image: the image as the network sees it, deeper and deeper."""
+    """Show the first few channels of each named layer for one image: the image as the network sees it, deeper and
+    deeper.
+
+    Parameters
+    ----------
+    model : keras.Model
+    pixels : ndarray of shape (height, width, 3)
+        At the model's input size.
+    layers : list of str
+        One row of the figure per layer (see :func:`feature_maps`).
+    channels : int, default=6
+        The most active channels shown per layer.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> figure = plot_feature_maps(model, lesion, ["stem_relu", "block1_pool"])  # doctest: +SKIP
+    """
     import matplotlib.pyplot as plt
 
     maps = feature_maps(model, pixels, layers)
@@ -158,6 +257,12 @@ def grad_cam(model, pixels, class_index=None, *, metadata=None):
     -------
     heat : ndarray (height, width), float32 in 0-1
     class_index : int
+
+    Examples
+    --------
+    >>> heat, explained = grad_cam(model, test_pixels[0])  # doctest: +SKIP
+    >>> heat.shape == test_pixels[0].shape[:2]  # doctest: +SKIP
+    True
     """
     import tensorflow as tf
 
@@ -183,7 +288,25 @@ def grad_cam(model, pixels, class_index=None, *, metadata=None):
 
 
 def overlay_heat(pixels, heat, *, alpha=0.45):
-    """The image with a heat map blended on top (jet colours), as uint8 RGB."""
+    """The image with a heat map blended on top (jet colours), as uint8 RGB.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (height, width, 3)
+    heat : ndarray of shape (height, width)
+        Values in 0-1 (:func:`grad_cam`).
+    alpha : float, default=0.45
+        Weight of the heat map's colours.
+
+    Returns
+    -------
+    ndarray of shape (height, width, 3), uint8
+
+    Examples
+    --------
+    >>> overlay_heat(np.zeros((2, 2, 3)), np.ones((2, 2))).shape
+    (2, 2, 3)
+    """
     import matplotlib
 
     colours = matplotlib.colormaps["jet"](np.clip(heat, 0, 1))[..., :3] * 255
@@ -193,9 +316,21 @@ def overlay_heat(pixels, heat, *, alpha=0.45):
 def mask_scores(heat, mask):
     """How well a heat map agrees with the lesion mask.
 
-    Returns ``inside`` (the share of the heat map's mass inside the lesion)
-    and ``hit`` (the pointing game: is its hottest pixel on the lesion?).
+    Parameters
+    ----------
+    heat : array-like of shape (height, width)
+    mask : array-like of bool, same shape
+        True on the lesion.
 
+    Returns
+    -------
+    dict
+        ``inside`` (the share of the heat map's mass inside the lesion; NaN
+        for an empty map) and ``hit`` (the pointing game: is its hottest
+        pixel on the lesion?).
+
+    Examples
+    --------
     >>> heat = np.zeros((4, 4)); heat[0, 0] = 1.0; heat[3, 3] = 3.0
     >>> mask = np.zeros((4, 4), bool); mask[3, 3] = True
     >>> mask_scores(heat, mask)
@@ -210,7 +345,27 @@ def mask_scores(heat, mask):
 
 
 def read_mask_at(path, size):
-    """A lesion mask as a boolean array at ``size`` (height, width), resized with nearest neighbours."""
+    """A lesion mask as a boolean array at ``size`` (height, width), resized with nearest neighbours.
+
+    Parameters
+    ----------
+    path : str or Path
+        A HAM10000 segmentation mask (white on the lesion).
+    size : tuple (height, width)
+
+    Returns
+    -------
+    ndarray of bool, shape ``size``
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mask.png"
+    >>> Image.fromarray(np.eye(4, dtype="uint8") * 255).save(path)
+    >>> read_mask_at(path, (2, 2)).tolist()
+    [[True, False], [False, True]]
+    """
     from PIL import Image
 
     with Image.open(path) as image:
@@ -225,14 +380,34 @@ def lime_explanation(model, pixels, class_index, *, metadata=None, samples=300, 
     how the class probability moves, and fits a linear model to those
     answers: the superpixels with the largest positive weights are the
     explanation. ``samples`` perturbed images cost ``samples`` predictions.
+
+    Parameters
+    ----------
+    model : keras.Model
+    pixels : ndarray of shape (height, width, 3)
+        At the model's input size.
+    class_index : int
+        The class to explain.
+    metadata : ndarray of shape (n_metadata,), default=None
+        For a two-input model (the same for every perturbed image).
+    samples : int, default=300
+    features : int, default=5
+        Superpixels kept.
+    seed : int, default=0
+
+    Returns
+    -------
+    ndarray of bool, shape (height, width)
+
+    Examples
+    --------
+    >>> mask = lime_explanation(model, test_pixels[0], 4, samples=100)  # doctest: +SKIP
     """
     from lime import lime_image
 
-    from skinlib import evaluate
-
     def classify(batch):
         meta = None if metadata is None else np.repeat(np.asarray(metadata, "float32")[None], len(batch), axis=0)
-        return evaluate.predict_proba(model, np.asarray(batch, "float32"), metadata=meta, batch_size=64)
+        return predict_proba(model, np.asarray(batch, "float32"), metadata=meta, batch_size=64)
 
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     progress, lime_image.tqdm = lime_image.tqdm, lambda rows, **_: rows  # One bar per image would flood a notebook.
@@ -250,6 +425,19 @@ def lime_explanation(model, pixels, class_index, *, metadata=None, samples=300, 
 def frame_share(heat, *, margin=0.1):
     """The share of a heat map's mass in the outer ``margin`` frame of the image (rulers, vignetting, corners).
 
+    Parameters
+    ----------
+    heat : array-like of shape (height, width)
+    margin : float, default=0.1
+        Width of the frame, as a share of each side (at least one pixel).
+
+    Returns
+    -------
+    float
+        NaN for an empty map.
+
+    Examples
+    --------
     >>> heat = np.ones((10, 10))
     >>> round(frame_share(heat), 2)  # 1 - 0.8 * 0.8 of a uniform map
     0.36
@@ -265,12 +453,28 @@ def frame_share(heat, *, margin=0.1):
 def pick_examples(labels, predicted, confidence):
     """For each class, the test image of the most confident correct prediction and of the most confident mistake.
 
-    Returns a list of ``(class index, "correct" or "wrong", row or None)``.
+    Parameters
+    ----------
+    labels, predicted : array-like of shape (n,)
+        True and predicted class indices.
+    confidence : array-like of shape (n,)
+        The probability of the predicted class.
+
+    Returns
+    -------
+    list of tuple
+        ``(class index, "correct" or "wrong", row or None)``, two per class.
+
+    Examples
+    --------
+    >>> pick_examples(np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([0.9, 0.8, 0.7]))[:3]
+    [(0, 'correct', 0), (0, 'wrong', 1), (1, 'correct', 2)]
     """
     labels, predicted, confidence = map(np.asarray, (labels, predicted, confidence))
     picked = []
     for k in range(len(CLASSES)):
-        for kind, chosen in (("correct", (labels == k) & (predicted == k)), ("wrong", (labels == k) & (predicted != k))):
+        is_class = labels == k
+        for kind, chosen in (("correct", is_class & (predicted == k)), ("wrong", is_class & (predicted != k))):
             rows = np.flatnonzero(chosen)
             picked.append((k, kind, int(rows[np.argmax(confidence[rows])]) if len(rows) else None))
     return picked
@@ -291,7 +495,32 @@ def _with_outline(pixels, mask, colour=(0, 255, 0)):
 
 
 def plot_explanations(model, pixels, masks, examples, labels, predicted, *, metadata=None, lime_samples=300, seed=0):
-    """A grid: per class, the correct and the wrong example, each as image, Grad-CAM and LIME (mask outlined)."""
+    """A grid: per class, the correct and the wrong example, each as image, Grad-CAM and LIME (mask outlined).
+
+    Parameters
+    ----------
+    model : keras.Model
+    pixels : ndarray of shape (n, height, width, 3)
+        Test images at the model's input size.
+    masks : list of ndarray of bool or None
+        The lesion mask of each image at that size (:func:`read_mask_at`).
+    examples : list of tuple
+        From :func:`pick_examples`.
+    labels, predicted : array-like of shape (n,)
+    metadata : ndarray of shape (n, n_metadata), default=None
+        For a two-input model.
+    lime_samples : int, default=300
+    seed : int, default=0
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> figure = plot_explanations(model, pixels, masks, pick_examples(labels, predicted, confidence), labels,
+    ...                            predicted)  # doctest: +SKIP
+    """
     import matplotlib.pyplot as plt
 
     rows = len(CLASSES)
@@ -323,8 +552,27 @@ def plot_explanations(model, pixels, masks, examples, labels, predicted, *, meta
 def score_cams(model, pixels, masks, labels, predicted, *, per_class=25, metadata=None, seed=0):
     """Grad-CAM of the predicted class for up to ``per_class`` test images per true class, scored against masks.
 
-    Returns one row per image: class, correct, inside (heat share on the lesion), hit (pointing game), frame
-    (heat share in the outer frame), and the same numbers of a uniform map (``inside_uniform``, ``frame_uniform``).
+    Parameters
+    ----------
+    model : keras.Model
+    pixels : ndarray of shape (n, height, width, 3)
+    masks : list of ndarray of bool or None
+        Images without a mask (or with an empty one) are skipped.
+    labels, predicted : array-like of shape (n,)
+    per_class : int, default=25
+        Images drawn at random (``seed``) per true class.
+    metadata : ndarray of shape (n, n_metadata), default=None
+    seed : int, default=0
+
+    Returns
+    -------
+    DataFrame
+        One row per image: class, correct, inside (heat share on the lesion), hit (pointing game), frame (heat
+        share in the outer frame), and the same numbers of a uniform map (``inside_uniform``, ``frame_uniform``).
+
+    Examples
+    --------
+    >>> scores = score_cams(model, pixels, masks, labels, predicted, per_class=25)  # doctest: +SKIP
     """
     rng = np.random.default_rng(seed)
     labels, predicted = np.asarray(labels), np.asarray(predicted)
@@ -350,6 +598,25 @@ def summarise_scores(scores):
 
     ``inside_uniform`` (the lesion's share of the image) is also the chance that a random pixel hits the
     lesion: the baseline of both ``inside`` and ``pointing_game``; ``frame_uniform`` is that of ``frame``.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        From :func:`score_cams`.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by (class, predictions): each class with "all", then "all" with "correct", "wrong" and "all";
+        columns ``images``, ``inside``, ``inside_uniform``, ``pointing_game``, ``frame``, ``frame_uniform``.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"class": ["mel", "nv"], "correct": [True, False], "inside": [0.8, 0.4],
+    ...                        "hit": [True, False], "frame": [0.1, 0.3], "inside_uniform": [0.5, 0.5],
+    ...                        "frame_uniform": [0.36, 0.36]})
+    >>> summarise_scores(scores).loc[("all", "all"), ["images", "inside"]].tolist()
+    [2.0, 0.6000000000000001]
     """
     def summary(frame):
         return pd.Series({"images": len(frame), "inside": frame["inside"].mean(), "inside_uniform":
@@ -364,7 +631,22 @@ def summarise_scores(scores):
 
 
 def describe_scores(summary):
-    """Say in words how the Grad-CAM scores of correct and wrong predictions compare, from :func:`summarise_scores`."""
+    """Say in words how the Grad-CAM scores of correct and wrong predictions compare, from :func:`summarise_scores`.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        From :func:`summarise_scores`; needs the rows ("all", "correct") and ("all", "wrong").
+
+    Returns
+    -------
+    str
+        Three lines: correct predictions, wrong ones, and how they differ.
+
+    Examples
+    --------
+    >>> print(describe_scores(summarise_scores(scores)))  # doctest: +SKIP
+    """
     lines = []
     for kind in ("correct", "wrong"):
         row = summary.loc[("all", kind)]
@@ -377,13 +659,29 @@ def describe_scores(summary):
     lines.append("Compared with correct predictions, the wrong ones put "
                  + ("more" if wrong["frame"] > right["frame"] else "less or as much")
                  + " heat in the image frame (rulers, vignetting, dark corners), and their heat beats the uniform "
-                 + ("map on the lesion by less." if lift(wrong) < lift(right) else "map on the lesion by as much or more.")
-                 + " Hair and skin texture inside the lesion cannot be told apart by these scores; the galleries show them.")
+                 + ("map on the lesion by less." if lift(wrong) < lift(right)
+                    else "map on the lesion by as much or more.")
+                 + " Hair and skin texture inside the lesion cannot be told apart by these scores; the galleries show "
+                 + "them.")
     return "\n".join(lines)
 
 
 def plot_scores(scores):
-    """Heat share inside the lesion per class, correct against wrong, with the uniform-map baseline."""
+    """Heat share inside the lesion per class, correct against wrong, with the uniform-map baseline.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        From :func:`score_cams`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> figure = plot_scores(score_cams(model, pixels, masks, labels, predicted))  # doctest: +SKIP
+    """
     import matplotlib.pyplot as plt
 
     table = scores.groupby(["class", "correct"])["inside"].mean().unstack()
@@ -402,7 +700,29 @@ def plot_scores(scores):
 
 
 def plot_mistakes(model, pixels, masks, labels, probabilities, *, count=12, metadata=None, columns=6):
-    """The ``count`` most confident wrong predictions, each with its Grad-CAM and the lesion outline."""
+    """The ``count`` most confident wrong predictions, each with its Grad-CAM and the lesion outline.
+
+    Parameters
+    ----------
+    model : keras.Model
+    pixels : ndarray of shape (n, height, width, 3)
+    masks : list of ndarray of bool or None
+    labels : array-like of shape (n,)
+    probabilities : array-like of shape (n, 7)
+        The model's predictions for ``pixels``.
+    count : int, default=12
+    metadata : ndarray of shape (n, n_metadata), default=None
+    columns : int, default=6
+        Images per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> figure = plot_mistakes(model, pixels, masks, labels, probabilities, count=12)  # doctest: +SKIP
+    """
     import matplotlib.pyplot as plt
 
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)

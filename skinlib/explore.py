@@ -13,8 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skinlib.data import CLASS_NAMES, CLASSES, MALIGNANT, repo_root
-from skinlib.images import read_image, write_atomic
+from skinlib import repo_root
+from skinlib.artefacts import write_atomic
+from skinlib.data import CLASS_NAMES, CLASSES, MALIGNANT
+from skinlib.images import read_image
+
+# A name that notebooks 01 and 03 still read from this module; it lives in skinlib.artefacts. Remove this line once
+# the notebooks import it from there.
+from skinlib.artefacts import figure_dir  # noqa: F401
 
 MALIGNANT_COLOUR, BENIGN_COLOUR = "#c0392b", "#2e86c1"
 
@@ -23,11 +29,6 @@ def class_colours():
     """Return one colour per class: reds for malignant classes, blues for benign ones."""
     reds, blues = iter(["#c0392b", "#e67e22", "#8e44ad"]), iter(["#2e86c1", "#17a589", "#7f8c8d", "#2c3e50"])
     return {dx: next(reds) if dx in MALIGNANT else next(blues) for dx in CLASSES}
-
-
-def figure_dir(smoke=False):
-    """Return where figures are saved: ``Images/``, or a scratch folder in smoke mode."""
-    return repo_root() / (".papermill/smoke/Images" if smoke else "Images")
 
 
 def save_figure(figure, name, *, folder):
@@ -180,7 +181,8 @@ def overlay_mask(pixels, mask, *, colour=(0, 255, 0)):
 def plot_mask_overlays(metadata, *, per_class=1, seed=0):
     """Real images of each diagnosis with their lesion masks outlined in green."""
     rows = sample_rows(metadata.dropna(subset=["mask_path"]), per_class=per_class, seed=seed)
-    pixels = [overlay_mask(read_image(image), read_mask(mask)) for image, mask in zip(rows["image_path"], rows["mask_path"])]
+    pixels = [overlay_mask(read_image(image), read_mask(mask))
+              for image, mask in zip(rows["image_path"], rows["mask_path"])]
     titles = [f"{dx}: {image_id}" for dx, image_id in zip(rows["dx"].astype(str), rows["image_id"])]
     return plot_image_grid(pixels, titles, columns=min(len(pixels), 7), size=2.2)
 

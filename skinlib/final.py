@@ -6,27 +6,36 @@ augmentation (TTA) when TTA raised that model's validation balanced accuracy;
 and, as a second final, chapter 03's ensemble when its validation balanced
 accuracy is higher still. Nothing about the test split enters the choice.
 
-:func:`write_final_metrics` writes ``Saved_Models/final_metrics.json``, the
-only source of the test numbers quoted by the README, the main notebook and
-the slides; the lesion checker reads the final model's name from it.
+Chapter 04 scores the finals on the test split and writes
+``Saved_Models/final_metrics.json`` (:func:`skinlib.artefacts.final_metrics`
+and :func:`skinlib.artefacts.write_final_metrics`), the only source of the
+test numbers quoted by the README, the main notebook and the slides; the
+lesion checker reads the final model's name from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-FINAL_FILE = "final_metrics.json"
+from skinlib.infer import predict_proba, predict_tta
+
+RULE = ("highest validation balanced accuracy among saved single models (TTA if it raised validation balanced "
+        "accuracy); chapter 03's ensemble as a second final if higher on validation")
+"""The rule of :func:`choose`, in words, as ``final_metrics.json`` records it."""
 
 
 @dataclasses.dataclass
 class Final:
-    """A final prediction procedure: one model (with or without TTA) or an ensemble of saved models."""
+    """A final prediction procedure: one model (with or without TTA) or an ensemble of saved models.
+
+    ``members`` are the file stems of the saved models whose probabilities
+    are averaged; ``tta``: each is applied with test-time augmentation.
+    """
 
     name: str
     members: list
@@ -35,7 +44,29 @@ class Final:
 
 
 def candidates(results, folder):
-    """The validation results of every saved single model, with its TTA score where chapter 03 measured one."""
+    """The validation results of every saved single model, with its TTA score where chapter 03 measured one.
+
+    Parameters
+    ----------
+    results : DataFrame
+        The results table (:func:`skinlib.artefacts.read_results`).
+    folder : str or Path
+        Where the ``.keras`` files are; rows without one are left out.
+
+    Returns
+    -------
+    DataFrame
+        ``name``, ``notebook``, ``balanced_accuracy``, ``accuracy`` and
+        ``balanced_accuracy_tta`` (NaN where not measured), best first.
+
+    Examples
+    --------
+    >>> import tempfile; folder = Path(tempfile.mkdtemp()); _ = (folder / "a.keras").write_bytes(b"")
+    >>> results = pd.DataFrame({"name": ["a", "a_tta", "b"], "notebook": ["02"] * 3,
+    ...                         "balanced_accuracy": [0.6, 0.62, 0.7], "accuracy": [0.7] * 3})
+    >>> candidates(results, folder)[["name", "balanced_accuracy_tta"]].values.tolist()
+    [['a', 0.62]]
+    """
     folder = Path(folder)
     table = results.set_index("name")
     rows = []
@@ -51,6 +82,24 @@ def candidates(results, folder):
 def choose(results, folder):
     """Apply the rule; return the list of finals (the single model first, then the ensemble if it qualifies).
 
+    Parameters
+    ----------
+    results : DataFrame
+        The results table (validation); the ensemble's row names its members.
+    folder : str or Path
+        Where the ``.keras`` files are.
+
+    Returns
+    -------
+    list of Final
+
+    Raises
+    ------
+    FileNotFoundError
+        When no model of the table is saved in ``folder``.
+
+    Examples
+    --------
     >>> results = pd.DataFrame({"name": ["a", "a_tta", "b", "03_ensemble"], "notebook": ["x"] * 4,
     ...                         "balanced_accuracy": [0.6, 0.62, 0.5, 0.7], "accuracy": [0.7] * 4,
     ...                         "members": [None, None, None, "a_tta + b_tta"]})
@@ -74,23 +123,44 @@ def choose(results, folder):
     return finals
 
 
-def predict(final, load_images, *, folder, part, metadata=None):
-    """Probabilities of a final procedure on one split.
+def predict(procedure, splits_at, *, folder, part, metadata=None):
+    """Probabilities of a final procedure on one split: the mean over its member models.
 
-    ``load_images(size)`` returns the split's images at a (height, width);
-    each member model is fed at its own input size, with the metadata when it
-    takes two inputs, and with TTA when the final uses it.
+    Each member model is fed at its own input size, with the metadata when it
+    takes two inputs, and with TTA when the procedure uses it.
+
+    Parameters
+    ----------
+    procedure : Final
+        From :func:`choose`.
+    splits_at : callable
+        ``splits_at((height, width))`` returns the splits at that input size,
+        a dict like that of :func:`skinlib.split.load_split_images`.
+    folder : str or Path
+        Where the member ``.keras`` files are.
+    part : str
+        The split to predict ("val" or "test").
+    metadata : ndarray, default=None
+        The split's metadata features (:func:`skinlib.models.metadata_features`), for two-input members.
+
+    Returns
+    -------
+    ndarray of shape (n, 7)
+
+    Examples
+    --------
+    >>> def splits_at(size):  # doctest: +SKIP
+    ...     return split.load_split_images(size, splits=("val", "test"))
+    >>> probabilities = predict(choose(results, folder)[0], splits_at, folder=folder, part="test")  # doctest: +SKIP
     """
-    from skinlib import evaluate
-
     outputs = []
-    for member in final.members:
+    for member in procedure.members:
         path = Path(folder) / f"{member}.keras"
         model = _load_model(path, path.stat().st_mtime_ns)
         size = tuple(int(side) for side in model.inputs[0].shape[1:3])
         meta = metadata if len(model.inputs) == 2 else None
-        function = evaluate.predict_tta if final.tta else evaluate.predict_proba
-        outputs.append(function(model, load_images(size)[part].images, metadata=meta))
+        function = predict_tta if procedure.tta else predict_proba
+        outputs.append(function(model, splits_at(size)[part].images, metadata=meta))
     return np.mean(outputs, axis=0)
 
 
@@ -101,12 +171,3 @@ def _load_model(path, modified):
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
-
-def write_final_metrics(payload, folder):
-    """Write ``final_metrics.json`` atomically (NumPy values turned into plain numbers)."""
-    from skinlib.images import write_atomic
-    from skinlib.train import _jsonable
-
-    path = Path(folder) / FINAL_FILE
-    write_atomic(path, lambda handle: handle.write(json.dumps(_jsonable(payload), indent=2).encode()))
-    return path

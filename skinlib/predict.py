@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -30,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS, repo_root
+from skinlib.artefacts import RESULTS_FILE, models_dir, read_final_metrics, read_results, write_atomic
+from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS
 from skinlib.images import ImageError, read_image
+from skinlib.metrics import malignant_probability
 
 NOTICE = "Research use only: not a medical device and not a diagnosis. See a dermatologist about any lesion."
 
@@ -47,19 +48,17 @@ def default_model(folder=None):
     until then, the saved single model with the best validation balanced
     accuracy in the results table.
     """
-    from skinlib.train import RESULTS_FILE
-
-    folder = Path(folder) if folder else repo_root() / "Saved_Models"
-    final = folder / "final_metrics.json"
-    if final.is_file():
-        name = json.loads(final.read_text()).get("model")
+    folder = Path(folder) if folder else models_dir()
+    final = read_final_metrics(folder, missing_ok=True)
+    if final is not None:
+        name = final.get("model")
         if name and (folder / f"{name}.keras").is_file():
             return folder / f"{name}.keras"
     results = folder / RESULTS_FILE
     if not results.is_file():
         raise ModelError(f"No model given and no results table at {results}: train one (make reproduce) or pass "
                          f"--model.")
-    table = pd.read_csv(results).sort_values("balanced_accuracy", ascending=False)
+    table = read_results(folder).sort_values("balanced_accuracy", ascending=False)
     for name in table["name"]:
         if (folder / f"{name}.keras").is_file():
             return folder / f"{name}.keras"
@@ -197,7 +196,12 @@ class Checker:
 
         self._run = run
 
-    def _metadata(self, count, age=None, sex=None, site=None):
+    def metadata_inputs(self, count, age=None, sex=None, site=None):
+        """The metadata input of a two-input model for ``count`` images of one person: (count, 20) float32.
+
+        Unknown values (None) are allowed; the encoding is that of training
+        (:func:`skinlib.models.metadata_features`).
+        """
         from skinlib.models import metadata_features
 
         table = pd.DataFrame({"age": [np.nan if age is None else float(age)] * count,
@@ -207,7 +211,7 @@ class Checker:
     def predict_pixels(self, pixels, *, age=None, sex=None, site=None):
         """Class probabilities (n, 7) for uint8 images already at the model's size."""
         pixels = np.asarray(pixels, dtype="float32")
-        inputs = [pixels] + ([self._metadata(len(pixels), age, sex, site)] if self.uses_metadata else [])
+        inputs = [pixels] + ([self.metadata_inputs(len(pixels), age, sex, site)] if self.uses_metadata else [])
         return np.asarray(self._run(*inputs), dtype="float32")
 
     def predict(self, source, *, age=None, sex=None, site=None, name=None):
@@ -217,8 +221,6 @@ class Checker:
         metadata; unknown values are allowed. Raises :class:`ImageError` with
         a clear message for input that is not a usable image.
         """
-        from skinlib.evaluate import malignant_probability
-
         begin = time.perf_counter()
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__)
         pixels = read_image(source, size=self.size, name=label)
@@ -261,8 +263,6 @@ def export_lite(model, path=None):
     """
     import keras
     import tensorflow as tf
-
-    from skinlib.images import write_atomic
 
     model = Path(model)
     target = Path(path) if path else model.with_suffix(".tflite")

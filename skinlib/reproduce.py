@@ -23,7 +23,9 @@ import platform
 import time
 from pathlib import Path
 
-from skinlib.data import repo_root
+from skinlib import repo_root
+from skinlib.artefacts import (FINAL_METRICS_FILE, RESULTS_FILE, SMOKE_FOLDER, models_dir, read_final_metrics,
+                               read_results, write_atomic, write_json_atomic)
 
 
 class NotebookFailed(RuntimeError):
@@ -126,7 +128,8 @@ def clean_notebook(path):
 
     notebook = nbformat.read(path, as_version=4)
     record = notebook.metadata.get("papermill", {})
-    notebook.metadata["papermill"] = {key: record[key] for key in ("parameters", "duration", "version") if key in record}
+    kept = ("parameters", "duration", "version")
+    notebook.metadata["papermill"] = {key: record[key] for key in kept if key in record}
     for cell in notebook.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
@@ -158,11 +161,12 @@ def reproduce(*, smoke=False, root=None, only=None, settings=None, echo=print):
     notebooks = list(declared)
     timings, started = [], time.perf_counter()
     for number, notebook in enumerate(notebooks, 1):
-        output = root / ".papermill" / "smoke" / notebook.name if smoke else notebook
+        output = root / SMOKE_FOLDER / notebook.name if smoke else notebook
         values = {name: value for name, value in settings.items() if name in declared[notebook]}
         values |= {"smoke": True} if smoke else {}
         shown = ", ".join(f"{name}={value!r}" for name, value in values.items() if name != "smoke")
-        echo(f"[{number}/{len(notebooks)}] {notebook.relative_to(root)} ...{f' ({shown})' if shown else ''}", flush=True)
+        echo(f"[{number}/{len(notebooks)}] {notebook.relative_to(root)} ...{f' ({shown})' if shown else ''}",
+             flush=True)
         begin = time.perf_counter()
         run_notebook(notebook, output=output, parameters=values)
         timings.append((notebook.name, time.perf_counter() - begin))
@@ -206,15 +210,10 @@ def _minutes(seconds):
 
 def _record_run(root, timings, total, settings):
     """Write ``Saved_Models/reproduce_run.json``: what the last complete full run took, and where."""
-    from skinlib.images import write_atomic
-
     record = {"notebooks": {name: round(seconds, 1) for name, seconds in timings}, "total_seconds": round(total, 1),
               "settings": settings, "cpu_count": os.cpu_count(), "machine": platform.machine(),
               "processor": cpu_name(), "python": platform.python_version()}
-    path = Path(root) / "Saved_Models" / RUN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
-    return path
+    return write_json_atomic(models_dir(root=root) / RUN_FILE, record, end="\n")
 
 
 def cpu_name():
@@ -228,6 +227,16 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
+def chapter_time(started, *, smoke):
+    """The line that ends a chapter: how long it ran since ``started`` (a ``time.perf_counter()``), and where.
+
+    >>> chapter_time(time.perf_counter(), smoke=True)  # doctest: +ELLIPSIS
+    'this chapter ran in 0.0 min on ... CPU cores (...), smoke mode: True'
+    """
+    return (f"this chapter ran in {(time.perf_counter() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
+            f"({platform.machine()}), smoke mode: {smoke}")
+
+
 README_BLOCKS = ("run_times", "chapter02", "chapter03", "final")
 """The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
 
@@ -239,9 +248,7 @@ def readme_blocks(root=None):
     ``chapter03`` from ``results.csv``, ``final`` from ``final_metrics.json``.
     A block whose file is missing is left out.
     """
-    import pandas as pd
-
-    folder = Path(root or repo_root()) / "Saved_Models"
+    folder = models_dir(root=root)
     blocks = {}
     if (folder / RUN_FILE).is_file():
         run = json.loads((folder / RUN_FILE).read_text())
@@ -251,14 +258,14 @@ def readme_blocks(root=None):
             f"{run['cpu_count']} CPU cores ({run['processor']}, {run['machine']}), Python {run['python']}"
             + (f", settings {run['settings']}" if run["settings"] else "") + ":", "",
             "| notebook | time |", "|---|---|", *rows, f"| **total** | **{_minutes(run['total_seconds'])}** |"])
-    if (folder / "results.csv").is_file():
-        results = pd.read_csv(folder / "results.csv")
+    if (folder / RESULTS_FILE).is_file():
+        results = read_results(folder)
         for key, notebook in (("chapter02", "02_CNN_Iterations"), ("chapter03", "03_Transfer_Learning")):
             table = results[results["notebook"] == notebook]
             if not table.empty:
                 blocks[key] = _markdown_results(table, stage=key == "chapter03")
-    if (folder / "final_metrics.json").is_file():
-        blocks["final"] = _markdown_final(json.loads((folder / "final_metrics.json").read_text()))
+    if (folder / FINAL_METRICS_FILE).is_file():
+        blocks["final"] = _markdown_final(read_final_metrics(folder))
     return blocks
 
 
@@ -270,7 +277,8 @@ def _number(value, digits=3):
 
 def _markdown_results(table, *, stage):
     columns = ["name"] + (["stage", "input size"] if stage else []) + [
-        "trainable params" if stage else "params", "epochs run", "train s", "accuracy", "balanced accuracy", "macro AUC", "malignant recall"]
+        "trainable params" if stage else "params", "epochs run", "train s", "accuracy", "balanced accuracy",
+        "macro AUC", "malignant recall"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in table.iterrows():
         params = row.get("trainable_params") if stage and not _blank(row.get("trainable_params")) else row["params"]
@@ -330,8 +338,6 @@ def update_readme(root=None):
     """Rewrite the README's generated blocks from the saved results; return the names of the blocks that changed."""
     import re
 
-    from skinlib.images import write_atomic
-
     path = Path(root or repo_root()) / "README.md"
     if not path.is_file():
         return []
@@ -341,10 +347,15 @@ def update_readme(root=None):
         text = pattern.sub(lambda match: f"<!-- begin:{name} -->\n{block}\n<!-- end:{name} -->", text)
     if text != original:
         write_atomic(path, lambda handle: handle.write(text.encode()))
-    return [name for name in README_BLOCKS if _block(text, name) != _block(original, name)]
+    return [name for name in README_BLOCKS if readme_block(text, name) != readme_block(original, name)]
 
 
-def _block(text, name):
+def readme_block(text, name):
+    r"""The text of the README's generated block ``name`` (between its markers), or None when it has none.
+
+    >>> readme_block("a\n<!-- begin:final -->\nnumbers\n<!-- end:final -->\n", "final")
+    'numbers\n'
+    """
     import re
 
     found = re.search(rf"<!-- begin:{name} -->\n(.*?)<!-- end:{name} -->", text, re.DOTALL)

@@ -11,7 +11,7 @@ import io
 import textwrap
 from pathlib import Path
 
-from skinlib.images import write_atomic
+from skinlib.artefacts import write_atomic
 
 
 def draw_slide(slide, *, number=None):

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skinlib.artefacts import write_atomic
 from skinlib.data import CLASSES, DataError
-from skinlib.images import write_atomic
 
 MANIFEST_PATH = Path(__file__).resolve().parent / "splits" / "ham10000_split.csv"
 """The committed split manifest: image_id, lesion_id, dx, split."""
@@ -183,7 +183,8 @@ def apply_split(metadata, manifest=None):
         differs = joined[column].to_numpy() != metadata[column].astype(str).to_numpy()
         if differs.any():
             ids = metadata.loc[differs, "image_id"].tolist()
-            raise DataError(f"the manifest's {column} differs from the metadata for {len(ids)} image(s), e.g. {ids[:5]}.")
+            raise DataError(f"the manifest's {column} differs from the metadata for {len(ids)} image(s), "
+                            f"e.g. {ids[:5]}.")
     result = metadata.copy()
     result["split"] = pd.Categorical(joined["split"].to_numpy(), categories=SPLITS)
     return result

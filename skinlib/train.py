@@ -5,35 +5,45 @@ balanced accuracy after every epoch, keeps the weights of the best epoch by
 that score (model selection on validation only), stops early when it stops
 improving, and shows Keras' progress. :func:`save_run` writes the ``.keras``
 model, its history and its row in the shared results table, each through a
-temporary file, so a crash leaves the last good files in place.
+temporary file (:mod:`skinlib.artefacts`), so a crash leaves the last good files in place.
+
+:func:`experiment` is one iteration of a chapter in one call (seed, build,
+train, score on validation, save); :func:`transfer_learning` runs both stages
+of transfer learning for one backbone.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from skinlib.data import repo_root
-from skinlib.images import write_atomic
+from skinlib.artefacts import record_metrics, save_model_atomic, write_table_atomic
+from skinlib.infer import feature_splits
+from skinlib.metrics import classification_metrics
 
-RESULTS_FILE = "results.csv"
-"""The results table shared by every notebook, inside ``Saved_Models/``."""
-
-
-def models_dir(smoke=False):
-    """Return ``Saved_Models/``, or a scratch folder in smoke mode."""
-    return repo_root() / (".papermill/smoke/Saved_Models" if smoke else "Saved_Models")
+# Names that notebooks 03 and 05 still read from this module; they live in skinlib.artefacts. Remove this line once
+# the notebooks import them from there.
+from skinlib.artefacts import RESULTS_FILE, models_dir  # noqa: F401
 
 
 def set_seeds(seed=0):
-    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic ops."""
+    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic ops.
+
+    With the same seed, a model built and trained after this call starts from
+    the same weights and sees the same batches, so a rerun repeats its numbers.
+
+    Parameters
+    ----------
+    seed : int, default=0
+
+    Examples
+    --------
+    >>> set_seeds(0)  # doctest: +SKIP
+    """
     import keras
     import tensorflow as tf
 
@@ -47,6 +57,20 @@ def class_weights(labels, n_classes=7, power=1.0):
     Each class gets ``(n_samples / (n_classes * count)) ** power``: rare
     classes weigh more; ``power`` < 1 softens the balancing (0: no weights).
 
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        Training class indices; every class must occur.
+    n_classes : int, default=7
+    power : float, default=1.0
+
+    Returns
+    -------
+    dict
+        ``{class index: weight}``, for Keras' ``class_weight``.
+
+    Examples
+    --------
     >>> class_weights(np.array([0, 0, 0, 1]), 2)
     {0: 0.6666666666666666, 1: 2.0}
     """
@@ -63,6 +87,25 @@ def validation_callback(images, labels, *, metadata=None, batch_size=256, verbos
     epoch's logs (one prediction pass, so callbacks after it can monitor them)
     and prints one line per epoch. It keeps each epoch's probabilities in
     ``probabilities`` (by epoch, from 1), so the best epoch's need no second pass.
+
+    Parameters
+    ----------
+    images : ndarray
+        Validation images (or feature vectors for a head).
+    labels : array-like of shape (n,)
+    metadata : ndarray, default=None
+        The second input of a two-input model.
+    batch_size : int, default=256
+    verbose : bool, default=True
+
+    Returns
+    -------
+    keras.callbacks.Callback
+
+    Examples
+    --------
+    >>> scorer = validation_callback(val.images, val.labels)  # doctest: +SKIP
+    >>> model.fit(batches, epochs=3, callbacks=[scorer])  # doctest: +SKIP
     """
     import keras
     from sklearn.metrics import balanced_accuracy_score
@@ -95,6 +138,22 @@ def validation_callback(images, labels, *, metadata=None, batch_size=256, verbos
 def learning_rate_schedule(schedule, learning_rate, total_steps):
     """The learning rate (a number or a Keras schedule) for :func:`fit`'s ``schedule`` argument.
 
+    Parameters
+    ----------
+    schedule : {None, "plateau", "cosine", "one_cycle"}
+        None and "plateau" keep the rate constant (the plateau cut is a
+        callback of :func:`fit`).
+    learning_rate : float
+        The rate, or the peak of a schedule.
+    total_steps : int
+        Training steps of the whole run.
+
+    Returns
+    -------
+    float or keras.optimizers.schedules.LearningRateSchedule
+
+    Examples
+    --------
     >>> cycle = learning_rate_schedule("one_cycle", 0.01, 100)
     >>> [round(float(cycle(step)), 4) for step in (0, 30, 100)]
     [0.0004, 0.01, 0.0]
@@ -114,7 +173,12 @@ def learning_rate_schedule(schedule, learning_rate, total_steps):
 
 @dataclasses.dataclass
 class Run:
-    """What :func:`fit` returns: the model (best epoch's weights), its history and timing."""
+    """What :func:`fit` returns: the model (best epoch's weights), its history and timing.
+
+    ``history`` has one row per epoch (index from 1) with the training and
+    validation loss and accuracy and ``val_balanced_accuracy``; ``best_epoch``
+    is the epoch whose weights ``model`` holds.
+    """
 
     name: str
     model: object
@@ -159,6 +223,12 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
     Returns
     -------
     Run
+
+    Examples
+    --------
+    >>> batches = pipeline.training_dataset(train.images, train.labels, batch_size=64)  # doctest: +SKIP
+    >>> run = fit(models.cnn((64, 64, 3)), batches, (val.images, val.labels), name="cnn")  # doctest: +SKIP
+    >>> run.best_epoch, run.history["val_balanced_accuracy"].max()  # doctest: +SKIP
     """
     import keras
 
@@ -191,43 +261,34 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
                validation_probabilities=scorer.probabilities[best])
 
 
-def save_model_atomic(model, path):
-    """Save a Keras model for inference to a ``.keras`` file, through a temporary file in the same folder."""
-    import keras
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp.keras")
-    inference = model.__class__.from_config(model.get_config())  # Uncompiled copy: no optimizer state in the file.
-    inference.set_weights(model.get_weights())
-    try:
-        inference.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def write_table_atomic(table, path, **options):
-    """Write a DataFrame as CSV through a temporary file."""
-    buffer = io.StringIO()
-    table.to_csv(buffer, lineterminator="\n", **options)
-    write_atomic(path, lambda handle: handle.write(buffer.getvalue().encode()))
-    return Path(path)
-
-
-def record_result(row, folder):
-    """Add or replace (by ``name``) one row of ``Saved_Models/results.csv`` and return the table."""
-    path = Path(folder) / RESULTS_FILE
-    table = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-    table = pd.concat([table[table.get("name", pd.Series(dtype=str)) != row["name"]], pd.DataFrame([row])],
-                      ignore_index=True)
-    write_table_atomic(table, path, index=False)
-    return table
-
-
 def save_run(run, metrics, *, folder, notebook, extra=None, save_model=True):
-    """Save a run's model (unless ``save_model`` is False), history and metrics row; return the file names."""
+    """Save a run's model (unless ``save_model`` is False), history and metrics row; return the file names.
+
+    Parameters
+    ----------
+    run : Run
+    metrics : dict
+        Its validation metrics (:func:`skinlib.metrics.classification_metrics`).
+    folder : str or Path
+        ``Saved_Models/`` (:func:`skinlib.artefacts.models_dir`).
+    notebook : str
+        The chapter, recorded in the results table.
+    extra : dict, default=None
+        More columns for the results table.
+    save_model : bool, default=True
+
+    Returns
+    -------
+    list of str
+        ``<name>.keras`` (when saved) and ``<name>_history.csv``; the results
+        row and ``<name>_metrics.json`` are written by
+        :func:`skinlib.artefacts.record_metrics`.
+
+    Examples
+    --------
+    >>> save_run(run, metrics, folder=artefacts.models_dir(), notebook="02_CNN_Iterations")  # doctest: +SKIP
+    ['02_cnn.keras', '02_cnn_history.csv']
+    """
     folder = Path(folder)
     model_path = save_model_atomic(run.model, folder / f"{run.name}.keras") if save_model else None
     history_path = write_table_atomic(run.history, folder / f"{run.name}_history.csv")
@@ -238,20 +299,9 @@ def save_run(run, metrics, *, folder, notebook, extra=None, save_model=True):
     return [p.name for p in (model_path, history_path) if p is not None]
 
 
-def _jsonable(value):
-    """Turn NumPy values inside dicts and lists into plain Python for JSON."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 @dataclasses.dataclass
 class Experiment:
-    """A trained run with its validation predictions and metrics."""
+    """A trained run with its validation predictions and metrics (what :func:`experiment` returns)."""
 
     run: Run
     metrics: dict
@@ -268,7 +318,7 @@ class Experiment:
 
     @property
     def summary(self):
-        """The metrics with the run's name, for :func:`skinlib.evaluate.change`."""
+        """The metrics with the run's name, for :func:`skinlib.metrics.change`."""
         return {"name": self.name, **self.metrics}
 
 
@@ -307,8 +357,15 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
     Returns
     -------
     Experiment
+
+    Examples
+    --------
+    >>> splits = split.load_split_images((64, 64), splits=("train", "val"))  # doctest: +SKIP
+    >>> cnn = experiment("02_cnn", lambda: models.cnn((64, 64, 3)), splits, folder=artefacts.models_dir(),
+    ...                  notebook="02_CNN_Iterations", epochs=8)  # doctest: +SKIP
+    >>> cnn.metrics["balanced_accuracy"]  # doctest: +SKIP
     """
-    from skinlib import evaluate, pipeline
+    from skinlib import pipeline
 
     import tensorflow as tf
 
@@ -321,85 +378,17 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
     weights = class_weights(train.labels, power=power) if balance_classes else None
     validation_arrays = (validation.images, validation.labels) + ((metadata["val"],) if "val" in metadata else ())
     logger, level = tf.get_logger(), tf.get_logger().level
-    logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions; TensorFlow's note on it is noise here.
+    logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions; TensorFlow's note on it is noise.
     try:
         run = fit(build(), data, validation_arrays, name=name, epochs=epochs, class_weight=weights, **fit_options)
     finally:
         logger.setLevel(level)
     probabilities = run.validation_probabilities  # The restored best epoch's, scored once during training.
-    metrics = evaluate.classification_metrics(validation.labels, probabilities)
+    metrics = classification_metrics(validation.labels, probabilities)
     size = "x".join(map(str, train.images.shape[1:3])) if train.images.ndim == 4 else "features"
     save_run(run, metrics, folder=folder, notebook=notebook, save_model=save_model,
              extra={"input_size": size, "train_images": len(train.labels), **(extra or {})})
     return Experiment(run=run, metrics=metrics, labels=validation.labels, probabilities=probabilities)
-
-
-def extract_features(base, images, *, batch_size=128, description="features"):
-    """Run a frozen base once over ``images`` and return its globally pooled features, with a progress bar.
-
-    Feature extraction: with the base frozen and no augmentation, its output
-    for an image never changes, so it is computed once and a new head trains
-    on the stored vectors in seconds instead of running the base every epoch.
-
-    Parameters
-    ----------
-    base : keras.Model
-        Pixels in, a feature map out (:func:`skinlib.models.backbone`), or a
-        :func:`skinlib.models.classifier` (its pooled features are used).
-    images : ndarray of shape (n, height, width, 3)
-
-    Returns
-    -------
-    ndarray of shape (n, channels), float32
-    """
-    import keras
-    import tensorflow as tf
-    from tqdm import tqdm
-
-    from skinlib import pipeline
-
-    if "pool" in [layer.name for layer in base.layers]:  # A classifier: stop at its pooled features.
-        pooled = keras.Model(base.inputs[0], base.get_layer("pool").output)
-    else:
-        pooled = keras.Model(base.inputs, keras.layers.GlobalAveragePooling2D()(base.outputs[0]))
-    run = tf.function(lambda batch: pooled(batch, training=False), reduce_retracing=True)
-    batches = pipeline.evaluation_dataset(images, batch_size=batch_size)
-    logger, level = tf.get_logger(), tf.get_logger().level
-    logger.setLevel("ERROR")  # The last, smaller batch retraces; TensorFlow's warning about it is noise here.
-    try:
-        parts = [run(batch).numpy() for batch in tqdm(batches, desc=description, unit="batch", mininterval=10,
-                                                      total=int(batches.cardinality()))]
-    finally:
-        logger.setLevel(level)
-    return np.concatenate(parts).astype("float32")
-
-
-def feature_splits(base, splits):
-    """:func:`extract_features` for every split: a dict like ``splits`` whose "images" are feature vectors.
-
-    The result goes to :func:`experiment` in place of the images, to train a
-    :func:`skinlib.models.head` on features computed once.
-    """
-    from skinlib.split import SplitImages
-
-    return {name: SplitImages(part.table, extract_features(base, part.images, description=f"{name} features"),
-                              part.labels)
-            for name, part in splits.items()}
-
-
-def record_metrics(name, metrics, *, folder, notebook, extra=None, details=None):
-    """Save validation metrics: ``<name>_metrics.json`` and the row of the results table, atomically.
-
-    Used by :func:`save_run` for trained models (``details``: parameters, epochs, time) and directly for
-    prediction procedures that are not one trained model (TTA, an ensemble). ``extra`` columns come last.
-    """
-    row = {"name": name, "notebook": notebook, "split": "val", **(details or {})}
-    row.update({key: round(float(value), 4) for key, value in metrics.items() if np.isscalar(value)})
-    row.update(extra or {})
-    record_result(row, folder)
-    write_atomic(Path(folder) / f"{name}_metrics.json",
-                 lambda handle: handle.write(json.dumps(_jsonable(metrics), indent=2).encode()))
-    return row
 
 
 @dataclasses.dataclass
@@ -423,7 +412,7 @@ def transfer_learning(name, splits, *, folder, notebook, prefix="03", schedules=
     """Both stages of transfer learning for one backbone, as chapter 03 runs them step by step.
 
     1. Feature extraction: the frozen ImageNet base runs once over the
-       images (:func:`feature_splits`); a :func:`skinlib.models.head` is
+       images (:func:`skinlib.infer.feature_splits`); a :func:`skinlib.models.head` is
        trained on the stored features with each learning-rate ``schedules``
        (the head rate is the schedule's peak).
     2. Fine-tuning: the best head goes back on the base, the top of the base
@@ -435,9 +424,45 @@ def transfer_learning(name, splits, *, folder, notebook, prefix="03", schedules=
     Only the fine-tuned model is saved (``<prefix>_<name>.keras``); every run
     gets its row in the results table. Selection is on validation only.
 
+    Parameters
+    ----------
+    name : str
+        A key of :data:`skinlib.models.BACKBONES`.
+    splits : dict
+        "train" and "val" images at the input size (:func:`skinlib.split.load_split_images`).
+    folder : str or Path
+        ``Saved_Models/``.
+    notebook : str
+        The chapter, recorded in the results table.
+    prefix : str, default="03"
+        Start of the run names.
+    schedules : sequence of str, default=("plateau", "one_cycle")
+        One head per learning-rate schedule (see :func:`fit`).
+    head_epochs : int, default=20
+    head_rate : float, default=1e-3
+    fine_tune_epochs : int, default=5
+        0: no fine-tuning.
+    fine_tune_rate : float, default=1e-4
+    fine_tune_from : str, default=None
+        First layer unfrozen; None: the backbone's ``fine_tune_from`` in :data:`skinlib.models.BACKBONES`.
+    batch_size : int, default=32
+        Images per fine-tuning step (the heads train on batches of 64 feature vectors).
+    seed : int, default=0
+    balance_classes : bool or float, default=True
+        See :func:`experiment`.
+    patience : int, default=4
+    augment : keras layer, default=None
+        Augmentation while fine-tuning; None: :func:`skinlib.models.augmentation`.
+
     Returns
     -------
     Transfer
+
+    Examples
+    --------
+    >>> transfer = transfer_learning("mobilenet_025", splits, folder=artefacts.models_dir(),
+    ...                              notebook="03_Transfer_Learning")  # doctest: +SKIP
+    >>> transfer.fine_tuned.metrics["balanced_accuracy"]  # doctest: +SKIP
     """
     from skinlib import models
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import calibrate, evaluate, explain, final, models, train
+from skinlib import artefacts, calibrate, data, explain, final, metrics, models
 from tests.test_models_train import toy_splits
 
 
@@ -22,13 +22,13 @@ def noisy_predictions(count=700, accuracy=0.7, seed=0):
 
 def test_bootstrap_intervals_contain_the_estimate_and_widen_with_grouping():
     labels, probabilities = noisy_predictions()
-    plain = evaluate.bootstrap(labels, probabilities, n_resamples=200)
+    plain = metrics.bootstrap(labels, probabilities, n_resamples=200)
     assert ((plain["low"] <= plain["estimate"]) & (plain["estimate"] <= plain["high"])).all()
     # Ten images per "lesion", all alike: the honest interval is wider than one that pretends they are independent.
     groups = np.repeat(np.arange(70), 10)
     same = np.repeat(np.arange(70), 10)
-    grouped = evaluate.bootstrap(labels[same], probabilities[same], groups=groups, n_resamples=200)
-    naive = evaluate.bootstrap(labels[same], probabilities[same], n_resamples=200)
+    grouped = metrics.bootstrap(labels[same], probabilities[same], groups=groups, n_resamples=200)
+    naive = metrics.bootstrap(labels[same], probabilities[same], n_resamples=200)
     width = lambda table: (table["high"] - table["low"])["accuracy"]  # noqa: E731
     assert width(grouped) > 1.5 * width(naive)
 
@@ -37,18 +37,18 @@ def test_per_class_report_matches_sklearn():
     from sklearn.metrics import f1_score
 
     labels, probabilities = noisy_predictions()
-    table = evaluate.per_class_report(labels, probabilities)
-    assert list(table.index) == list(evaluate.CLASSES) and table["support"].sum() == len(labels)
+    table = metrics.per_class_report(labels, probabilities)
+    assert list(table.index) == list(data.CLASSES) and table["support"].sum() == len(labels)
     assert np.allclose(table["f1"], f1_score(labels, probabilities.argmax(1), average=None))
 
 
 def test_screening_threshold_is_set_for_the_asked_sensitivity():
     labels, probabilities = noisy_predictions(seed=1)
-    truth = np.isin(labels, evaluate.MALIGNANT_INDEX)
-    threshold = evaluate.threshold_for_sensitivity(truth, evaluate.malignant_probability(probabilities), 0.9)
-    point = evaluate.screening(labels, probabilities, threshold)
+    truth = np.isin(labels, metrics.MALIGNANT_INDEX)
+    threshold = metrics.threshold_for_sensitivity(truth, metrics.malignant_probability(probabilities), 0.9)
+    point = metrics.screening(labels, probabilities, threshold)
     assert point["sensitivity"] >= 0.9 and point["malignant"] == truth.sum()
-    stricter = evaluate.screening(labels, probabilities, threshold + 1e-6)
+    stricter = metrics.screening(labels, probabilities, threshold + 1e-6)
     assert stricter["sensitivity"] <= point["sensitivity"]
 
 
@@ -70,9 +70,9 @@ def test_temperature_scaling_fixes_overconfidence_without_changing_predictions()
 def test_subgroups_pool_small_groups_and_age_bands():
     labels, probabilities = noisy_predictions(140)
     table = pd.DataFrame({"sex": ["male"] * 100 + ["female"] * 35 + ["unknown"] * 5})
-    groups = evaluate.subgroups(table, labels, probabilities, "sex")
+    groups = metrics.subgroups(table, labels, probabilities, "sex")
     assert groups["images"].to_dict() == {"male": 100, "female": 35, "other (<20 each)": 5}
-    assert evaluate.age_band(pd.Series([19.0, 20.0, 85.0, np.nan])).tolist() == ["0-19", "20-39", "80+", "unknown"]
+    assert metrics.age_band(pd.Series([19.0, 20.0, 85.0, np.nan])).tolist() == ["0-19", "20-39", "80+", "unknown"]
 
 
 def test_grad_cam_finds_the_evidence():
@@ -132,7 +132,7 @@ def test_lime_marks_the_informative_region():
 def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
     splits = toy_splits(count=140, side=32)
     for name in ("02_small", "03_big"):
-        train.save_model_atomic(models.cnn((32, 32, 3), filters=(4,), global_pool=True), tmp_path / f"{name}.keras")
+        artefacts.save_model_atomic(models.cnn((32, 32, 3), filters=(4,), global_pool=True), tmp_path / f"{name}.keras")
     results = pd.DataFrame({"name": ["02_small", "03_big", "03_big_tta", "03_head_only", "03_ensemble"],
                             "notebook": ["02", "03", "03", "03", "03"],
                             "balanced_accuracy": [0.50, 0.60, 0.58, 0.90, 0.65], "accuracy": [0.6] * 5,
@@ -143,5 +143,5 @@ def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
     parts = {(32, 32): splits}
     probabilities = final.predict(finals[1], lambda size: parts[size], folder=tmp_path, part="val")
     assert probabilities.shape == (len(splits["val"].labels), 7)
-    path = final.write_final_metrics({"model": "03_big", "score": np.float32(0.5)}, tmp_path)
+    path = artefacts.write_final_metrics({"model": "03_big", "score": np.float32(0.5)}, tmp_path)
     assert json.loads(path.read_text()) == {"model": "03_big", "score": 0.5}

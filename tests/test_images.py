@@ -150,20 +150,6 @@ def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path):
     assert np.array_equal(first, again)
 
 
-def test_write_atomic_keeps_the_old_file_on_a_crash(tmp_path):
-    target = tmp_path / "results.csv"
-    target.write_bytes(b"last good")
-
-    def crash(handle):
-        handle.write(b"half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        images.write_atomic(target, crash)
-    assert target.read_bytes() == b"last good"
-    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
-
-
 def test_all_real_images_load_through_the_manifest(real_metadata):
     from skinlib import split
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import evaluate, explain, models, pipeline, split, train
+from skinlib import artefacts, evaluate, explain, infer, metrics, models, pipeline, split, train
 
 
 def colour_problem(count=420, side=32, seed=0):
@@ -66,8 +66,8 @@ def test_fit_learns_a_learnable_task_and_keeps_the_best_epoch():
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]  # The loss must fall.
     assert history["val_balanced_accuracy"].max() > 0.5  # Far above chance (1/7) and the majority class.
     assert run.best_epoch == history["val_balanced_accuracy"].idxmax()
-    probabilities = evaluate.predict_proba(run.model, splits["val"].images)
-    best = evaluate.classification_metrics(splits["val"].labels, probabilities)["balanced_accuracy"]
+    probabilities = infer.predict_proba(run.model, splits["val"].images)
+    best = metrics.classification_metrics(splits["val"].labels, probabilities)["balanced_accuracy"]
     assert best == pytest.approx(history["val_balanced_accuracy"].max(), abs=1e-4)  # Best weights restored.
 
 
@@ -93,23 +93,23 @@ def test_experiment_saves_model_history_metrics_and_results_row(tmp_path):
     assert np.allclose(first.probabilities, again.probabilities, atol=1e-5)  # Same seed, same result.
     train.experiment("toy_b", build, splits, augment=models.augmentation(), balance_classes=True,
                      schedule="cosine", **options)
-    results = pd.read_csv(tmp_path / train.RESULTS_FILE)
+    results = pd.read_csv(tmp_path / artefacts.RESULTS_FILE)
     assert results["name"].tolist() == ["toy_a", "toy_b"]  # Rerunning toy_a replaced its row.
     assert {"balanced_accuracy", "macro_auc", "malignant_recall", "params", "train_seconds"} <= set(results.columns)
     loaded = keras.models.load_model(tmp_path / "toy_a.keras", safe_mode=True)
     assert getattr(loaded, "optimizer", None) is None  # Saved for inference: no optimizer state.
-    assert np.allclose(evaluate.predict_proba(loaded, splits["val"].images), again.probabilities, atol=1e-5)
+    assert np.allclose(infer.predict_proba(loaded, splits["val"].images), again.probabilities, atol=1e-5)
     history = pd.read_csv(tmp_path / "toy_a_history.csv")
     assert list(history["epoch"]) == [1, 2]
-    metrics = json.loads((tmp_path / "toy_a_metrics.json").read_text())
-    assert metrics["accuracy"] == pytest.approx(again.metrics["accuracy"])
+    saved = json.loads((tmp_path / "toy_a_metrics.json").read_text())
+    assert saved["accuracy"] == pytest.approx(again.metrics["accuracy"])
 
 
 def test_a_failed_save_keeps_the_last_good_model(tmp_path, monkeypatch):
     import keras
 
     model = models.mlp((16, 16, 3), hidden=(4,))
-    path = train.save_model_atomic(model, tmp_path / "model.keras")
+    path = artefacts.save_model_atomic(model, tmp_path / "model.keras")
     before = path.read_bytes()
 
     def broken_save(self, filepath, *args, **kwargs):
@@ -118,7 +118,7 @@ def test_a_failed_save_keeps_the_last_good_model(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        train.save_model_atomic(models.mlp((16, 16, 3), hidden=(4,)), path)
+        artefacts.save_model_atomic(models.mlp((16, 16, 3), hidden=(4,)), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
 
@@ -127,16 +127,16 @@ def test_metrics_on_a_known_case():
     labels = np.array([0, 1, 4, 5, 5, 5, 5, 6])
     probabilities = np.full((8, 7), 0.01)
     probabilities[np.arange(8), [0, 1, 5, 5, 5, 5, 5, 5]] = 0.9  # The melanoma and the vascular lesion are missed.
-    metrics = evaluate.classification_metrics(labels, probabilities)
-    assert metrics["accuracy"] == pytest.approx(6 / 8)
-    assert metrics["balanced_accuracy"] == pytest.approx((1 + 1 + 0 + 1 + 0) / 5)
-    assert metrics["recall_mel"] == 0 and metrics["recall_nv"] == 1 and np.isnan(metrics["recall_df"])
-    assert evaluate.malignant_probability(probabilities)[0] == pytest.approx(0.9 + 0.01 + 0.01)
-    fixed = evaluate.classification_metrics(labels, probabilities, threshold=0.5)
+    scores = metrics.classification_metrics(labels, probabilities)
+    assert scores["accuracy"] == pytest.approx(6 / 8)
+    assert scores["balanced_accuracy"] == pytest.approx((1 + 1 + 0 + 1 + 0) / 5)
+    assert scores["recall_mel"] == 0 and scores["recall_nv"] == 1 and np.isnan(scores["recall_df"])
+    assert metrics.malignant_probability(probabilities)[0] == pytest.approx(0.9 + 0.01 + 0.01)
+    fixed = metrics.classification_metrics(labels, probabilities, threshold=0.5)
     assert fixed["malignant_threshold"] == 0.5
     assert fixed["malignant_recall"] == pytest.approx(2 / 3)  # akiec and bcc caught, the melanoma missed.
-    assert evaluate.confusion(labels, probabilities.argmax(1)).loc["mel", "nv"] == 1
-    table = evaluate.change({"name": "a", **metrics}, {"name": "b", **fixed})
+    assert metrics.confusion(labels, probabilities.argmax(1)).loc["mel", "nv"] == 1
+    table = metrics.change({"name": "a", **scores}, {"name": "b", **fixed})
     assert list(table.columns) == ["a", "b", "change"]
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skinlib import data, evaluate, models, predict, train
+from skinlib import artefacts, data, infer, metrics, models, predict, train
 from tests.conftest import jpeg_bytes
 from tests.test_images import huge_jpeg_header
 
@@ -21,7 +21,7 @@ def model_file(tmp_path_factory):
     train.set_seeds(0)
     path = tmp_path_factory.mktemp("models") / "toy.keras"
     model = models.cnn((48, 64, 3), filters=(4, 8), global_pool=True, name="toy")
-    train.save_model_atomic(model, path)
+    artefacts.save_model_atomic(model, path)
     return path
 
 
@@ -43,7 +43,7 @@ def test_one_image_from_every_kind_of_source_gives_the_same_answer(checker, tmp_
     top = first.top3
     assert [code for code, _, _ in top] == [data.CLASSES[i] for i in np.argsort(-first.probabilities)[:3]]
     assert top[0][2] >= top[1][2] >= top[2][2] and top[0][1] == data.CLASS_NAMES[top[0][0]]
-    assert first.malignant_probability == pytest.approx(float(evaluate.malignant_probability(
+    assert first.malignant_probability == pytest.approx(float(metrics.malignant_probability(
         first.probabilities[None])[0]))
     assert "P(malignant" in str(first) and top[0][0] in str(first)
 
@@ -54,7 +54,7 @@ def test_preprocessing_is_exactly_the_training_one(checker, tmp_path):
     path = tmp_path / "lesion.jpg"
     path.write_bytes(jpeg_bytes(size=(200, 150), seed=3))
     training_pixels = images.load_images([path], size=checker.size, cache=False, progress=False)
-    expected = evaluate.predict_proba(checker.model, training_pixels)[0]
+    expected = infer.predict_proba(checker.model, training_pixels)[0]
     assert np.allclose(checker.predict(path).probabilities, expected, atol=1e-5)
 
 
@@ -107,7 +107,7 @@ def test_model_errors_are_clear(tmp_path):
     with pytest.raises(predict.ModelError, match="junk.keras: not a readable Keras model"):
         predict.Checker(junk)
     wrong = tmp_path / "wrong.keras"
-    train.save_model_atomic(models.cnn((32, 32, 3), n_classes=3, filters=(4,), global_pool=True), wrong)
+    artefacts.save_model_atomic(models.cnn((32, 32, 3), n_classes=3, filters=(4,), global_pool=True), wrong)
     with pytest.raises(predict.ModelError, match="3 outputs, not one per diagnosis"):
         predict.Checker(wrong)
 
@@ -115,7 +115,7 @@ def test_model_errors_are_clear(tmp_path):
 def test_a_model_with_metadata_uses_it_and_tolerates_unknowns(tmp_path):
     base = models.backbone("mobilenet_025", input_shape=(48, 64, 3))
     path = tmp_path / "fused.keras"
-    train.save_model_atomic(models.classifier(base, models.head(256, n_metadata=20)), path)
+    artefacts.save_model_atomic(models.classifier(base, models.head(256, n_metadata=20)), path)
     checker = predict.Checker(path)
     assert checker.uses_metadata
     content = jpeg_bytes(size=(200, 150))
@@ -123,6 +123,8 @@ def test_a_model_with_metadata_uses_it_and_tolerates_unknowns(tmp_path):
     known = checker.predict(content, age=70, sex="male", site="back")
     assert unknown.probabilities.shape == known.probabilities.shape == (7,)
     assert not np.allclose(unknown.probabilities, known.probabilities)
+    person = checker.metadata_inputs(2, age=70, sex="male", site="back")  # What the app feeds Grad-CAM.
+    assert person.shape == (2, 20) and np.array_equal(person[0], person[1])
 
 
 def test_folder_batch_keeps_going_past_bad_files(checker, tmp_path):
@@ -169,7 +171,7 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
 
 def test_default_model_prefers_the_final_choice(tmp_path):
     pd.DataFrame({"name": ["a", "b", "c"], "balanced_accuracy": [0.5, 0.7, 0.9]}).to_csv(
-        tmp_path / train.RESULTS_FILE, index=False)
+        tmp_path / artefacts.RESULTS_FILE, index=False)
     for name in ("a", "b"):
         (tmp_path / f"{name}.keras").write_bytes(b"x")
     assert predict.default_model(tmp_path).name == "b.keras"  # c has no file.

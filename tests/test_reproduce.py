@@ -82,13 +82,14 @@ def test_assignments_parse_to_python_values():
 
 def test_readme_result_tables_are_those_of_the_saved_results():
     # The README's numbers are written by `python -m skinlib reproduce` from Saved_Models/, never by hand.
-    from skinlib.data import repo_root
+    from skinlib import repo_root
 
     text = (repo_root() / "README.md").read_text()
     blocks = reproduce.readme_blocks()
     assert set(blocks) == set(reproduce.README_BLOCKS)
     for name, block in blocks.items():
-        assert reproduce._block(text, name) == block + "\n", f"README block {name} is stale: run reproduce --readme"
+        stale = f"README block {name} is stale: run reproduce --readme"
+        assert reproduce.readme_block(text, name) == block + "\n", stale
 
 
 def test_readme_blocks_are_rewritten_in_place(tmp_path):

@@ -1,13 +1,11 @@
 """Chapter 03's library code: backbones, heads, fine-tuning, metadata fusion, TTA and the two-stage runner."""
 
-import json
-
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import evaluate, models, pipeline, split, train
+from skinlib import artefacts, infer, models, pipeline, split, train
 from tests.test_models_train import toy_splits
 
 
@@ -34,7 +32,7 @@ def test_fine_tuning_unfreezes_the_top_only_and_keeps_batchnorm_in_inference_mod
     base = models.backbone("mobilenet_025", input_shape=(32, 32, 3))
     model = models.fine_tune_model(base, models.head(256))
     names = [layer.name for layer in base.layers]
-    start = names.index(models.BACKBONES["mobilenet_025"][4])
+    start = names.index(models.BACKBONES["mobilenet_025"].fine_tune_from)
     assert not any(layer.trainable for layer in base.layers[:start])
     assert any(layer.trainable for layer in base.layers[start:])
     assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
@@ -62,19 +60,19 @@ def test_pipeline_feeds_metadata_as_a_second_named_input():
 
 def test_tta_views_and_average():
     images = np.arange(2 * 3 * 4 * 3).reshape(2, 3, 4, 3)
-    assert np.array_equal(evaluate.view(images, "flip_left_right"), images[:, :, ::-1])
-    assert np.array_equal(evaluate.view(evaluate.view(images, "rotate_180"), "rotate_180"), images)
+    assert np.array_equal(infer.view(images, "flip_left_right"), images[:, :, ::-1])
+    assert np.array_equal(infer.view(infer.view(images, "rotate_180"), "rotate_180"), images)
     with pytest.raises(ValueError, match="view must be one of"):
-        evaluate.view(images, "zoom")
+        infer.view(images, "zoom")
     # Global average pooling ignores where things are, so flips change nothing: TTA must equal one pass.
     inputs = keras.Input((6, 8, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(pooled))
     pixels = np.random.default_rng(1).uniform(0, 255, (4, 6, 8, 3)).astype("float32")
-    assert np.allclose(evaluate.predict_tta(model, pixels), evaluate.predict_proba(model, pixels), atol=1e-4)
+    assert np.allclose(infer.predict_tta(model, pixels), infer.predict_proba(model, pixels), atol=1e-4)
     # A model that looks at one corner sees four different images.
     corner = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
-    assert not np.allclose(evaluate.predict_tta(corner, pixels), evaluate.predict_proba(corner, pixels))
+    assert not np.allclose(infer.predict_tta(corner, pixels), infer.predict_proba(corner, pixels))
 
 
 def test_two_stage_transfer_learning_runs_and_saves_a_loadable_model(tmp_path):
@@ -82,40 +80,32 @@ def test_two_stage_transfer_learning_runs_and_saves_a_loadable_model(tmp_path):
     transfer = train.transfer_learning("mobilenet_025", splits, folder=tmp_path, notebook="test", head_epochs=2,
                                        fine_tune_epochs=1, patience=1)
     assert set(transfer.heads) == {"plateau", "one_cycle"}
-    results = pd.read_csv(tmp_path / train.RESULTS_FILE)
+    results = pd.read_csv(tmp_path / artefacts.RESULTS_FILE)
     assert set(results["name"]) == {"03_mobilenet_025_head_plateau", "03_mobilenet_025_head_one_cycle",
                                     "03_mobilenet_025"}
     assert results.set_index("name").loc["03_mobilenet_025", "stage"] == "fine-tuning"
     assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["03_mobilenet_025.keras"]  # Heads: rows only.
     loaded = keras.saving.load_model(tmp_path / "03_mobilenet_025.keras", safe_mode=True)
-    expected = evaluate.predict_proba(transfer.fine_tuned.model, splits["val"].images)
-    assert np.allclose(evaluate.predict_proba(loaded, splits["val"].images), expected, atol=1e-5)
+    expected = infer.predict_proba(transfer.fine_tuned.model, splits["val"].images)
+    assert np.allclose(infer.predict_proba(loaded, splits["val"].images), expected, atol=1e-5)
 
 
 def test_metadata_fusion_model_saves_and_reloads(tmp_path):
     splits = toy_splits(count=70, side=32)
     base = models.backbone("mobilenet_025", input_shape=(32, 32, 3))
-    features = train.feature_splits(base, splits)
+    features = infer.feature_splits(base, splits)
     assert features["train"].images.shape == (49, 256)
     meta = {name: np.random.default_rng(0).uniform(0, 1, (len(part.labels), 20)).astype("float32")
             for name, part in splits.items()}
     head = train.experiment("fused_head", lambda: models.head(256, n_metadata=20), features, folder=tmp_path,
                             notebook="test", epochs=1, metadata=meta, save_model=False, verbose=False)
     model = models.classifier(base, head.model)
-    probabilities = evaluate.predict_proba(model, splits["val"].images, metadata=meta["val"])
+    probabilities = infer.predict_proba(model, splits["val"].images, metadata=meta["val"])
     assert np.allclose(probabilities, head.probabilities, atol=1e-4)  # Same numbers from pixels as from features.
-    train.save_model_atomic(model, tmp_path / "fused.keras")
+    artefacts.save_model_atomic(model, tmp_path / "fused.keras")
     loaded = keras.saving.load_model(tmp_path / "fused.keras", safe_mode=True)
-    assert np.allclose(evaluate.predict_proba(loaded, splits["val"].images, metadata=meta["val"]), probabilities,
+    assert np.allclose(infer.predict_proba(loaded, splits["val"].images, metadata=meta["val"]), probabilities,
                        atol=1e-5)
-
-
-def test_record_metrics_writes_a_row_and_json(tmp_path):
-    row = train.record_metrics("ensemble", {"accuracy": 0.5, "recall": [0.1, 0.2]}, folder=tmp_path, notebook="t",
-                               extra={"stage": "ensemble"})
-    assert row["accuracy"] == 0.5
-    assert pd.read_csv(tmp_path / train.RESULTS_FILE)["stage"].tolist() == ["ensemble"]
-    assert json.loads((tmp_path / "ensemble_metrics.json").read_text())["recall"] == [0.1, 0.2]
 
 
 def test_one_cycle_schedule_warms_up_then_decays():
@@ -133,7 +123,7 @@ def test_experiment_scores_the_restored_best_epoch_without_a_second_pass(tmp_pat
     run = train.experiment("cnn", lambda: models.cnn((32, 32, 3), filters=(8,)), splits, folder=tmp_path,
                            notebook="test", epochs=4, patience=1, learning_rate=0.05, verbose=False)
     # The probabilities kept from training are those of the model as returned (best epoch's weights restored).
-    assert np.array_equal(run.probabilities, evaluate.predict_proba(run.model, splits["val"].images))
+    assert np.array_equal(run.probabilities, infer.predict_proba(run.model, splits["val"].images))
     history = run.run.history
     assert run.metrics["balanced_accuracy"] == pytest.approx(history["val_balanced_accuracy"].max(), abs=1e-5)
 
@@ -154,7 +144,7 @@ def test_tta_of_heads_on_one_base_equals_tta_of_each_model():
     model = models.classifier(base, plain_head)
     fused = models.classifier(base, fused_head)
     pixels = splits["val"].images
-    shared = evaluate.predict_tta_heads(model, {"plain": (plain_head, None), "fused": (fused_head, meta)}, pixels,
-                                        identity_features=train.extract_features(model, pixels))
-    assert np.allclose(shared["plain"], evaluate.predict_tta(model, pixels), atol=1e-5)
-    assert np.allclose(shared["fused"], evaluate.predict_tta(fused, pixels, metadata=meta), atol=1e-5)
+    shared = infer.predict_tta_heads(model, {"plain": (plain_head, None), "fused": (fused_head, meta)}, pixels,
+                                        identity_features=infer.extract_features(model, pixels))
+    assert np.allclose(shared["plain"], infer.predict_tta(model, pixels), atol=1e-5)
+    assert np.allclose(shared["fused"], infer.predict_tta(fused, pixels, metadata=meta), atol=1e-5)

@@ -1,0 +1,161 @@
+"""Images per second for training on this CPU: which backbone, input size and design the budget affords.
+
+For each backbone (MobileNet 0.25, EfficientNet-Lite0/1/2) and input size,
+batch 32, on random pixels (speed does not depend on the content):
+
+- ``forward``: inference only (``training=False``), what feature extraction
+  and prediction cost;
+- ``train_full``: one optimiser step of the whole network (forward and
+  backward, every weight trainable but BatchNorm), what end-to-end
+  fine-tuning costs;
+- ``train_top``: one optimiser step of the part above the cut that
+  :mod:`skinlib.features` caches (for EfficientNet-Lite, the blocks after
+  stage 5, from stored stride-16 feature maps), what training on cached
+  multi-view features costs per view;
+- ``lower_forward``: the frozen lower part alone, what caching one view costs.
+
+First, TensorFlow's thread settings are compared on EfficientNet-Lite0 at
+150x200 (each setting in a fresh process, as TensorFlow fixes them at start-up).
+
+Run:  python benchmarks/training_speed.py              (the full table, about 10 minutes on 2 cores)
+      python benchmarks/training_speed.py --quick      (Lite0 and MobileNet 0.25 at 150x200 only)
+
+Results are printed and written to benchmarks/results/training_speed.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+BACKBONES = ("mobilenet_025", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+SIZES = ((120, 160), (150, 200), (180, 240))
+THREADS = ((0, 0), (2, 1), (2, 2), (1, 2))
+"""(intra-op, inter-op) thread counts; 0 is TensorFlow's default (one per core)."""
+
+
+def machine():
+    """Describe the machine the numbers come from."""
+    from skinlib.reproduce import cpu_name
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.system()}
+
+
+def set_threads(intra, inter):
+    """Fix TensorFlow's thread pools (before any operation runs)."""
+    import tensorflow as tf
+
+    if intra:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
+def rate(step, batch, *, steps):
+    """Images per second of ``step(batch)``, after one untimed warm-up step."""
+    step(batch)
+    begin = time.perf_counter()
+    for _ in range(steps):
+        step(batch)
+    return round(steps * int(batch.shape[0]) / (time.perf_counter() - begin), 1)
+
+
+def train_step(model):
+    """A compiled optimiser step (Adam, cross-entropy) of ``model`` with BatchNorm frozen."""
+    import keras
+    import tensorflow as tf
+
+    for layer in model.layers:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    optimizer = keras.optimizers.Adam(1e-4)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    head = keras.layers.Dense(7)
+    pool = keras.layers.GlobalAveragePooling2D()
+
+    @tf.function
+    def step(batch):
+        labels = tf.zeros(tf.shape(batch)[0], tf.int32)
+        with tf.GradientTape() as tape:
+            value = loss(labels, head(pool(model(batch, training=False))))
+        weights = model.trainable_weights + head.trainable_weights
+        optimizer.apply_gradients(zip(tape.gradient(value, weights), weights))
+        return value
+
+    return step
+
+
+def measure(name, size, *, batch_size, steps):
+    """The four rates of one backbone at one input size."""
+    import numpy as np
+    import tensorflow as tf
+
+    from skinlib import features, models
+
+    pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (batch_size, *size, 3)).astype("float32"))
+    base = models.backbone(name, input_shape=(*size, 3))
+    forward = tf.function(lambda batch: base(batch, training=False))
+    row = {"backbone": name, "size": f"{size[0]}x{size[1]}", "batch": batch_size,
+           "forward": rate(forward, pixels, steps=steps)}
+    lower, upper = features.split_backbone(base)
+    lower_forward = tf.function(lambda batch: lower(batch, training=False))
+    row["lower_forward"] = rate(lower_forward, pixels, steps=steps)
+    stored = lower_forward(pixels)
+    row["cut"] = features.cut_layer(base)
+    row["stored_shape"] = "x".join(map(str, stored.shape[1:]))
+    row["train_top"] = rate(train_step(upper), stored, steps=steps)
+    row["train_full"] = rate(train_step(base), pixels, steps=max(1, steps // 2))
+    return row
+
+
+def compare_threads(steps):
+    """Lite0 at 150x200 under each thread setting, each in a fresh process."""
+    rows = []
+    for intra, inter in THREADS:
+        command = [sys.executable, __file__, "--worker", f"{intra},{inter}", "--steps", str(steps)]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        row = json.loads(output.strip().splitlines()[-1])
+        rows.append({"intra_op": intra, "inter_op": inter, "forward": row["forward"], "train_full": row["train_full"]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="Lite0 and MobileNet 0.25 at 150x200 only")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per rate (default 4)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "training_speed.json"))
+    args = parser.parse_args()
+
+    if args.worker:  # One thread setting, in its own process: print Lite0's row as JSON.
+        set_threads(*map(int, args.worker.split(",")))
+        print(json.dumps(measure("efficientnet_lite0", (150, 200), batch_size=args.batch_size, steps=args.steps)))
+        return
+
+    threads = compare_threads(args.steps)
+    best = max(threads, key=lambda row: row["train_full"])
+    print(f"fastest thread setting: intra-op {best['intra_op']}, inter-op {best['inter_op']} (0: TensorFlow's default)")
+    set_threads(best["intra_op"], best["inter_op"])
+    backbones = BACKBONES[:2] if args.quick else BACKBONES
+    sizes = ((150, 200),) if args.quick else SIZES
+    rows = []
+    for name in backbones:
+        for size in sizes:
+            rows.append(measure(name, size, batch_size=args.batch_size, steps=args.steps))
+            print(rows[-1], flush=True)
+    result = {"machine": machine(), "threads": threads, "chosen_threads": best, "rows": rows,
+              "unit": "images per second, batch 32", "command": "python benchmarks/training_speed.py"}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Acquisition: colour constancy, and the shifts that other cameras and clinics put into images.
+
+A model trained on the dermatoscopes of two clinics meets images from others:
+a warmer or cooler light, a softer lens, stronger JPEG compression, the lesion
+filmed closer. This module holds
+
+- :class:`ShadesOfGray`, a Keras layer that removes the colour cast of the
+  light (Shades of Gray colour constancy, Finlayson and Trezzi 2004, with
+  p = 6 as in the ISIC challenge entries of Barata et al.), placed at the
+  input of a model so that every caller, the lesion checker too, gets it;
+- :data:`SHIFTS` and :func:`shift`: named, fixed-strength acquisition shifts
+  for measuring robustness (chapter 04);
+- :func:`random_acquisition`: the same shifts at random strengths, as
+  training augmentation (:mod:`skinlib.features` applies it to cached views).
+
+All functions take and return uint8-valued pixels of shape (n, height, width, 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SHIFTS = {
+    "none": {},
+    "warm light (+25% red, -20% blue)": {"temperature": 0.25},
+    "cool light (-20% red, +25% blue)": {"temperature": -0.25},
+    "darker (x0.7)": {"brightness": 0.7},
+    "lower contrast (x0.7)": {"contrast": 0.7},
+    "blur (Gaussian, sigma 1.5 px)": {"blur": 1.5},
+    "JPEG quality 30": {"jpeg": 30},
+    "closer (zoom 1.3x)": {"zoom": 1.3},
+}
+"""The acquisition shifts chapter 04 measures, each by name and strength."""
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def shades_of_gray(pixels, power=6):
+    """Shades of Gray colour constancy on a NumPy batch: divide each channel by its Minkowski-p mean.
+
+    The light's colour is estimated per image as ``mean(channel ** p) ** (1/p)``
+    and divided out, keeping the image's overall brightness.
+
+    >>> image = np.full((1, 2, 2, 3), (200, 100, 50), dtype="uint8")
+    >>> shades_of_gray(image)[0, 0, 0].tolist()
+    [117, 117, 117]
+    """
+    values = np.asarray(pixels, dtype="float32")
+    illuminant = np.power(np.mean(np.power(values, power), axis=(1, 2), keepdims=True), 1 / power)
+    gain = np.linalg.norm(illuminant, axis=-1, keepdims=True) / np.sqrt(3) / np.maximum(illuminant, 1e-6)
+    return np.clip(np.rint(values * gain), 0, 255).astype("uint8")
+
+
+def shades_of_gray_layer_class():
+    """The :class:`ShadesOfGray` Keras layer class (built lazily so importing skinlib needs no TensorFlow)."""
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="skinlib")
+    class ShadesOfGray(keras.layers.Layer):
+        """Shades of Gray colour constancy as the first layer of a model (pixels 0-255 in and out)."""
+
+        def __init__(self, power=6, **kwargs):
+            super().__init__(**kwargs)
+            self.power = power
+
+        def call(self, inputs):
+            ops = keras.ops
+            values = ops.maximum(ops.cast(inputs, "float32"), 0.0)
+            scaled = values / 255.0  # Keeps x ** 6 inside float32's range.
+            illuminant = ops.power(ops.mean(ops.power(scaled, self.power), axis=(1, 2), keepdims=True),
+                                   1.0 / self.power)
+            norm = ops.sqrt(ops.sum(ops.square(illuminant), axis=-1, keepdims=True) / 3.0)
+            return ops.clip(values * norm / ops.maximum(illuminant, 1e-6), 0.0, 255.0)
+
+        def get_config(self):
+            return {**super().get_config(), "power": self.power}
+
+    return ShadesOfGray
+
+
+def ShadesOfGray(power=6, **kwargs):  # noqa: N802 (a layer factory named like the layer)
+    """A :func:`shades_of_gray` Keras layer; its results match the NumPy function to rounding."""
+    return shades_of_gray_layer_class()(power=power, **kwargs)
+
+
+def _gaussian_kernel(sigma):
+    radius = max(1, int(round(3 * sigma)))
+    x = np.arange(-radius, radius + 1, dtype="float32")
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def _blur(images, sigma):
+    """Separable Gaussian blur of a float batch (TensorFlow)."""
+    import tensorflow as tf
+
+    kernel = tf.constant(_gaussian_kernel(sigma))
+    size = int(kernel.shape[0])
+    rows = tf.tile(tf.reshape(kernel, (size, 1, 1, 1)), (1, 1, 3, 1))
+    columns = tf.tile(tf.reshape(kernel, (1, size, 1, 1)), (1, 1, 3, 1))
+    padded = tf.pad(images, [[0, 0], [size // 2] * 2, [size // 2] * 2, [0, 0]], mode="REFLECT")
+    blurred = tf.nn.depthwise_conv2d(padded, rows, (1, 1, 1, 1), "VALID")
+    return tf.nn.depthwise_conv2d(blurred, columns, (1, 1, 1, 1), "VALID")
+
+
+def _zoom(images, factor):
+    """Crop the centre 1/factor of each image and resize it back (a closer view)."""
+    import tensorflow as tf
+
+    height, width = int(images.shape[1]), int(images.shape[2])
+    margin_y, margin_x = (1 - 1 / factor) / 2, (1 - 1 / factor) / 2
+    boxes = tf.tile([[margin_y, margin_x, 1 - margin_y, 1 - margin_x]], (tf.shape(images)[0], 1))
+    return tf.image.crop_and_resize(images, boxes, tf.range(tf.shape(images)[0]), (height, width))
+
+
+def _jpeg(images, quality):
+    import tensorflow as tf
+
+    encoded = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
+    return tf.cast(tf.map_fn(lambda image: tf.image.adjust_jpeg_quality(image, quality), encoded), tf.float32)
+
+
+def apply(pixels, *, temperature=0.0, brightness=1.0, contrast=1.0, blur=0.0, jpeg=None, zoom=1.0):
+    """Apply acquisition changes of fixed strength to a batch (uint8 or float pixels, 0-255); returns uint8.
+
+    ``temperature`` > 0 warms the light (red up by ``1 + t``, blue down by ``1 / (1 + t)`` less one), < 0 cools it.
+
+    >>> image = np.full((1, 4, 4, 3), 100, dtype="uint8")
+    >>> apply(image, temperature=0.25)[0, 0, 0].tolist(), apply(image, brightness=0.5)[0, 0, 0].tolist()
+    ([125, 100, 80], [50, 50, 50])
+    """
+    import tensorflow as tf
+
+    images = tf.cast(tf.convert_to_tensor(pixels), tf.float32)
+    if zoom != 1.0:
+        images = _zoom(images, zoom)
+    if blur:
+        images = _blur(images, blur)
+    if temperature:
+        gain = 1 + abs(temperature)
+        scale = [gain, 1.0, 1 / gain] if temperature > 0 else [1 / gain, 1.0, gain]
+        images = images * tf.constant(scale, tf.float32)
+    if contrast != 1.0:
+        mean = tf.reduce_mean(images, axis=(1, 2, 3), keepdims=True)
+        images = (images - mean) * contrast + mean
+    images = images * brightness
+    if jpeg is not None:
+        images = _jpeg(images, int(jpeg))
+    return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8).numpy()
+
+
+def shift(pixels, name, *, batch_size=256):
+    """Apply the named shift of :data:`SHIFTS` to a uint8 batch, in batches; returns uint8."""
+    if name not in SHIFTS:
+        raise ValueError(f"shift must be one of {list(SHIFTS)}. Got {name!r} instead.")
+    if not SHIFTS[name]:
+        return np.asarray(pixels)
+    return np.concatenate([apply(pixels[start:start + batch_size], **SHIFTS[name])
+                           for start in range(0, len(pixels), batch_size)])
+
+
+def random_acquisition(images, seed, *, strength=1.0):
+    """Random zoom, colour temperature, saturation, contrast, brightness and blur, per image (TensorFlow).
+
+    ``images`` is a float batch (0-255); ``seed`` a pair of integers (stateless
+    random ops), so a view of an image is the same on every run. ``strength``
+    scales every range (0: no change). Ranges at strength 1: zoom 1-1.2x with
+    a random offset, colour temperature +-20%, saturation x0.7-1.3, contrast
+    x0.8-1.2, brightness x0.8-1.2, and a blur of sigma 1 px on a third of the images.
+    """
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    height, width = int(images.shape[1]), int(images.shape[2])
+    draws = tf.random.stateless_uniform((n, 8), seed=seed, minval=-1.0, maxval=1.0) * strength
+    column = lambda index: tf.reshape(draws[:, index], (-1, 1, 1, 1))  # noqa: E731
+    zoom = 1.0 + 0.1 * (draws[:, 0] + strength)
+    margin = (1 - 1 / zoom) / 2
+    top, left = margin * (1 + draws[:, 1]), margin * (1 + draws[:, 2])
+    boxes = tf.stack([top, left, top + 1 / zoom, left + 1 / zoom], axis=1)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(n), (height, width))
+    gain = 1.0 + 0.2 * column(3)
+    images = images * tf.concat([gain, tf.ones_like(gain), 1.0 / gain], axis=-1)
+    gray = tf.reduce_mean(images, axis=-1, keepdims=True)
+    images = gray + (images - gray) * (1.0 + 0.3 * column(4))
+    mean = tf.reduce_mean(images, axis=(1, 2, 3), keepdims=True)
+    images = ((images - mean) * (1.0 + 0.2 * column(5)) + mean) * (1.0 + 0.2 * column(6))
+    blurred = column(7) < -strength / 3
+    images = tf.where(blurred, _blur(images, 1.0), images)
+    return tf.clip_by_value(images, 0.0, 255.0)

@@ -1,0 +1,342 @@
+"""Everything the notebooks leave on disk: where it goes, what it is called, how it is written and read back.
+
+One module owns the saved artefacts, so that a file name or a format is
+spelled once:
+
+- the folders: :func:`models_dir` (``Saved_Models/``) and :func:`figure_dir`
+  (``Images/``), or their scratch copies under ``.papermill/smoke/`` in smoke
+  mode; :func:`setup` gives a chapter both and its smoke flag;
+- atomic writes (a crash leaves the last good file in place):
+  :func:`write_atomic`, :func:`write_table_atomic`, :func:`write_json_atomic`
+  and :func:`save_model_atomic`, with :func:`to_jsonable` for NumPy values;
+- the results table shared by the chapters (:data:`RESULTS_FILE`):
+  :func:`record_result`, :func:`record_metrics` and :func:`read_results`;
+- the test results of chapter 04 (:data:`FINAL_METRICS_FILE`): built by
+  :func:`final_metrics`, written by :func:`write_final_metrics`, read by
+  :func:`read_final_metrics` (the README, the slides and the lesion checker).
+
+It imports no other skinlib module but the package itself, so every module
+can use it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from skinlib import repo_root, smoke_mode
+
+MODELS_FOLDER = "Saved_Models"
+"""Trained models, their histories and metrics, the results table and the test results."""
+
+FIGURES_FOLDER = "Images"
+"""The figures of the notebooks (PNG), also used by the slides."""
+
+SMOKE_FOLDER = ".papermill/smoke"
+"""Where smoke-mode runs write their notebooks, models and figures, away from the committed ones."""
+
+RESULTS_FILE = "results.csv"
+"""The results table shared by every notebook (one row per run, validation split), inside ``Saved_Models/``."""
+
+FINAL_METRICS_FILE = "final_metrics.json"
+"""The test results of chapter 04, inside ``Saved_Models/``: the only source of the test numbers quoted elsewhere."""
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def models_dir(smoke=False, *, root=None):
+    """Return ``Saved_Models/``, or its scratch copy in smoke mode.
+
+    Parameters
+    ----------
+    smoke : bool, default=False
+        The smoke-mode folder ``.papermill/smoke/Saved_Models`` instead.
+    root : str or Path, default=None
+        The repository; default :func:`skinlib.repo_root`.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> models_dir(True, root="/repo").as_posix()
+    '/repo/.papermill/smoke/Saved_Models'
+    """
+    return Path(root or repo_root()) / (f"{SMOKE_FOLDER}/{MODELS_FOLDER}" if smoke else MODELS_FOLDER)
+
+
+def figure_dir(smoke=False, *, root=None):
+    """Return where figures are saved: ``Images/``, or its scratch copy in smoke mode.
+
+    >>> figure_dir(False, root="/repo").as_posix()
+    '/repo/Images'
+    """
+    return Path(root or repo_root()) / (f"{SMOKE_FOLDER}/{FIGURES_FOLDER}" if smoke else FIGURES_FOLDER)
+
+
+class Setup(NamedTuple):
+    """What :func:`setup` returns: the smoke flag in force and the folders a chapter writes to."""
+
+    smoke: bool
+    models: Path
+    figures: Path
+
+
+def setup(smoke=False):
+    """A chapter's setup: smoke mode (``SKINLIB_SMOKE`` wins over ``smoke``) and its model and figure folders.
+
+    Parameters
+    ----------
+    smoke : bool, default=False
+        The notebook's ``smoke`` parameter.
+
+    Returns
+    -------
+    Setup
+        ``(smoke, models, figures)``: the flag in force, :func:`models_dir` and
+        :func:`figure_dir` for it.
+
+    Examples
+    --------
+    >>> smoke, models, figures = setup(False)
+    >>> models == models_dir(smoke) and figures == figure_dir(smoke)
+    True
+    """
+    smoke = smoke_mode(smoke)
+    return Setup(smoke, models_dir(smoke), figure_dir(smoke))
+
+
+def write_atomic(path, write):
+    """Write a file through ``write(handle)`` so that a crash leaves the old file intact.
+
+    The data goes to a temporary file in the same folder, is flushed to disk,
+    and then replaces ``path`` in one step.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> write_atomic(target, lambda handle: handle.write(b"hello"))
+    >>> target.read_bytes()
+    b'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes files private; give the usual permissions.
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_table_atomic(table, path, **options):
+    """Write a DataFrame as CSV (``\\n`` line ends) through a temporary file; ``options`` go to ``to_csv``."""
+    buffer = io.StringIO()
+    table.to_csv(buffer, lineterminator="\n", **options)
+    write_atomic(path, lambda handle: handle.write(buffer.getvalue().encode()))
+    return Path(path)
+
+
+def to_jsonable(value):
+    """Turn NumPy values inside dicts and lists into plain Python for JSON (dict keys become strings).
+
+    >>> to_jsonable({1: np.float32(0.5), "a": (np.int64(2), np.array([3]))})
+    {'1': 0.5, 'a': [2, [3]]}
+    """
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_json_atomic(path, value, *, end=""):
+    """Write ``value`` as indented JSON (NumPy values converted by :func:`to_jsonable`), atomically; return the path.
+
+    ``end`` is appended to the text (``"\\n"`` for a final newline).
+    """
+    text = json.dumps(to_jsonable(value), indent=2) + end
+    write_atomic(path, lambda handle: handle.write(text.encode()))
+    return Path(path)
+
+
+def save_model_atomic(model, path):
+    """Save a Keras model for inference to a ``.keras`` file, through a temporary file in the same folder.
+
+    The file holds an uncompiled copy (no optimizer state). Returns the path.
+    """
+    import keras
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")
+    inference = model.__class__.from_config(model.get_config())  # Uncompiled copy: no optimizer state in the file.
+    inference.set_weights(model.get_weights())
+    try:
+        inference.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The results table (validation, chapters 02 and 03)
+# ---------------------------------------------------------------------------------------------------------------
+
+def read_results(folder, *, missing_ok=False):
+    """The results table of ``folder`` (:data:`RESULTS_FILE`); with ``missing_ok``, an empty table when absent."""
+    path = Path(folder) / RESULTS_FILE
+    if missing_ok and not path.is_file():
+        return pd.DataFrame()
+    return pd.read_csv(path)
+
+
+def record_result(row, folder):
+    """Add or replace (by ``name``) one row of the results table in ``folder`` and return the table."""
+    table = read_results(folder, missing_ok=True)
+    table = pd.concat([table[table.get("name", pd.Series(dtype=str)) != row["name"]], pd.DataFrame([row])],
+                      ignore_index=True)
+    write_table_atomic(table, Path(folder) / RESULTS_FILE, index=False)
+    return table
+
+
+def record_metrics(name, metrics, *, folder, notebook, extra=None, details=None):
+    """Save validation metrics: ``<name>_metrics.json`` and the row of the results table, atomically.
+
+    Used by :func:`skinlib.train.save_run` for trained models (``details``:
+    parameters, epochs, time) and directly for prediction procedures that are
+    not one trained model (TTA, an ensemble).
+
+    Parameters
+    ----------
+    name : str
+        The run's name (the row's key in the table).
+    metrics : dict
+        From :func:`skinlib.metrics.classification_metrics`; its numbers
+        (rounded to 4 digits) become columns.
+    folder : str or Path
+        ``Saved_Models/`` (:func:`models_dir`).
+    notebook : str
+        The chapter that made the run.
+    extra : dict, default=None
+        More columns, last in the row.
+    details : dict, default=None
+        Columns between the notebook and the metrics.
+
+    Returns
+    -------
+    dict
+        The row written.
+    """
+    row = {"name": name, "notebook": notebook, "split": "val", **(details or {})}
+    row.update({key: round(float(value), 4) for key, value in metrics.items() if np.isscalar(value)})
+    row.update(extra or {})
+    record_result(row, folder)
+    write_json_atomic(Path(folder) / f"{name}_metrics.json", metrics)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# final_metrics.json (the test split, chapter 04)
+# ---------------------------------------------------------------------------------------------------------------
+
+def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels, test_lesion_ids,
+                  bootstrap_resamples, finals, per_class, target_sensitivity, threshold, screening,
+                  screening_interval, temperature, temperature_kept, ece, subgroups, explanations):
+    """The content of ``final_metrics.json``, from chapter 04's tables: its one definition.
+
+    Parameters
+    ----------
+    rule : str
+        How the final model was chosen (:data:`skinlib.final.RULE`).
+    model : str
+        The final single model's file stem (the lesion checker's default model).
+    procedure : str
+        The first final's name (the model, with ``_tta`` when it uses TTA).
+    tta : bool
+    input_size : tuple (height, width)
+    smoke : bool
+    test_labels : array-like of shape (n,)
+    test_lesion_ids : array-like of shape (n,)
+        The lesion of each test image.
+    bootstrap_resamples : int
+    finals : dict of DataFrame
+        By final's name: ``estimate``, ``low``, ``high`` and ``validation``
+        per headline metric (:func:`skinlib.metrics.bootstrap`).
+    per_class : DataFrame
+        :func:`skinlib.metrics.per_class_report` of the test split.
+    target_sensitivity, threshold : float
+        The validation sensitivity aimed at and the threshold on P(malignant) that reaches it.
+    screening : dict
+        :func:`skinlib.metrics.screening` by split ("val", "test").
+    screening_interval : DataFrame
+        Bootstrap intervals of the test screening numbers.
+    temperature : float
+    temperature_kept : bool
+    ece : dict
+        Expected calibration error by split, raw and scaled.
+    subgroups : dict of DataFrame
+        :func:`skinlib.metrics.subgroups` by metadata column.
+    explanations : DataFrame
+        :func:`skinlib.explain.summarise_scores`, indexed by (class, predictions).
+
+    Returns
+    -------
+    dict
+        For :func:`write_final_metrics`; the keys are those :func:`read_final_metrics` returns.
+    """
+    return {
+        "rule": rule,
+        "model": model, "procedure": procedure, "tta": tta, "input_size": list(input_size), "smoke": smoke,
+        "test_images": int(len(test_labels)), "test_lesions": int(len(set(test_lesion_ids))),
+        "bootstrap_resamples": bootstrap_resamples,
+        "finals": {name: table.to_dict(orient="index") for name, table in finals.items()},
+        "per_class": per_class.to_dict(orient="index"),
+        "screening": {"target_validation_sensitivity": target_sensitivity, "threshold": threshold,
+                      "validation": screening["val"], "test": screening["test"],
+                      "test_interval": screening_interval.to_dict(orient="index")},
+        "calibration": {"temperature": temperature, "temperature_kept": bool(temperature_kept), "ece": ece},
+        "subgroups": {column: table.to_dict(orient="index") for column, table in subgroups.items()},
+        "explanations": {f"{name}/{predictions}": row.to_dict()
+                         for (name, predictions), row in explanations.iterrows()},
+    }
+
+
+def write_final_metrics(payload, folder):
+    """Write ``final_metrics.json`` (from :func:`final_metrics`) into ``folder`` atomically; return its path.
+
+    >>> import tempfile
+    >>> path = write_final_metrics({"model": "m", "score": np.float32(0.5)}, tempfile.mkdtemp())
+    >>> read_final_metrics(path.parent)
+    {'model': 'm', 'score': 0.5}
+    """
+    return write_json_atomic(Path(folder) / FINAL_METRICS_FILE, payload)
+
+
+def read_final_metrics(folder, *, missing_ok=False):
+    """The test results of ``folder`` (``final_metrics.json``) as a dict; None when absent and ``missing_ok``.
+
+    >>> import tempfile
+    >>> read_final_metrics(tempfile.mkdtemp(), missing_ok=True) is None
+    True
+    """
+    path = Path(folder) / FINAL_METRICS_FILE
+    if missing_ok and not path.is_file():
+        return None
+    return json.loads(path.read_text())

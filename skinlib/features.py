@@ -1,0 +1,314 @@
+"""Cached multi-view features: run a backbone's frozen lower part once, train its upper part many times.
+
+Fine-tuning a whole backbone on a 2-core CPU spends most of each step on the
+lower blocks, whose generic edge and texture filters hardly need to change.
+Here the backbone is cut in two (:func:`split_backbone`): the **lower part**
+stays frozen and runs **once** over ``K`` seeded views of every training image
+(the four flips a 4:3 image allows, each with its own colour jitter, see
+:func:`make_views`), its feature maps are stored on disk in float16
+(:func:`cached_features`, keyed like the image cache), and the **upper part**
+(the last stages and a new head) trains for many epochs on them, each epoch
+drawing one stored view per image (:func:`view_dataset`). The trained upper
+part shares its layers with the backbone, so the final model is the usual
+pixels-in classifier (:func:`skinlib.models.classifier`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CUTS = {
+    # The last layer of the frozen lower part: the end of the stride-16 stage.
+    "mobilenet_025": "conv_pw_11_relu",
+    "efficientnet_lite0": "block10_add",
+    "efficientnet_lite1": "block14_add",
+    "efficientnet_lite2": "block14_add",
+}
+"""Where :func:`split_backbone` cuts each backbone by default."""
+
+
+def cut_layer(base):
+    """The name of the layer whose output the lower part of ``base`` ends with (:data:`CUTS`)."""
+    if base.name not in CUTS:
+        raise ValueError(f"no cut known for backbone {base.name!r}; known: {sorted(CUTS)}. Pass cut= explicitly.")
+    return CUTS[base.name]
+
+
+def split_backbone(base, cut=None):
+    """Cut ``base`` into a lower and an upper Keras model that share its layers.
+
+    Parameters
+    ----------
+    base : keras.Model
+        From :func:`skinlib.models.backbone` (raw pixels in, feature map out).
+    cut : str, default=None
+        The layer whose output ends the lower part (:func:`cut_layer` by default).
+
+    Returns
+    -------
+    lower, upper : keras.Model
+        ``upper(lower(pixels))`` equals ``base(pixels)``; training ``upper``
+        trains the layers of ``base``.
+
+    Examples
+    --------
+    >>> from skinlib import models
+    >>> base = models.backbone("efficientnet_lite0", weights=None, input_shape=(64, 64, 3))
+    >>> lower, upper = split_backbone(base)
+    >>> lower.output_shape, upper.input_shape
+    ((None, 4, 4, 112), (None, 4, 4, 112))
+    """
+    import keras
+
+    cut = cut or cut_layer(base)
+    middle = base.get_layer(cut).output
+    lower = keras.Model(base.inputs, middle, name=f"{base.name}_lower")
+    upper = keras.Model(middle, base.outputs, name=f"{base.name}_upper")
+    return lower, upper
+
+
+VIEWS = ("original", "flipped left-right", "flipped up-down", "rotated 180 degrees")
+"""The four views a 4:3 image allows without changing its shape (the flips and the half turn)."""
+
+
+def make_views(pixels, view, *, seed=0, jitter=1.0, start=0):
+    """View ``view`` (0-3, :data:`VIEWS`) of a batch, with seeded acquisition jitter (TensorFlow, float 0-255).
+
+    ``start`` is the index of the batch's first image in its split: with
+    ``seed`` and ``view`` it seeds each image's jitter, so a view is the same
+    on every run. ``jitter=0`` gives the plain flips (for test-time augmentation).
+    """
+    import tensorflow as tf
+
+    from skinlib import acquisition
+
+    images = tf.cast(pixels, tf.float32)
+    if view % 2:
+        images = tf.reverse(images, axis=[2])
+    if view // 2:
+        images = tf.reverse(images, axis=[1])
+    if jitter:
+        key = tf.stack([tf.constant(seed * 7919 + view, tf.int64), tf.cast(start, tf.int64)])
+        images = acquisition.random_acquisition(images, key, strength=jitter)
+    return images
+
+
+def content_key(*parts):
+    """A short hash of arrays, weights and settings: the cache key of stored features."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(str(part.shape).encode() + str(part.dtype).encode())
+            digest.update(np.ascontiguousarray(part).data)
+        elif isinstance(part, (list, tuple)) and part and isinstance(part[0], np.ndarray):
+            for array in part:
+                digest.update(np.ascontiguousarray(array).data)
+        else:
+            digest.update(repr(part).encode())
+    return digest.hexdigest()
+
+
+def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64, cache_dir=None,
+                    description="views", progress=True):
+    """Feature maps of the frozen ``lower`` part for ``views`` views of every image, stored once in float16.
+
+    Parameters
+    ----------
+    lower : keras.Model
+        From :func:`split_backbone` (pixels in, a feature map out).
+    pixels : ndarray of shape (n, height, width, 3), uint8
+    views : int, default=4
+        How many views per image (1-4, in the order of :data:`VIEWS`).
+    seed : int, default=0
+        Seed of the jitter.
+    jitter : float, default=1.0
+        Strength of :func:`skinlib.acquisition.random_acquisition` (0: plain flips).
+    cache_dir : path, default=None
+        Folder of the cache (skinlib's image cache folder by default). The file
+        name is a hash of the pixels, the weights of ``lower`` and the settings,
+        so anything that changes them computes new features.
+
+    Returns
+    -------
+    ndarray of shape (views, n, h, w, c), float16 (memory-mapped from the cache file)
+    """
+    import numpy as np
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from skinlib import artefacts, images as image_cache
+
+    if not 1 <= views <= len(VIEWS):
+        raise ValueError(f"views must be between 1 and {len(VIEWS)}. Got {views!r} instead.")
+    folder = Path(cache_dir) if cache_dir else image_cache.default_cache_dir() / "features"
+    key = content_key(pixels, lower.get_weights(), lower.name, views, seed, jitter)
+    path = folder / f"{lower.name}_{key}.npy"
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    runs = [tf.function(lambda batch, start, view=view: lower(make_views(batch, view, seed=seed, jitter=jitter,
+                                                                          start=start), training=False))
+            for view in range(views)]  # One graph per view: the flips are fixed, not traced as conditions.
+    shape = (views, len(pixels), *lower.output_shape[1:])
+    stored = np.empty(shape, dtype="float16")
+    steps = [(view, start) for view in range(views) for start in range(0, len(pixels), batch_size)]
+    for view, start in tqdm(steps, desc=description, unit="batch", mininterval=10, disable=not progress):
+        batch = tf.constant(pixels[start:start + batch_size])
+        stored[view, start:start + batch_size] = runs[view](batch, tf.constant(start, tf.int64)).numpy()
+    folder.mkdir(parents=True, exist_ok=True)
+    artefacts.write_atomic(path, lambda handle: np.save(handle, stored))
+    return np.load(path, mmap_mode="r")
+
+
+def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shuffle", class_power=1.0):
+    """Batches of stored views for ``epochs`` epochs: each epoch draws one view per image at random.
+
+    Parameters
+    ----------
+    stored : ndarray of shape (views, n, h, w, c)
+        From :func:`cached_features`.
+    labels : ndarray of shape (n,)
+    epochs : int
+    sampling : {"shuffle", "balanced"}, default="shuffle"
+        Every image once per epoch in a random order; or ``n`` draws per epoch
+        with probabilities that make each class ``count ** (1 - class_power)``
+        likely (``class_power=1``: every class equally often).
+
+    Returns
+    -------
+    tf.data.Dataset, int
+        The batches of all epochs (``(features, labels)``, float32 features),
+        and the number of steps per epoch.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if sampling not in ("shuffle", "balanced"):
+        raise ValueError(f"sampling must be 'shuffle' or 'balanced'. Got {sampling!r} instead.")
+    labels = np.asarray(labels)
+    views, count = stored.shape[0], stored.shape[1]
+    rng = np.random.default_rng(seed)
+    if sampling == "balanced":
+        per_class = np.bincount(labels, minlength=labels.max() + 1).astype("float64")
+        weights = per_class[labels] ** -class_power
+        rows = [rng.choice(count, size=count, p=weights / weights.sum()) for _ in range(epochs)]
+    else:
+        rows = [rng.permutation(count) for _ in range(epochs)]
+    steps = count // batch_size
+    rows = np.concatenate([order[: steps * batch_size] for order in rows])
+    picks = rng.integers(0, views, size=len(rows))
+    table = tf.constant(np.asarray(stored))
+    y = tf.constant(labels)
+    dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size)
+    dataset = dataset.map(lambda view, row: (tf.cast(tf.gather_nd(table, tf.stack([view, row], axis=1)), tf.float32),
+                                             tf.gather(y, row)))
+    return dataset.prefetch(tf.data.AUTOTUNE), steps
+
+
+def top_model(upper, n_classes=7, *, dropout=0.3):
+    """The upper part of a backbone with a new :func:`skinlib.models.head`, trainable but for BatchNorm.
+
+    Takes stored feature maps (input ``"stored"``); BatchNormalization stays in
+    inference mode with its ImageNet statistics, as in fine-tuning.
+    """
+    import keras
+
+    from skinlib import models
+
+    stored = keras.Input(shape=upper.input_shape[1:], name="stored")
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(upper(stored, training=False))
+    top = models.head(int(pooled.shape[-1]), n_classes, dropout=dropout)
+    upper.trainable = True
+    for layer in upper.layers:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    return keras.Model(stored, top(pooled), name=f"{upper.name}_top")
+
+
+def loss_function(name, *, label_smoothing=0.0, gamma=2.0):
+    """The training loss by name: ``"cross_entropy"`` or ``"focal"`` (Lin et al. 2017), on one-hot labels."""
+    import keras
+
+    if name == "cross_entropy":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    if name == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(gamma=gamma, label_smoothing=label_smoothing)
+    raise ValueError(f"loss must be 'cross_entropy' or 'focal'. Got {name!r} instead.")
+
+
+def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
+              sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
+              verbose=True):
+    """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
+
+    Parameters
+    ----------
+    upper : keras.Model
+        From :func:`split_backbone`; its layers are trained in place (BatchNorm stays frozen).
+    stored : ndarray of shape (views, n, h, w, c)
+        Training views from :func:`cached_features`.
+    labels : ndarray of shape (n,)
+    validation : tuple (stored maps, labels)
+        One view of each validation image, shape (n_val, h, w, c).
+    name : str
+    epochs : int, default=10
+    learning_rate : float, default=3e-4
+        Peak of a one-cycle schedule (warm-up over 30% of the steps, then cosine decay).
+    sampling : {"shuffle", "balanced"}, default="shuffle"
+        :func:`view_dataset`'s sampling.
+    class_power : float, default=0.5
+        With ``"shuffle"``: class weights ``(n / (7 count)) ** class_power`` in
+        the loss (0: none); with ``"balanced"``: the sampling's power.
+    loss : {"cross_entropy", "focal"}, default="cross_entropy"
+    label_smoothing : float, default=0.1
+    patience : int, default=4
+        Epochs without a better validation balanced accuracy before stopping.
+
+    Returns
+    -------
+    skinlib.train.Run
+        ``model`` is the top model (stored maps in); the best epoch's weights
+        are in ``upper`` and the head, so :func:`skinlib.models.classifier`
+        of the backbone and ``run.model.get_layer("head")`` is the pixels-in model.
+    """
+    import time
+
+    import keras
+    import pandas as pd
+    import tensorflow as tf
+
+    from skinlib import train
+
+    train.set_seeds(seed)
+    model = top_model(upper)
+    data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
+                               class_power=class_power)
+    data = data.map(lambda x, y: (x, tf.one_hot(y, 7)))
+    weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
+    rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss_function(loss, label_smoothing=label_smoothing),
+                  metrics=["accuracy"])
+    scorer = train.validation_callback(*validation, verbose=verbose)
+    stopper = keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
+                                            restore_best_weights=True, verbose=0)
+    begin = time.perf_counter()
+    history = model.fit(data, epochs=epochs, steps_per_epoch=steps, class_weight=weights, callbacks=[scorer, stopper],
+                        verbose=0)
+    table = pd.DataFrame(history.history).rename_axis("epoch")
+    table.index = table.index + 1
+    best = int(table["val_balanced_accuracy"].idxmax())
+    return train.Run(name=name, model=model, history=table.round(5), seconds=time.perf_counter() - begin,
+                     best_epoch=best, validation_probabilities=scorer.probabilities[best])
+
+
+def predict_views(model, stored, *, batch_size=256):
+    """Class probabilities of a top model for every stored view, averaged over the views (test-time augmentation).
+
+    ``stored`` has shape (views, n, h, w, c); returns (n, classes), float32.
+    """
+    import numpy as np
+
+    return np.mean([model.predict(np.asarray(view, "float32"), batch_size=batch_size, verbose=0) for view in stored],
+                   axis=0)

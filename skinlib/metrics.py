@@ -1,0 +1,263 @@
+"""The numbers of an evaluation: accuracy is never reported alone.
+
+A model that calls every lesion a nevus is right two times in three on
+HAM10000, so every evaluation here reports balanced accuracy (mean per-class
+recall), per-class recall and AUC beside accuracy, plus the binary
+malignant-vs-benign view: P(malignant) = P(mel) + P(bcc) + P(akiec).
+
+Numbers and tables only (NumPy, pandas, scikit-learn); their plots are in
+:mod:`skinlib.evaluate`. For the test split (chapter 04) also bootstrap
+confidence intervals over lesions, a screening threshold and subgroups.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from skinlib.data import CLASSES, MALIGNANT
+
+MALIGNANT_INDEX = [CLASSES.index(dx) for dx in MALIGNANT]
+"""The class indices of the malignant diagnoses (mel, bcc, akiec)."""
+
+
+def malignant_probability(probabilities):
+    """P(malignant): the summed probability of mel, bcc and akiec.
+
+    >>> malignant_probability(np.array([[0.1, 0.2, 0.0, 0.0, 0.3, 0.4, 0.0]])).round(2).tolist()
+    [0.6]
+    """
+    return np.asarray(probabilities)[:, MALIGNANT_INDEX].sum(axis=1)
+
+
+def youden_threshold(is_malignant, p_malignant):
+    """The threshold on P(malignant) that maximises sensitivity + specificity - 1 (Youden's J).
+
+    >>> youden_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.8
+    """
+    from sklearn.metrics import roc_curve
+
+    false_positive, true_positive, thresholds = roc_curve(is_malignant, p_malignant)
+    best = int(np.argmax(true_positive - false_positive))
+    return float(min(thresholds[best], 1.0))
+
+
+def classification_metrics(labels, probabilities, *, threshold=None):
+    """Accuracy, balanced accuracy, macro AUC, per-class recall and the malignant view.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        True class indices (0-6, in the order of ``CLASSES``).
+    probabilities : array-like of shape (n, 7)
+    threshold : float, default=None
+        Threshold on P(malignant) for the binary recall and specificity;
+        None chooses it on these data by Youden's J (only do that on validation).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``balanced_accuracy``, ``macro_auc``, ``malignant_auc``,
+        ``malignant_threshold``, ``malignant_recall``, ``malignant_specificity``,
+        and ``recall_<class>`` for each class.
+
+    Examples
+    --------
+    >>> labels = np.array([5, 5, 4, 0])
+    >>> probabilities = np.eye(7)[[5, 5, 5, 0]] * 0.9 + 0.1 / 7
+    >>> metrics = classification_metrics(labels, probabilities)
+    >>> metrics["accuracy"], round(metrics["balanced_accuracy"], 3)
+    (0.75, 0.667)
+    """
+    from sklearn.metrics import roc_auc_score
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    predicted = probabilities.argmax(axis=1)
+    result = headline(labels, probabilities)
+    is_malignant = np.isin(labels, MALIGNANT_INDEX)
+    p_malignant = malignant_probability(probabilities)
+    if 0 < is_malignant.sum() < len(labels):
+        threshold = youden_threshold(is_malignant, p_malignant) if threshold is None else threshold
+        flagged = p_malignant >= threshold
+        result.update(
+            malignant_auc=float(roc_auc_score(is_malignant, p_malignant)),
+            malignant_threshold=float(threshold),
+            malignant_recall=float(flagged[is_malignant].mean()),
+            malignant_specificity=float((~flagged[~is_malignant]).mean()),
+        )
+    for index, dx in enumerate(CLASSES):
+        members = labels == index
+        result[f"recall_{dx}"] = float((predicted[members] == index).mean()) if members.any() else float("nan")
+    return result
+
+
+def headline(labels, probabilities):
+    """Accuracy, balanced accuracy and macro AUC (one-vs-rest) of one set of predictions.
+
+    >>> headline(np.array([0, 1, 1]), np.eye(7)[[0, 1, 0]])["accuracy"]
+    0.6666666666666666
+    """
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    predicted = probabilities.argmax(axis=1)
+    present = np.unique(labels)
+    with warnings.catch_warnings():  # A class predicted but absent (small groups, resamples): recall is over present.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(labels, predicted))
+    scores = {"accuracy": float((predicted == labels).mean()), "balanced_accuracy": balanced}
+    if len(present) > 1:
+        aucs = [roc_auc_score(labels == k, probabilities[:, k]) for k in present]
+        scores["macro_auc"] = float(np.mean(aucs))
+    else:
+        scores["macro_auc"] = float("nan")
+    return scores
+
+
+def metrics_table(metrics):
+    """The headline metrics of a run as a one-column table for display."""
+    keys = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "malignant_recall",
+            "malignant_specificity"] + [f"recall_{dx}" for dx in CLASSES]
+    return pd.Series({key: metrics[key] for key in keys if key in metrics}, name="validation").round(3).to_frame()
+
+
+def confusion(labels, predicted):
+    """Confusion matrix as a DataFrame (rows: true class, columns: predicted)."""
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(labels, predicted, labels=list(range(len(CLASSES))))
+    return pd.DataFrame(matrix, index=pd.Index(CLASSES, name="true"), columns=pd.Index(CLASSES, name="predicted"))
+
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_auc", "malignant_recall")
+"""The metrics :func:`change` compares by default."""
+
+
+def change(before, after, *, metrics=HEADLINE):
+    """Table of headline validation metrics before and after one change, with the difference.
+
+    >>> change({"name": "a", "accuracy": 0.5}, {"name": "b", "accuracy": 0.6}, metrics=("accuracy",))
+              a    b  change
+    accuracy  0.5  0.6     0.1
+    """
+    names = [before.get("name", "before"), after.get("name", "after")]
+    table = pd.DataFrame({names[0]: [before[m] for m in metrics], names[1]: [after[m] for m in metrics]},
+                         index=list(metrics))
+    table["change"] = table[names[1]] - table[names[0]]
+    return table.round(3)
+
+
+def describe_change(before, after, *, metric="balanced_accuracy"):
+    """One sentence saying how a metric moved between two runs.
+
+    >>> describe_change({"name": "a", "balanced_accuracy": 0.40}, {"name": "b", "balanced_accuracy": 0.45})
+    'b against a: balanced accuracy rose by 0.050 (0.400 to 0.450).'
+    """
+    old, new = before[metric], after[metric]
+    verb = "rose" if new > old else "fell" if new < old else "did not change"
+    amount = f" by {abs(new - old):.3f}" if new != old else ""
+    return (f"{after.get('name', 'after')} against {before.get('name', 'before')}: {metric.replace('_', ' ')} "
+            f"{verb}{amount} ({old:.3f} to {new:.3f}).")
+
+
+def bootstrap(labels, probabilities, *, groups=None, statistic=headline, n_resamples=1000, seed=0, level=0.95):
+    """Bootstrap confidence intervals of the metrics in ``statistic(labels, probabilities)``.
+
+    Resamples **lesions** (``groups``), not images, when given: images of one
+    lesion are not independent, and resampling them one by one would make the
+    intervals too narrow.
+
+    Returns a DataFrame with ``estimate``, ``low`` and ``high`` per metric
+    (percentile intervals).
+
+    >>> labels = np.tile(np.arange(7), 20)
+    >>> table = bootstrap(labels, np.eye(7)[labels], n_resamples=50)
+    >>> table.loc["accuracy"].tolist()
+    [1.0, 1.0, 1.0]
+    """
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    unique, index = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(index == g) for g in range(len(unique))]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+        draws.append(statistic(labels[rows], probabilities[rows]))
+    draws = pd.DataFrame(draws)
+    alpha = (1 - level) / 2
+    return pd.DataFrame({"estimate": pd.Series(statistic(labels, probabilities)),
+                         "low": draws.quantile(alpha), "high": draws.quantile(1 - alpha)})
+
+
+def per_class_report(labels, probabilities):
+    """Precision, recall, F1, AUC and support of each class (one row per class).
+
+    >>> float(per_class_report(np.array([0, 0, 1]), np.eye(7)[[0, 1, 1]]).loc["akiec", "recall"])
+    0.5
+    """
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    every = list(range(len(CLASSES)))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, probabilities.argmax(axis=1),
+                                                                     labels=every, zero_division=0)
+    auc = [roc_auc_score(labels == k, probabilities[:, k]) if 0 < (labels == k).sum() < len(labels) else np.nan
+           for k in every]
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "auc": auc, "support": support},
+                        index=pd.Index(CLASSES, name="class"))
+
+
+def threshold_for_sensitivity(is_malignant, p_malignant, sensitivity=0.90):
+    """The highest threshold on P(malignant) whose sensitivity is at least ``sensitivity`` (set it on validation).
+
+    >>> threshold_for_sensitivity(np.array([0, 1, 1, 1]), np.array([0.2, 0.3, 0.6, 0.9]), 0.6)
+    0.6
+    """
+    from sklearn.metrics import roc_curve
+
+    _, tpr, thresholds = roc_curve(is_malignant, p_malignant, drop_intermediate=False)
+    return float(min(thresholds[np.flatnonzero(tpr >= sensitivity)[0]], 1.0))
+
+
+def screening(labels, probabilities, threshold):
+    """Sensitivity, specificity, PPV and NPV of "malignant" at a fixed threshold on P(malignant)."""
+    truth = np.isin(np.asarray(labels), MALIGNANT_INDEX)
+    flagged = malignant_probability(probabilities) >= threshold
+    tp, fn = int((flagged & truth).sum()), int((~flagged & truth).sum())
+    tn, fp = int((~flagged & ~truth).sum()), int((flagged & ~truth).sum())
+    share = lambda a, b: a / (a + b) if a + b else float("nan")  # noqa: E731
+    return {"threshold": threshold, "sensitivity": share(tp, fn), "specificity": share(tn, fp),
+            "ppv": share(tp, fp), "npv": share(tn, fn), "flagged": int(flagged.sum()), "malignant": int(truth.sum())}
+
+
+def subgroups(table, labels, probabilities, column, *, minimum=20):
+    """Accuracy and balanced accuracy within each value of a metadata ``column`` (groups under ``minimum`` pooled).
+
+    ``table`` holds the metadata rows of the predictions, in the same order.
+    """
+    values = pd.Series(table[column].fillna("unknown").astype(str).to_numpy(dtype=object))
+    counts = values.value_counts()
+    small = set(counts[counts < minimum].index)
+    values = values.map(lambda value: f"other (<{minimum} each)" if value in small else value)
+    rows = {}
+    for value in values.unique():
+        mask = (values == value).to_numpy()
+        scores = headline(np.asarray(labels)[mask], np.asarray(probabilities)[mask])
+        rows[value] = {"images": int(mask.sum()), "accuracy": scores["accuracy"],
+                       "balanced_accuracy": scores["balanced_accuracy"],
+                       "malignant_share": float(np.isin(np.asarray(labels)[mask], MALIGNANT_INDEX).mean())}
+    return pd.DataFrame(rows).T.sort_values("images", ascending=False).rename_axis(column)
+
+
+def age_band(ages):
+    """Age bands of 20 years for subgroup tables ("unknown" for missing ages).
+
+    >>> age_band(pd.Series([5.0, 45.0, None])).tolist()
+    ['0-19', '40-59', 'unknown']
+    """
+    bands = pd.cut(ages, [0, 20, 40, 60, 80, 200], right=False, labels=["0-19", "20-39", "40-59", "60-79", "80+"])
+    return bands.astype(str).where(ages.notna(), "unknown")

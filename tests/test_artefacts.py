@@ -1,0 +1,69 @@
+"""skinlib.artefacts: the folders, atomic writes, the results table and final_metrics.json."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinlib import artefacts
+
+
+def test_write_atomic_keeps_the_old_file_on_a_crash(tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_bytes(b"last good")
+
+    def crash(handle):
+        handle.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        artefacts.write_atomic(target, crash)
+    assert target.read_bytes() == b"last good"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_smoke_mode_writes_away_from_the_committed_folders(tmp_path, monkeypatch):
+    assert artefacts.models_dir(root=tmp_path) == tmp_path / "Saved_Models"
+    assert artefacts.figure_dir(True, root=tmp_path) == tmp_path / ".papermill" / "smoke" / "Images"
+    monkeypatch.setenv("SKINLIB_SMOKE", "1")
+    smoke, models, figures = artefacts.setup(False)  # The environment variable wins over the parameter.
+    assert smoke and models == artefacts.models_dir(True) and figures == artefacts.figure_dir(True)
+
+
+def test_record_metrics_writes_a_row_and_json(tmp_path):
+    row = artefacts.record_metrics("ensemble", {"accuracy": 0.5, "recall": [0.1, 0.2]}, folder=tmp_path,
+                                   notebook="t", extra={"stage": "ensemble"})
+    assert row["accuracy"] == 0.5
+    assert artefacts.read_results(tmp_path)["stage"].tolist() == ["ensemble"]
+    assert json.loads((tmp_path / "ensemble_metrics.json").read_text())["recall"] == [0.1, 0.2]
+    artefacts.record_metrics("ensemble", {"accuracy": 0.6}, folder=tmp_path, notebook="t")
+    assert artefacts.read_results(tmp_path)["accuracy"].tolist() == [0.6]  # Replaced by name, not added.
+    assert artefacts.read_results(tmp_path / "none", missing_ok=True).empty
+
+
+def test_final_metrics_are_built_written_and_read_back(tmp_path):
+    interval = pd.DataFrame({"estimate": [0.8], "low": [0.7], "high": [0.9], "validation": [0.82]},
+                            index=["accuracy"])
+    per_class = pd.DataFrame({"recall": [0.5], "precision": [0.6], "support": [2]}, index=pd.Index(["mel"]))
+    scores = pd.DataFrame({"images": [3.0], "inside": [0.6]},
+                          index=pd.MultiIndex.from_tuples([("all", "all")], names=["class", "predictions"]))
+    payload = artefacts.final_metrics(
+        rule="the rule", model="03_m", procedure="03_m_tta", tta=True, input_size=(120, 160), smoke=False,
+        test_labels=np.array([4, 4, 5]), test_lesion_ids=np.array(["a", "a", "b"]), bootstrap_resamples=10,
+        finals={"03_m_tta": interval}, per_class=per_class, target_sensitivity=0.9, threshold=np.float64(0.2),
+        screening={"val": {"sensitivity": 0.9}, "test": {"sensitivity": 0.8}},
+        screening_interval=pd.DataFrame({"low": [0.7], "high": [0.9]}, index=["sensitivity"]),
+        temperature=1.5, temperature_kept=np.bool_(True), ece={"val": {"raw": 0.1, "scaled": 0.05}},
+        subgroups={"sex": pd.DataFrame({"images": [3]}, index=pd.Index(["male"], name="sex"))}, explanations=scores)
+    path = artefacts.write_final_metrics(payload, tmp_path)
+    assert path.name == artefacts.FINAL_METRICS_FILE
+    read = artefacts.read_final_metrics(tmp_path)
+    assert list(read) == ["rule", "model", "procedure", "tta", "input_size", "smoke", "test_images", "test_lesions",
+                          "bootstrap_resamples", "finals", "per_class", "screening", "calibration", "subgroups",
+                          "explanations"]
+    assert read["test_images"] == 3 and read["test_lesions"] == 2 and read["input_size"] == [120, 160]
+    assert read["finals"]["03_m_tta"]["accuracy"] == {"estimate": 0.8, "low": 0.7, "high": 0.9, "validation": 0.82}
+    assert read["calibration"]["temperature_kept"] is True and read["explanations"]["all/all"]["inside"] == 0.6
+    assert read["screening"]["test_interval"]["sensitivity"] == {"low": 0.7, "high": 0.9}
+    assert artefacts.read_final_metrics(tmp_path / "none", missing_ok=True) is None
