@@ -57,10 +57,10 @@ def result_html(prediction):
     items = "".join(f"<li><b>{html.escape(code)}</b> {html.escape(name)}: {probability:.1%}</li>"
                     for code, name, probability in prediction.top3)
     risk = prediction.malignant_probability
-    level = "high" if risk >= 0.5 else "moderate" if risk >= 0.2 else "low"
+    screening = f" ({html.escape(prediction.screening)})" if prediction.screening else ""
     return (f"<div class='lesion-result'><ol class='top3'>{items}</ol>"
             f"<p class='malignant'>P(malignant: melanoma, basal cell carcinoma or actinic keratosis) = "
-            f"<b>{risk:.1%}</b> ({level})</p>"
+            f"<b>{risk:.1%}</b>{screening}</p>"
             f"<p class='model'>model {html.escape(prediction.model)} {prediction.version}, "
             f"{prediction.seconds * 1000:.0f} ms</p>"
             f"<p class='notice' style='color:#a00'><b>{html.escape(NOTICE)}</b></p></div>")

@@ -301,3 +301,43 @@ def plot_screening(labels, probabilities, threshold, *, title=""):
 # skinlib.infer and skinlib.metrics. Remove these two lines once the notebook imports them from there.
 from skinlib.infer import predict_proba, predict_tta, predict_tta_heads  # noqa: E402, F401
 from skinlib.metrics import change, classification_metrics, describe_change  # noqa: E402, F401
+
+
+def plot_shifts(table, *, metrics=("accuracy", "balanced_accuracy", "malignant_auc"), title=""):
+    """Horizontal bars of metrics under each acquisition shift, the unshifted score as a dashed line.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per shift (index: its name, the first row the unshifted
+        images), with a column per metric, as chapter 04 builds it from
+        :func:`skinlib.metrics.classification_metrics` of each shifted test split.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"accuracy": [0.8, 0.7], "balanced_accuracy": [0.6, 0.5], "malignant_auc": [0.9, 0.8]},
+    ...                      index=["none", "blur"])
+    >>> len(plot_shifts(table).axes)
+    3
+    """
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(table) + 1.2), sharey=True)
+    for axis, metric in zip(np.atleast_1d(axes), metrics):
+        values = table[metric].astype(float)
+        axis.barh(range(len(values)), values, color=["#777"] + ["#4c72b0"] * (len(values) - 1))
+        axis.axvline(values.iloc[0], color="black", linestyle="--", linewidth=1)
+        for row, value in enumerate(values):
+            axis.text(value, row, f" {value:.3f}", va="center", fontsize=8)
+        axis.set_yticks(range(len(values)), table.index)
+        axis.invert_yaxis()
+        axis.set_xlim(0, 1.08)
+        axis.set_title(metric.replace("_", " "))
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -62,8 +62,8 @@ def split_backbone(base, cut=None):
 
     cut = cut or cut_layer(base)
     middle = base.get_layer(cut).output
-    lower = keras.Model(base.inputs, middle, name=f"{base.name}_lower")
-    upper = keras.Model(middle, base.outputs, name=f"{base.name}_upper")
+    lower = keras.Model(base.inputs[0], middle, name=f"{base.name}_lower")
+    upper = keras.Model(middle, base.outputs[0], name=f"{base.name}_upper")
     return lower, upper
 
 
@@ -155,9 +155,14 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64
     shape = (views, len(pixels), *lower.output_shape[1:])
     stored = np.empty(shape, dtype="float16")
     steps = [(view, start) for view in range(views) for start in range(0, len(pixels), batch_size)]
-    for view, start in tqdm(steps, desc=description, unit="batch", mininterval=10, disable=not progress):
-        batch = tf.constant(pixels[start:start + batch_size])
-        stored[view, start:start + batch_size] = runs[view](batch, tf.constant(start, tf.int64)).numpy()
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # The last, smaller batch of each view retraces; TensorFlow's warning about it is noise.
+    try:
+        for view, start in tqdm(steps, desc=description, unit="batch", mininterval=10, disable=not progress):
+            batch = tf.constant(pixels[start:start + batch_size])
+            stored[view, start:start + batch_size] = runs[view](batch, tf.constant(start, tf.int64)).numpy()
+    finally:
+        logger.setLevel(level)
     folder.mkdir(parents=True, exist_ok=True)
     artefacts.write_atomic(path, lambda handle: np.save(handle, stored))
     return np.load(path, mmap_mode="r")
@@ -208,16 +213,20 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def top_model(upper, n_classes=7, *, dropout=0.3):
+def top_model(upper, n_classes=7, *, dropout=0.3, n_features=None):
     """The upper part of a backbone with a new :func:`skinlib.models.head`, trainable but for BatchNorm.
 
     Takes stored feature maps (input ``"stored"``); BatchNormalization stays in
-    inference mode with its ImageNet statistics, as in fine-tuning.
+    inference mode with its ImageNet statistics, as in fine-tuning. With
+    ``upper=None`` it is the head alone, on ``n_features`` pooled features
+    (:func:`pool_views`).
     """
     import keras
 
     from skinlib import models
 
+    if upper is None:
+        return models.head(n_features, n_classes, dropout=dropout)
     stored = keras.Input(shape=upper.input_shape[1:], name="stored")
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(upper(stored, training=False))
     top = models.head(int(pooled.shape[-1]), n_classes, dropout=dropout)
@@ -225,6 +234,27 @@ def top_model(upper, n_classes=7, *, dropout=0.3):
     for layer in upper.layers:
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
     return keras.Model(stored, top(pooled), name=f"{upper.name}_top")
+
+
+def pool_views(upper, stored, *, batch_size=128):
+    """The frozen ``upper`` part's globally pooled features of every stored view: shape (views, n, channels).
+
+    With these, a head alone trains in seconds, which makes choices such as the
+    class balancing cheap to compare over several seeds.
+    """
+    import keras
+    import numpy as np
+
+    import tensorflow as tf
+
+    pooled = keras.Model(upper.inputs, keras.layers.GlobalAveragePooling2D()(upper.outputs[0]))
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # Each view's last batch retraces; the warning is noise here.
+    try:
+        return np.stack([pooled.predict(np.asarray(view, "float32"), batch_size=batch_size, verbose=0)
+                         for view in stored]).astype("float32")
+    finally:
+        logger.setLevel(level)
 
 
 def loss_function(name, *, label_smoothing=0.0, gamma=2.0):
@@ -240,15 +270,16 @@ def loss_function(name, *, label_smoothing=0.0, gamma=2.0):
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
-              verbose=True):
+              head=None, verbose=True):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     Parameters
     ----------
-    upper : keras.Model
-        From :func:`split_backbone`; its layers are trained in place (BatchNorm stays frozen).
-    stored : ndarray of shape (views, n, h, w, c)
-        Training views from :func:`cached_features`.
+    upper : keras.Model or None
+        From :func:`split_backbone`; its layers are trained in place (BatchNorm
+        stays frozen). None: train a head alone on pooled features.
+    stored : ndarray of shape (views, n, h, w, c), or (views, n, c) with ``upper=None``
+        Training views from :func:`cached_features` (or :func:`pool_views`).
     labels : ndarray of shape (n,)
     validation : tuple (stored maps, labels)
         One view of each validation image, shape (n_val, h, w, c).
@@ -265,6 +296,12 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     label_smoothing : float, default=0.1
     patience : int, default=4
         Epochs without a better validation balanced accuracy before stopping.
+    head : keras.Model, default=None
+        A head already trained on the frozen upper part's pooled features
+        (the ``model`` of a :func:`train_top` run with ``upper=None``): its
+        weights start the new head, so the first gradients reaching the upper
+        blocks carry sense rather than a random head's noise (the two stages
+        of transfer learning).
 
     Returns
     -------
@@ -282,7 +319,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     from skinlib import train
 
     train.set_seeds(seed)
-    model = top_model(upper)
+    model = top_model(upper, n_features=stored.shape[-1])
+    if head is not None:
+        model.get_layer("head").set_weights(head.get_weights())
     data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
                                class_power=class_power)
     data = data.map(lambda x, y: (x, tf.one_hot(y, 7)))
@@ -294,8 +333,13 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     stopper = keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
                                             restore_best_weights=True, verbose=0)
     begin = time.perf_counter()
-    history = model.fit(data, epochs=epochs, steps_per_epoch=steps, class_weight=weights, callbacks=[scorer, stopper],
-                        verbose=0)
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions; TensorFlow's note on it is noise here.
+    try:
+        history = model.fit(data, epochs=epochs, steps_per_epoch=steps, class_weight=weights,
+                            callbacks=[scorer, stopper], verbose=0, shuffle=False)
+    finally:
+        logger.setLevel(level)
     table = pd.DataFrame(history.history).rename_axis("epoch")
     table.index = table.index + 1
     best = int(table["val_balanced_accuracy"].idxmax())
@@ -309,6 +353,67 @@ def predict_views(model, stored, *, batch_size=256):
     ``stored`` has shape (views, n, h, w, c); returns (n, classes), float32.
     """
     import numpy as np
+    import tensorflow as tf
 
-    return np.mean([model.predict(np.asarray(view, "float32"), batch_size=batch_size, verbose=0) for view in stored],
-                   axis=0)
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # Each view's last batch retraces; the warning is noise here.
+    try:
+        return np.mean([model.predict(np.asarray(view, "float32"), batch_size=batch_size, verbose=0)
+                        for view in stored], axis=0)
+    finally:
+        logger.setLevel(level)
+
+
+def train_and_save(name, base, upper, stored, labels, validation_views, validation_labels, *, folder, notebook,
+                   extra=None, **options):
+    """:func:`train_top`, then save the pixels-in classifier, its validation metrics and its TTA metrics.
+
+    Parameters
+    ----------
+    name : str
+        Run name: ``<name>.keras``, its history and its rows (``name`` and
+        ``<name>_tta``) in the results table.
+    base, upper : keras.Model
+        The backbone and its upper part (:func:`split_backbone`).
+    stored, labels
+        Training views (:func:`cached_features`) and labels.
+    validation_views : ndarray of shape (4, n_val, h, w, c)
+        The four plain flips of each validation image (``jitter=0``): the first
+        scores every epoch, all four give the TTA score.
+    validation_labels : ndarray of shape (n_val,)
+    folder, notebook : as in :func:`skinlib.train.save_run`
+    **options
+        Passed to :func:`train_top`.
+
+    Returns
+    -------
+    experiment : skinlib.train.Experiment
+        Its model takes pixels (``base`` with the trained head).
+    tta : ndarray of shape (n_val, 7)
+        Validation probabilities averaged over the four flips.
+    """
+    import dataclasses
+
+    import keras
+    import numpy as np
+
+    from skinlib import artefacts, metrics, models, train
+
+    run = train_top(upper, stored, labels, (np.asarray(validation_views[0]), validation_labels), name=name, **options)
+    top = run.model
+    model = models.classifier(base, top.get_layer("head"), name=name)
+    trained = {id(layer) for layer in upper.layers}
+    base.trainable = True  # Mark what was trained, so the saved counts say so.
+    for layer in base.layers:
+        layer.trainable = id(layer) in trained and not isinstance(layer, keras.layers.BatchNormalization)
+    run = dataclasses.replace(run, model=model)
+    scores = metrics.classification_metrics(validation_labels, run.validation_probabilities)
+    size = "x".join(str(side) for side in base.input_shape[1:3])
+    train.save_run(run, scores, folder=folder, notebook=notebook,
+                   extra={"input_size": size, "train_images": len(labels), "stage": "cached views", **(extra or {})})
+    tta = predict_views(top, validation_views)
+    artefacts.record_metrics(f"{name}_tta", metrics.classification_metrics(validation_labels, tta), folder=folder,
+                             notebook=notebook, extra={"stage": "test-time augmentation"})
+    experiment = train.Experiment(run=run, metrics=scores, labels=np.asarray(validation_labels),
+                                  probabilities=run.validation_probabilities)
+    return experiment, tta

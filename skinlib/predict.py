@@ -76,6 +76,19 @@ class Prediction:
     model: str
     version: str
     seconds: float
+    threshold: float = None
+    """The screening threshold of P(malignant) validated in chapter 04 (None for a model it did not evaluate)."""
+
+    @property
+    def screening(self):
+        """What the validated screening threshold says: a sentence, or "" when the model has no threshold."""
+        if self.threshold is None:
+            return ""
+        if self.malignant_probability >= self.threshold:
+            return (f"at or above the screening threshold ({self.threshold:.1%}, set in chapter 04 to catch 90% of "
+                    f"malignant lesions on validation): have it examined")
+        return (f"below the screening threshold ({self.threshold:.1%}); a score below it does not rule out a "
+                f"malignant lesion")
 
     @property
     def top3(self):
@@ -98,6 +111,8 @@ class Prediction:
             lines.append(f"  {rank}. {code:<6} {name:<34} {probability:6.1%}")
         lines.append(f"  P(malignant: melanoma, basal cell carcinoma or actinic keratosis) = "
                      f"{self.malignant_probability:.1%}")
+        if self.screening:
+            lines.append(f"  {self.screening}")
         return "\n".join(lines)
 
 
@@ -108,6 +123,10 @@ class Checker:
     ----------
     model : str or Path, default=None
         A ``.keras`` (or ``.tflite``) file from ``Saved_Models/``; None: :func:`default_model`.
+    tta : bool, default=None
+        Average the four flips of each image (test-time augmentation), as
+        chapter 04 evaluated the final model; None: as ``final_metrics.json``
+        says for this model (off for a model it did not evaluate).
     backend : {"auto", "keras", "lite"}, default="auto"
         "keras" loads the Keras model (needed for Grad-CAM); "lite" its LiteRT
         copy made by :func:`export_lite` (same numbers, starts in a fraction
@@ -120,8 +139,12 @@ class Checker:
         When the file is missing, unreadable, or not a 7-class classifier.
     """
 
-    def __init__(self, model=None, *, backend="auto"):
+    def __init__(self, model=None, *, tta=None, backend="auto"):
         path = Path(model) if model else default_model()
+        final = read_final_metrics(path.parent, missing_ok=True)
+        evaluated = final if final is not None and final.get("model") == path.stem else {}
+        self.tta = bool(evaluated.get("tta", False)) if tta is None else bool(tta)
+        self.threshold = evaluated.get("screening", {}).get("threshold")
         if backend not in ("auto", "keras", "lite"):
             raise ValueError(f"backend must be 'auto', 'keras' or 'lite'. Got {backend!r} instead.")
         lite = path if path.suffix == ".tflite" else path.with_suffix(".tflite")
@@ -211,8 +234,12 @@ class Checker:
     def predict_pixels(self, pixels, *, age=None, sex=None, site=None):
         """Class probabilities (n, 7) for uint8 images already at the model's size."""
         pixels = np.asarray(pixels, dtype="float32")
-        inputs = [pixels] + ([self.metadata_inputs(len(pixels), age, sex, site)] if self.uses_metadata else [])
-        return np.asarray(self._run(*inputs), dtype="float32")
+        extra = [self.metadata_inputs(len(pixels), age, sex, site)] if self.uses_metadata else []
+        views = [pixels]
+        if self.tta:  # The image and its three flips (skinlib.infer.TTA_VIEWS), averaged.
+            views += [pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
+        return np.mean([np.asarray(self._run(np.ascontiguousarray(view), *extra), dtype="float32")
+                        for view in views], axis=0)
 
     def predict(self, source, *, age=None, sex=None, site=None, name=None):
         """Top-3 diagnoses and P(malignant) for one image (path, bytes, PIL image or array).
@@ -227,7 +254,8 @@ class Checker:
         probabilities = self.predict_pixels(pixels[None], age=age, sex=sex, site=site)[0]
         return Prediction(source=label, probabilities=probabilities, pixels=pixels,
                           malignant_probability=float(malignant_probability(probabilities[None])[0]),
-                          model=self.name, version=self.version, seconds=time.perf_counter() - begin)
+                          model=self.name, version=self.version, seconds=time.perf_counter() - begin,
+                          threshold=self.threshold)
 
     def predict_many(self, sources, *, progress=True):
         """Predict every image; a bad image gets its error in the ``error`` column instead of stopping the run.

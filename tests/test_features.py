@@ -1,0 +1,108 @@
+"""Cached multi-view features and acquisition shifts: real computations on small arrays."""
+
+import numpy as np
+import pytest
+
+from skinlib import acquisition, features, models
+
+
+@pytest.fixture(scope="module")
+def small_backbone():
+    base = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3), colour_constancy=True)
+    return (base, *features.split_backbone(base))
+
+
+def test_split_backbone_composes_to_the_whole(small_backbone):
+    base, lower, upper = small_backbone
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3)).astype("float32")
+    np.testing.assert_allclose(upper(lower(pixels)), base(pixels), atol=1e-5)
+    weighted = lambda model: {id(layer) for layer in model.layers if layer.weights}  # noqa: E731
+    assert not weighted(upper) & weighted(lower)  # No layer is in both parts.
+    assert len(weighted(upper)) + len(weighted(lower)) == len(weighted(base))
+
+
+def test_views_are_flips_without_jitter():
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 6, 8, 3)).astype("uint8")
+    assert np.array_equal(np.asarray(features.make_views(pixels, 0, jitter=0)), pixels)
+    assert np.array_equal(np.asarray(features.make_views(pixels, 1, jitter=0)), pixels[:, :, ::-1])
+    assert np.array_equal(np.asarray(features.make_views(pixels, 2, jitter=0)), pixels[:, ::-1])
+    assert np.array_equal(np.asarray(features.make_views(pixels, 3, jitter=0)), pixels[:, ::-1, ::-1])
+
+
+def test_jitter_is_seeded_and_per_image():
+    pixels = np.full((4, 16, 16, 3), 120, dtype="uint8")
+    first = np.asarray(features.make_views(pixels, 0, seed=3))
+    again = np.asarray(features.make_views(pixels, 0, seed=3))
+    other = np.asarray(features.make_views(pixels, 0, seed=4))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert len({round(float(image.mean()), 3) for image in first}) > 1  # Each image its own jitter.
+
+
+def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
+    _, lower, _ = small_backbone
+    pixels = np.random.default_rng(2).integers(0, 256, (5, 32, 48, 3)).astype("uint8")
+    stored = features.cached_features(lower, pixels, views=2, cache_dir=tmp_path, progress=False)
+    assert stored.shape == (2, 5, *lower.output_shape[1:]) and stored.dtype == np.float16
+    assert len(list(tmp_path.iterdir())) == 1
+    np.testing.assert_array_equal(features.cached_features(lower, pixels, views=2, cache_dir=tmp_path,
+                                                           progress=False), stored)
+    plain = features.cached_features(lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.iterdir())) == 2
+    np.testing.assert_allclose(plain[0], np.asarray(lower(pixels.astype("float32"))), rtol=1e-2, atol=1e-2)
+    with pytest.raises(ValueError, match="views must be between 1 and 4"):
+        features.cached_features(lower, pixels, views=5, cache_dir=tmp_path)
+
+
+def test_balanced_sampling_evens_out_classes():
+    labels = np.array([0] * 90 + [1] * 10)
+    stored = np.zeros((2, 100, 3), "float16")
+    data, steps = features.view_dataset(stored, labels, epochs=20, batch_size=10, sampling="balanced")
+    drawn = np.concatenate([y.numpy() for _, y in data])
+    assert steps == 10 and 0.4 < drawn.mean() < 0.6
+    data, _ = features.view_dataset(stored, labels, epochs=1, batch_size=10)
+    assert sorted(np.concatenate([y.numpy() for _, y in data]).tolist()) == sorted(labels.tolist())
+
+
+def test_train_top_learns_a_separable_task_and_saves(small_backbone, tmp_path):
+    base, lower, upper = small_backbone
+    rng = np.random.default_rng(3)
+    labels = np.arange(70) % 7
+    pixels = np.clip(rng.normal(40 + 25 * labels, 5, (3, 32, 48, 70)).transpose(3, 1, 2, 0), 0, 255).astype("uint8")
+    stored = features.cached_features(lower, pixels, views=2, jitter=0, cache_dir=tmp_path, progress=False)
+    assert features.pool_views(upper, stored).shape == (2, 70, upper.output_shape[-1])
+    clusters = (np.eye(7)[labels] * 3 + rng.normal(0, 0.5, (2, 70, 7))).astype("float32")  # Separable views.
+    head = features.train_top(None, clusters, labels, (clusters[0], labels), name="head", epochs=20, batch_size=10,
+                              learning_rate=0.01, label_smoothing=0.0, patience=20, verbose=False)
+    assert head.history["val_balanced_accuracy"].max() > 0.6  # Chance is 1/7.
+    experiment, tta = features.train_and_save("tiny", base, upper, stored, labels, stored, labels, folder=tmp_path,
+                                              notebook="test", epochs=1, batch_size=10, verbose=False)
+    assert (tmp_path / "tiny.keras").is_file() and tta.shape == (70, 7)
+    np.testing.assert_allclose(tta.sum(axis=1), 1, atol=1e-5)
+    import keras
+
+    loaded = keras.saving.load_model(tmp_path / "tiny.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(pixels.astype("float32"), verbose=0),
+                               experiment.model.predict(pixels.astype("float32"), verbose=0), atol=1e-5)
+
+
+def test_shades_of_gray_layer_matches_numpy_and_removes_a_cast():
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 200, (3, 10, 12, 3)).astype("uint8")
+    layer = acquisition.ShadesOfGray()
+    np.testing.assert_allclose(np.asarray(layer(pixels.astype("float32"))), acquisition.shades_of_gray(pixels),
+                               atol=0.51)
+    warm = acquisition.apply(pixels, temperature=0.25)
+    corrected = [acquisition.shades_of_gray(image) for image in (pixels, warm)]
+    cast = lambda image: np.abs(image.astype(float).mean(axis=(0, 1, 2)) - image.mean()).max()  # noqa: E731
+    assert cast(corrected[1]) < cast(warm)
+
+
+def test_shifts_are_named_and_change_images():
+    pixels = np.random.default_rng(5).integers(0, 256, (2, 24, 32, 3)).astype("uint8")
+    assert np.array_equal(acquisition.shift(pixels, "none"), pixels)
+    for name in list(acquisition.SHIFTS)[1:]:
+        shifted = acquisition.shift(pixels, name)
+        assert shifted.shape == pixels.shape and shifted.dtype == np.uint8 and not np.array_equal(shifted, pixels)
+    with pytest.raises(ValueError, match="shift must be one of"):
+        acquisition.shift(pixels, "sepia")
