@@ -36,11 +36,12 @@ def flatten(tree, prefix=""):
 
 
 def weights_difference(path_a, path_b):
-    import keras
     import numpy as np
 
-    a = keras.saving.load_model(path_a, compile=False, safe_mode=True).get_weights()
-    b = keras.saving.load_model(path_b, compile=False, safe_mode=True).get_weights()
+    from skinlib import models
+
+    a = models.load_model(path_a).get_weights()
+    b = models.load_model(path_b).get_weights()
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
         return None
     return float(max((np.abs(x.astype("float64") - y.astype("float64")).max() for x, y in zip(a, b)), default=0.0))

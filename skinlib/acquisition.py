@@ -18,6 +18,8 @@ All functions take and return uint8-valued pixels of shape (n, height, width, 3)
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SHIFTS = {
@@ -55,6 +57,7 @@ def shades_of_gray(pixels, power=6):
     return np.clip(np.rint(values * gain), 0, 255).astype("uint8")
 
 
+@functools.cache
 def shades_of_gray_layer_class():
     """The :class:`ShadesOfGray` Keras layer class (built lazily so importing skinlib needs no TensorFlow)."""
     keras = _keras()

@@ -247,12 +247,14 @@ def pool_views(upper, stored, *, batch_size=128):
 
     import tensorflow as tf
 
+    from skinlib import pipeline
+
     pooled = keras.Model(upper.inputs, keras.layers.GlobalAveragePooling2D()(upper.outputs[0]))
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")  # Each view's last batch retraces; the warning is noise here.
     try:
-        return np.stack([pooled.predict(np.asarray(view, "float32"), batch_size=batch_size, verbose=0)
-                         for view in stored]).astype("float32")
+        return np.stack([pooled.predict(pipeline.evaluation_dataset(np.asarray(view), batch_size=batch_size),
+                                        verbose=0) for view in stored]).astype("float32")
     finally:
         logger.setLevel(level)
 
@@ -334,7 +336,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
                                             restore_best_weights=True, verbose=0)
     begin = time.perf_counter()
     logger, level = tf.get_logger(), tf.get_logger().level
-    logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions; TensorFlow's note on it is noise here.
+    logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions: noise here.
     try:
         history = model.fit(data, epochs=epochs, steps_per_epoch=steps, class_weight=weights,
                             callbacks=[scorer, stopper], verbose=0, shuffle=False)
@@ -355,11 +357,13 @@ def predict_views(model, stored, *, batch_size=256):
     import numpy as np
     import tensorflow as tf
 
+    from skinlib import pipeline
+
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")  # Each view's last batch retraces; the warning is noise here.
     try:
-        return np.mean([model.predict(np.asarray(view, "float32"), batch_size=batch_size, verbose=0)
-                        for view in stored], axis=0)
+        return np.mean([model.predict(pipeline.evaluation_dataset(np.asarray(view), batch_size=batch_size),
+                                      verbose=0) for view in stored], axis=0)
     finally:
         logger.setLevel(level)
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib.infer import predict_proba, predict_tta
+from skinlib.models import load_model
 
 RULE = ("highest validation balanced accuracy among saved single models (TTA if it raised validation balanced "
         "accuracy); chapter 03's ensemble as a second final if higher on validation")
@@ -167,7 +168,5 @@ def predict(procedure, splits_at, *, folder, part, metadata=None):
 @functools.lru_cache(maxsize=4)
 def _load_model(path, modified):
     """Load a saved model once per file version: chapter 04 predicts validation and test with the same models."""
-    import keras
-
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    return load_model(path)
 

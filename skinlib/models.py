@@ -233,6 +233,18 @@ BACKBONES = {
 offline here; the others download their weights."""
 
 
+def load_model(path):
+    """Load a saved ``.keras`` model of this project for inference (safe mode, uncompiled).
+
+    Registers skinlib's own layers first (:class:`skinlib.acquisition.ShadesOfGray`),
+    so every caller can load every model the chapters save.
+    """
+    from skinlib.acquisition import shades_of_gray_layer_class
+
+    shades_of_gray_layer_class()
+    return _keras().saving.load_model(path, compile=False, safe_mode=True)
+
+
 class BackboneWeightsMissing(FileNotFoundError):
     """The ImageNet weights of a backbone are neither installed nor downloadable."""
 

@@ -33,6 +33,7 @@ from skinlib.artefacts import RESULTS_FILE, models_dir, read_final_metrics, read
 from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS
 from skinlib.images import ImageError, read_image
 from skinlib.metrics import malignant_probability
+from skinlib.models import load_model
 
 NOTICE = "Research use only: not a medical device and not a diagnosis. See a dermatologist about any lesion."
 
@@ -156,13 +157,12 @@ class Checker:
         self.path = path
 
     def _load_keras(self, path):
-        import keras
         import tensorflow as tf
 
         if not path.is_file():
             raise ModelError(f"{path}: no such model file.")
         try:
-            self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
+            self.model = load_model(path)
         except Exception as error:  # Keras raises many kinds; all mean the same thing to a user.
             raise ModelError(f"{path}: not a readable Keras model ({type(error).__name__}: {error}).") from None
         if self.model.outputs[0].shape[-1] != len(CLASSES):
@@ -289,13 +289,11 @@ def export_lite(model, path=None):
     which is most of its start-up time; the test suite checks that both give
     the same probabilities.
     """
-    import keras
     import tensorflow as tf
 
     model = Path(model)
     target = Path(path) if path else model.with_suffix(".tflite")
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.saving.load_model(model, compile=False,
-                                                                                  safe_mode=True))
+    converter = tf.lite.TFLiteConverter.from_keras_model(load_model(model))
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")
     try:
