@@ -29,7 +29,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,60 +56,13 @@ def set_threads(intra, inter):
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
-def rate(step, batch, *, steps):
-    """Images per second of ``step(batch)``, after one untimed warm-up step."""
-    step(batch)
-    begin = time.perf_counter()
-    for _ in range(steps):
-        step(batch)
-    return round(steps * int(batch.shape[0]) / (time.perf_counter() - begin), 1)
-
-
-def train_step(model):
-    """A compiled optimiser step (Adam, cross-entropy) of ``model`` with BatchNorm frozen."""
-    import keras
-    import tensorflow as tf
-
-    for layer in model.layers:
-        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
-    optimizer = keras.optimizers.Adam(1e-4)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    head = keras.layers.Dense(7)
-    pool = keras.layers.GlobalAveragePooling2D()
-
-    @tf.function
-    def step(batch):
-        labels = tf.zeros(tf.shape(batch)[0], tf.int32)
-        with tf.GradientTape() as tape:
-            value = loss(labels, head(pool(model(batch, training=False))))
-        weights = model.trainable_weights + head.trainable_weights
-        optimizer.apply_gradients(zip(tape.gradient(value, weights), weights))
-        return value
-
-    return step
-
-
 def measure(name, size, *, batch_size, steps):
-    """The four rates of one backbone at one input size."""
-    import numpy as np
-    import tensorflow as tf
-
+    """The four rates of one backbone at one input size (:func:`skinlib.features.training_rates`)."""
     from skinlib import features, models
 
-    pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (batch_size, *size, 3)).astype("float32"))
     base = models.backbone(name, input_shape=(*size, 3))
-    forward = tf.function(lambda batch: base(batch, training=False))
-    row = {"backbone": name, "size": f"{size[0]}x{size[1]}", "batch": batch_size,
-           "forward": rate(forward, pixels, steps=steps)}
-    lower, upper = features.split_backbone(base)
-    lower_forward = tf.function(lambda batch: lower(batch, training=False))
-    row["lower_forward"] = rate(lower_forward, pixels, steps=steps)
-    stored = lower_forward(pixels)
-    row["cut"] = features.cut_layer(base)
-    row["stored_shape"] = "x".join(map(str, stored.shape[1:]))
-    row["train_top"] = rate(train_step(upper), stored, steps=steps)
-    row["train_full"] = rate(train_step(base), pixels, steps=max(1, steps // 2))
-    return row
+    rates = features.training_rates(base, batch_size=batch_size, steps=steps)
+    return {"backbone": name, "size": f"{size[0]}x{size[1]}", "batch": batch_size, **rates}
 
 
 def compare_threads(steps):

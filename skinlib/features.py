@@ -421,3 +421,66 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     experiment = train.Experiment(run=run, metrics=scores, labels=np.asarray(validation_labels),
                                   probabilities=run.validation_probabilities)
     return experiment, tta
+
+
+def _images_per_second(step, batch, *, steps):
+    """Images per second of ``step(batch)``, after one untimed warm-up step."""
+    import time
+
+    step(batch)
+    begin = time.perf_counter()
+    for _ in range(steps):
+        step(batch)
+    return round(steps * int(batch.shape[0]) / (time.perf_counter() - begin), 1)
+
+
+def _train_step(model):
+    """A compiled optimiser step (Adam, cross-entropy) of ``model`` with BatchNorm frozen, for timing."""
+    import keras
+    import tensorflow as tf
+
+    for layer in model.layers:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    optimizer = keras.optimizers.Adam(1e-4)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    head = keras.layers.Dense(7)
+    pool = keras.layers.GlobalAveragePooling2D()
+
+    @tf.function
+    def step(batch):
+        labels = tf.zeros(tf.shape(batch)[0], tf.int32)
+        with tf.GradientTape() as tape:
+            value = loss(labels, head(pool(model(batch, training=False))))
+        weights = model.trainable_weights + head.trainable_weights
+        optimizer.apply_gradients(zip(tape.gradient(value, weights), weights))
+        return value
+
+    return step
+
+
+def training_rates(base, *, batch_size=32, steps=4, cut=None):
+    """Images per second of the four costs that decide the training design, on random pixels.
+
+    ``forward``: inference of the whole backbone; ``train_full``: one optimiser
+    step of the whole backbone (end-to-end fine-tuning); ``lower_forward``: the
+    frozen lower part alone (storing one view); ``train_top``: one optimiser
+    step of the upper part on stored maps. The steps change the weights of
+    ``base``: pass a throwaway backbone (``weights=None`` times the same).
+
+    Returns
+    -------
+    dict
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    size = tuple(int(side) for side in base.input_shape[1:3])
+    pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (batch_size, *size, 3)).astype("float32"))
+    lower, upper = split_backbone(base, cut)
+    lower_forward = tf.function(lambda batch: lower(batch, training=False))
+    stored = lower_forward(pixels)
+    return {"forward": _images_per_second(tf.function(lambda batch: base(batch, training=False)), pixels, steps=steps),
+            "lower_forward": _images_per_second(lower_forward, pixels, steps=steps),
+            "train_top": _images_per_second(_train_step(upper), stored, steps=steps),
+            "train_full": _images_per_second(_train_step(base), pixels, steps=max(1, steps // 2)),
+            "cut": cut or cut_layer(base), "stored_shape": "x".join(str(side) for side in stored.shape[1:])}
