@@ -28,7 +28,8 @@ def machine():
     """Describe the machine the numbers come from."""
     from skinlib.reproduce import cpu_name
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.system()}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "system": platform.system()}
 
 
 def one_epoch(iterable, batches=None):
@@ -73,7 +74,8 @@ def main():
         begin = time.perf_counter()
         images.load_images(table["image_path"], size=size, cache_dir=cache, progress=False)
         cold_seconds = time.perf_counter() - begin
-        print(f"  skinlib first decode into the cache (once): {cold_seconds:.1f} s ({count / cold_seconds:.0f} images/s)")
+        print(f"  skinlib first decode into the cache (once): {cold_seconds:.1f} s "
+              f"({count / cold_seconds:.0f} images/s)")
         begin = time.perf_counter()
         pixels = images.load_images(table["image_path"], size=size, cache_dir=cache, progress=False)
         dataset = pipeline.training_dataset(pixels, table["label"].to_numpy(), batch_size=args.batch_size)

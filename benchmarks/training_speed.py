@@ -43,7 +43,8 @@ def machine():
     """Describe the machine the numbers come from."""
     from skinlib.reproduce import cpu_name
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.system()}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "system": platform.system()}
 
 
 def set_threads(intra, inter):
@@ -56,12 +57,12 @@ def set_threads(intra, inter):
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
-def measure(name, size, *, batch_size, steps):
+def measure(name, size, *, batch_size, steps, repeats):
     """The four rates of one backbone at one input size (:func:`skinlib.features.training_rates`)."""
     from skinlib import features, models
 
     base = models.backbone(name, input_shape=(*size, 3))
-    rates = features.training_rates(base, batch_size=batch_size, steps=steps)
+    rates = features.training_rates(base, batch_size=batch_size, steps=steps, repeats=repeats)
     return {"backbone": name, "size": f"{size[0]}x{size[1]}", "batch": batch_size, **rates}
 
 
@@ -69,7 +70,7 @@ def compare_threads(steps):
     """Lite0 at 150x200 under each thread setting, each in a fresh process."""
     rows = []
     for intra, inter in THREADS:
-        command = [sys.executable, __file__, "--worker", f"{intra},{inter}", "--steps", str(steps)]
+        command = [sys.executable, __file__, "--worker", f"{intra},{inter}", "--steps", str(steps), "--repeats", "1"]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         rows.append({"intra_op": intra, "inter_op": inter, "forward": row["forward"], "train_full": row["train_full"]})
@@ -81,6 +82,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Lite0 and MobileNet 0.25 at 150x200 only")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per rate (default 4)")
+    parser.add_argument("--repeats", type=int, default=2, help="timings per rate, the best kept (default 2)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "training_speed.json"))
@@ -88,7 +90,8 @@ def main():
 
     if args.worker:  # One thread setting, in its own process: print Lite0's row as JSON.
         set_threads(*map(int, args.worker.split(",")))
-        print(json.dumps(measure("efficientnet_lite0", (150, 200), batch_size=args.batch_size, steps=args.steps)))
+        print(json.dumps(measure("efficientnet_lite0", (150, 200), batch_size=args.batch_size, steps=args.steps,
+                                 repeats=args.repeats)))
         return
 
     threads = compare_threads(args.steps)
@@ -100,10 +103,11 @@ def main():
     rows = []
     for name in backbones:
         for size in sizes:
-            rows.append(measure(name, size, batch_size=args.batch_size, steps=args.steps))
+            rows.append(measure(name, size, batch_size=args.batch_size, steps=args.steps, repeats=args.repeats))
             print(rows[-1], flush=True)
     result = {"machine": machine(), "threads": threads, "chosen_threads": best, "rows": rows,
-              "unit": "images per second, batch 32", "command": "python benchmarks/training_speed.py"}
+              "unit": "images per second, batch 32, best of --repeats timings",
+              "command": "python benchmarks/training_speed.py"}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {args.output}")

@@ -45,11 +45,13 @@ def shades_of_gray(pixels, power=6):
     """Shades of Gray colour constancy on a NumPy batch: divide each channel by its Minkowski-p mean.
 
     The light's colour is estimated per image as ``mean(channel ** p) ** (1/p)``
-    and divided out, keeping the image's overall brightness.
+    and divided out; the result is scaled by the root mean square of the
+    three estimates, so the image keeps its overall brightness. A colour cast
+    that multiplies each channel by a constant is removed entirely.
 
     >>> image = np.full((1, 2, 2, 3), (200, 100, 50), dtype="uint8")
     >>> shades_of_gray(image)[0, 0, 0].tolist()
-    [117, 117, 117]
+    [132, 132, 132]
     """
     values = np.asarray(pixels, dtype="float32")
     illuminant = np.power(np.mean(np.power(values, power), axis=(1, 2), keepdims=True), 1 / power)

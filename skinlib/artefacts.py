@@ -340,3 +340,34 @@ def read_final_metrics(folder, *, missing_ok=False):
     if missing_ok and not path.is_file():
         return None
     return json.loads(path.read_text())
+
+
+def forget_stale(folder, notebook, *, since):
+    """Drop the results rows of ``notebook`` that its last run did not write again, and their files.
+
+    A row is stale when its ``<name>_metrics.json`` is older than ``since``
+    (a ``time.time()`` taken before the run): a model of an earlier design or
+    profile that the notebook no longer makes. Without this, chapter 04 could
+    choose a model that the current chapters do not produce. Call it only after
+    the notebook ran to the end, so a failed run leaves everything in place.
+
+    Returns
+    -------
+    list of str
+        The names of the rows dropped.
+    """
+    folder = Path(folder)
+    table = read_results(folder, missing_ok=True)
+    if table.empty:
+        return []
+    stale = []
+    for name in table.loc[table["notebook"] == notebook, "name"]:
+        metrics_file = folder / f"{name}_metrics.json"
+        if not metrics_file.is_file() or metrics_file.stat().st_mtime < since:
+            stale.append(name)
+    if stale:
+        write_table_atomic(table[~table["name"].isin(stale)], folder / RESULTS_FILE, index=False)
+        for name in stale:
+            for suffix in (".keras", ".tflite", "_history.csv", "_metrics.json"):
+                (folder / f"{name}{suffix}").unlink(missing_ok=True)
+    return stale

@@ -79,6 +79,8 @@ class Prediction:
     seconds: float
     threshold: float = None
     """The screening threshold of P(malignant) validated in chapter 04 (None for a model it did not evaluate)."""
+    target_sensitivity: float = None
+    """The validation sensitivity that threshold was set to reach."""
 
     @property
     def screening(self):
@@ -86,8 +88,9 @@ class Prediction:
         if self.threshold is None:
             return ""
         if self.malignant_probability >= self.threshold:
-            return (f"at or above the screening threshold ({self.threshold:.1%}, set in chapter 04 to catch 90% of "
-                    f"malignant lesions on validation): have it examined")
+            target = f"{self.target_sensitivity:.0%}" if self.target_sensitivity is not None else "most"
+            return (f"at or above the screening threshold ({self.threshold:.1%}, set in chapter 04 to catch {target} "
+                    f"of malignant lesions on validation): have it examined")
         return (f"below the screening threshold ({self.threshold:.1%}); a score below it does not rule out a "
                 f"malignant lesion")
 
@@ -103,6 +106,9 @@ class Prediction:
         for rank, (code, _, probability) in enumerate(self.top3, 1):
             row[f"top{rank}"], row[f"top{rank}_probability"] = code, round(probability, 4)
         row["malignant_probability"] = round(self.malignant_probability, 4)
+        row["screening_threshold"] = "" if self.threshold is None else round(self.threshold, 4)
+        above = self.threshold is not None and self.malignant_probability >= self.threshold
+        row["above_screening_threshold"] = "" if self.threshold is None else above
         row.update({"model": self.model, "version": self.version, "error": ""})
         return row
 
@@ -146,6 +152,7 @@ class Checker:
         evaluated = final if final is not None and final.get("model") == path.stem else {}
         self.tta = bool(evaluated.get("tta", False)) if tta is None else bool(tta)
         self.threshold = evaluated.get("screening", {}).get("threshold")
+        self.target_sensitivity = evaluated.get("screening", {}).get("target_validation_sensitivity")
         if backend not in ("auto", "keras", "lite"):
             raise ValueError(f"backend must be 'auto', 'keras' or 'lite'. Got {backend!r} instead.")
         lite = path if path.suffix == ".tflite" else path.with_suffix(".tflite")
@@ -255,7 +262,7 @@ class Checker:
         return Prediction(source=label, probabilities=probabilities, pixels=pixels,
                           malignant_probability=float(malignant_probability(probabilities[None])[0]),
                           model=self.name, version=self.version, seconds=time.perf_counter() - begin,
-                          threshold=self.threshold)
+                          threshold=self.threshold, target_sensitivity=self.target_sensitivity)
 
     def predict_many(self, sources, *, progress=True):
         """Predict every image; a bad image gets its error in the ``error`` column instead of stopping the run.
@@ -272,7 +279,8 @@ class Checker:
                 rows.append({"image": str(source), "model": self.name, "version": self.version,
                              "error": str(error)})
         columns = ["image", "top1", "top1_probability", "top2", "top2_probability", "top3", "top3_probability",
-                   "malignant_probability", "model", "version", "error"]
+                   "malignant_probability", "screening_threshold", "above_screening_threshold", "model", "version",
+                   "error"]
         return pd.DataFrame(rows).reindex(columns=columns)
 
 

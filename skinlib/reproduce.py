@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from skinlib import repo_root
-from skinlib.artefacts import (FINAL_METRICS_FILE, RESULTS_FILE, SMOKE_FOLDER, models_dir, read_final_metrics,
-                               read_results, write_atomic, write_json_atomic)
+from skinlib.artefacts import (FINAL_METRICS_FILE, RESULTS_FILE, SMOKE_FOLDER, forget_stale, models_dir,
+                               read_final_metrics, read_results, write_atomic, write_json_atomic)
 
 
 class NotebookFailed(RuntimeError):
@@ -167,8 +167,12 @@ def reproduce(*, smoke=False, root=None, only=None, settings=None, echo=print):
         shown = ", ".join(f"{name}={value!r}" for name, value in values.items() if name != "smoke")
         echo(f"[{number}/{len(notebooks)}] {notebook.relative_to(root)} ...{f' ({shown})' if shown else ''}",
              flush=True)
-        begin = time.perf_counter()
+        begin, wall = time.perf_counter(), time.time()
         run_notebook(notebook, output=output, parameters=values)
+        if not smoke:  # Results of an earlier design or profile that this run no longer makes go.
+            dropped = forget_stale(models_dir(root=root), notebook.stem, since=wall)
+            if dropped:
+                echo(f"    dropped stale results of {notebook.stem}: {', '.join(dropped)}", flush=True)
         timings.append((notebook.name, time.perf_counter() - begin))
         echo(f"[{number}/{len(notebooks)}] {notebook.name} done in {_minutes(timings[-1][1])}", flush=True)
     total = time.perf_counter() - started

@@ -67,3 +67,21 @@ def test_final_metrics_are_built_written_and_read_back(tmp_path):
     assert read["calibration"]["temperature_kept"] is True and read["explanations"]["all/all"]["inside"] == 0.6
     assert read["screening"]["test_interval"]["sensitivity"] == {"low": 0.7, "high": 0.9}
     assert artefacts.read_final_metrics(tmp_path / "none", missing_ok=True) is None
+
+
+def test_forget_stale_drops_rows_and_files_the_last_run_did_not_write(tmp_path):
+    import os
+    import time
+
+    for name, notebook in (("03_old", "03_nb"), ("03_new", "03_nb"), ("02_kept", "02_nb")):
+        artefacts.record_metrics(name, {"accuracy": 0.5}, folder=tmp_path, notebook=notebook)
+        (tmp_path / f"{name}.keras").write_bytes(b"model")
+    old = time.time() - 100
+    os.utime(tmp_path / "03_old_metrics.json", (old, old))
+    os.utime(tmp_path / "02_kept_metrics.json", (old, old))  # Another notebook's rows are never touched.
+    dropped = artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50)
+    assert dropped == ["03_old"]
+    assert sorted(artefacts.read_results(tmp_path)["name"]) == ["02_kept", "03_new"]
+    assert not (tmp_path / "03_old.keras").exists() and not (tmp_path / "03_old_metrics.json").exists()
+    assert (tmp_path / "03_new.keras").exists() and (tmp_path / "02_kept.keras").exists()
+    assert artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50) == []

@@ -243,3 +243,50 @@ def test_cli_start_without_tensorflow(model_file, tmp_path):
                                                                                                 str(keras_file))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "1. " in result.stdout and "NO TENSORFLOW" in result.stdout, result.stderr[-2000:]
+
+
+def test_the_checker_runs_the_procedure_chapter_04_evaluated(model_file, tmp_path):
+    """TTA and the screening threshold come from final_metrics.json for the final model, and only for it."""
+    import shutil
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(model_file, folder / "toy.keras")
+    (folder / artefacts.FINAL_METRICS_FILE).write_text(json.dumps(
+        {"model": "toy", "tta": True, "screening": {"threshold": 0.3}}))
+    final = predict.Checker(folder / "toy.keras", backend="keras")
+    assert final.tta and final.threshold == 0.3
+    pixels = np.random.default_rng(0).integers(0, 256, (2, *final.size, 3)).astype("uint8")
+    flips = [pixels, pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
+    expected = np.mean([infer.predict_proba(final.model, view) for view in flips], axis=0)
+    np.testing.assert_allclose(final.predict_pixels(pixels), expected, atol=1e-5)
+    assert not predict.Checker(folder / "toy.keras", tta=False, backend="keras").tta
+    shutil.copy(model_file, folder / "other.keras")
+    other = predict.Checker(folder / "other.keras", backend="keras")
+    assert not other.tta and other.threshold is None
+
+    path = tmp_path / "lesion.jpg"
+    path.write_bytes(jpeg_bytes(size=(200, 150)))
+    answer = final.predict(path)
+    expected_words = "at or above" if answer.malignant_probability >= 0.3 else "below the screening threshold"
+    assert expected_words in answer.screening and "30.0%" in answer.screening and answer.screening in str(answer)
+    assert other.predict(path).screening == ""
+
+
+def test_a_colour_constancy_model_loads_everywhere_and_exports_to_litert(tmp_path):
+    """The chapter-03 kind of model (Shades of Gray inside the backbone) through Keras, LiteRT and the CLI."""
+    train.set_seeds(0)
+    base = models.backbone("efficientnet_lite0", weights=None, input_shape=(48, 64, 3), colour_constancy=True)
+    keras_file = artefacts.save_model_atomic(models.classifier(base, models.head(1280), name="sog"),
+                                             tmp_path / "sog.keras")
+    with_keras = predict.Checker(keras_file, backend="keras")
+    predict.export_lite(keras_file)
+    with_lite = predict.Checker(keras_file)
+    assert with_lite.backend == "lite"
+    content = jpeg_bytes(size=(200, 150), seed=4)
+    np.testing.assert_allclose(with_lite.predict(content).probabilities, with_keras.predict(content).probabilities,
+                               atol=1e-4)
+    image = tmp_path / "lesion.jpg"
+    image.write_bytes(content)
+    result = _cli(str(image), "--model", str(keras_file), "--backend", "keras")
+    assert result.returncode == 0 and "1. " in result.stdout, result.stderr[-2000:]
