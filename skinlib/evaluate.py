@@ -297,11 +297,6 @@ def plot_screening(labels, probabilities, threshold, *, title=""):
     return figure
 
 
-# Names that notebook 03 still reads from this module (with metrics_table, imported above); they live in
-# skinlib.infer and skinlib.metrics. Remove these two lines once the notebook imports them from there.
-from skinlib.infer import predict_proba, predict_tta, predict_tta_heads  # noqa: E402, F401
-from skinlib.metrics import change, classification_metrics, describe_change  # noqa: E402, F401
-
 
 def plot_shifts(table, *, metrics=("accuracy", "balanced_accuracy", "malignant_auc"), title=""):
     """Horizontal bars of metrics under each acquisition shift, the unshifted score as a dashed line.

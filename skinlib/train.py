@@ -8,8 +8,8 @@ model, its history and its row in the shared results table, each through a
 temporary file (:mod:`skinlib.artefacts`), so a crash leaves the last good files in place.
 
 :func:`experiment` is one iteration of a chapter in one call (seed, build,
-train, score on validation, save); :func:`transfer_learning` runs both stages
-of transfer learning for one backbone.
+train, score on validation, save). Chapter 03's transfer learning on cached
+views is in :mod:`skinlib.features`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib.artefacts import record_metrics, save_model_atomic, write_table_atomic
-from skinlib.infer import feature_splits
 from skinlib.metrics import classification_metrics
-
-# Names that notebooks 03 and 05 still read from this module; they live in skinlib.artefacts. Remove this line once
-# the notebooks import them from there.
-from skinlib.artefacts import RESULTS_FILE, models_dir  # noqa: F401
 
 
 def set_seeds(seed=0):
@@ -389,102 +384,3 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
     save_run(run, metrics, folder=folder, notebook=notebook, save_model=save_model,
              extra={"input_size": size, "train_images": len(train.labels), **(extra or {})})
     return Experiment(run=run, metrics=metrics, labels=validation.labels, probabilities=probabilities)
-
-
-@dataclasses.dataclass
-class Transfer:
-    """What :func:`transfer_learning` returns: the base, the heads trained on features, the fine-tuned model."""
-
-    base: object
-    heads: dict
-    fine_tuned: Experiment = None
-    """None when the backbone was not fine-tuned (its heads on frozen features only)."""
-
-    @property
-    def head(self):
-        """The head with the best validation balanced accuracy (the one that was fine-tuned)."""
-        return max(self.heads.values(), key=lambda run: run.metrics["balanced_accuracy"])
-
-
-def transfer_learning(name, splits, *, folder, notebook, prefix="03", schedules=("plateau", "one_cycle"),
-                      head_epochs=20, head_rate=1e-3, fine_tune_epochs=5, fine_tune_rate=1e-4, fine_tune_from=None,
-                      batch_size=32, seed=0, balance_classes=True, patience=4, augment=None):
-    """Both stages of transfer learning for one backbone, as chapter 03 runs them step by step.
-
-    1. Feature extraction: the frozen ImageNet base runs once over the
-       images (:func:`skinlib.infer.feature_splits`); a :func:`skinlib.models.head` is
-       trained on the stored features with each learning-rate ``schedules``
-       (the head rate is the schedule's peak).
-    2. Fine-tuning: the best head goes back on the base, the top of the base
-       is unfrozen from ``fine_tune_from`` (BatchNorm frozen), and the whole
-       is trained on augmented images with a low rate and one-cycle schedule.
-       With ``fine_tune_epochs=0`` this stage is skipped (frozen features
-       only) and ``fine_tuned`` is None.
-
-    Only the fine-tuned model is saved (``<prefix>_<name>.keras``); every run
-    gets its row in the results table. Selection is on validation only.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`skinlib.models.BACKBONES`.
-    splits : dict
-        "train" and "val" images at the input size (:func:`skinlib.split.load_split_images`).
-    folder : str or Path
-        ``Saved_Models/``.
-    notebook : str
-        The chapter, recorded in the results table.
-    prefix : str, default="03"
-        Start of the run names.
-    schedules : sequence of str, default=("plateau", "one_cycle")
-        One head per learning-rate schedule (see :func:`fit`).
-    head_epochs : int, default=20
-    head_rate : float, default=1e-3
-    fine_tune_epochs : int, default=5
-        0: no fine-tuning.
-    fine_tune_rate : float, default=1e-4
-    fine_tune_from : str, default=None
-        First layer unfrozen; None: the backbone's ``fine_tune_from`` in :data:`skinlib.models.BACKBONES`.
-    batch_size : int, default=32
-        Images per fine-tuning step (the heads train on batches of 64 feature vectors).
-    seed : int, default=0
-    balance_classes : bool or float, default=True
-        See :func:`experiment`.
-    patience : int, default=4
-    augment : keras layer, default=None
-        Augmentation while fine-tuning; None: :func:`skinlib.models.augmentation`.
-
-    Returns
-    -------
-    Transfer
-
-    Examples
-    --------
-    >>> transfer = transfer_learning("mobilenet_025", splits, folder=artefacts.models_dir(),
-    ...                              notebook="03_Transfer_Learning")  # doctest: +SKIP
-    >>> transfer.fine_tuned.metrics["balanced_accuracy"]  # doctest: +SKIP
-    """
-    from skinlib import models
-
-    size = tuple(int(side) for side in splits["train"].images.shape[1:3])
-    base = models.backbone(name, input_shape=(*size, 3))
-    features = feature_splits(base, splits)
-    n_features = features["train"].images.shape[1]
-    options = dict(folder=folder, notebook=notebook, batch_size=64, seed=seed, balance_classes=balance_classes,
-                   patience=patience, verbose=False)
-    heads = {}
-    for schedule in schedules:
-        heads[schedule] = experiment(f"{prefix}_{name}_head_{schedule}", lambda: models.head(n_features), features,
-                                     epochs=head_epochs, schedule=schedule, learning_rate=head_rate, save_model=False,
-                                     extra={"input_size": "x".join(map(str, size)), "stage": "feature extraction"},
-                                     **options)
-    transfer = Transfer(base=base, heads=heads, fine_tuned=None)
-    if fine_tune_epochs < 1:
-        return transfer
-    top = transfer.head.model
-    transfer.fine_tuned = experiment(
-        f"{prefix}_{name}", lambda: models.fine_tune_model(base, top, fine_tune_from), splits,
-        folder=folder, notebook=notebook, epochs=fine_tune_epochs, batch_size=batch_size, seed=seed,
-        augment=augment if augment is not None else models.augmentation(seed=seed), balance_classes=balance_classes,
-        schedule="one_cycle", learning_rate=fine_tune_rate, patience=patience, extra={"stage": "fine-tuning"})
-    return transfer

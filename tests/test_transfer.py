@@ -1,4 +1,4 @@
-"""Chapter 03's library code: backbones, heads, fine-tuning, metadata fusion, TTA and the two-stage runner."""
+"""Transfer-learning building blocks: backbones, heads, fine-tuning, metadata fusion and TTA."""
 
 import keras
 import numpy as np
@@ -75,21 +75,6 @@ def test_tta_views_and_average():
     assert not np.allclose(infer.predict_tta(corner, pixels), infer.predict_proba(corner, pixels))
 
 
-def test_two_stage_transfer_learning_runs_and_saves_a_loadable_model(tmp_path):
-    splits = toy_splits(count=140, side=32)
-    transfer = train.transfer_learning("mobilenet_025", splits, folder=tmp_path, notebook="test", head_epochs=2,
-                                       fine_tune_epochs=1, patience=1)
-    assert set(transfer.heads) == {"plateau", "one_cycle"}
-    results = pd.read_csv(tmp_path / artefacts.RESULTS_FILE)
-    assert set(results["name"]) == {"03_mobilenet_025_head_plateau", "03_mobilenet_025_head_one_cycle",
-                                    "03_mobilenet_025"}
-    assert results.set_index("name").loc["03_mobilenet_025", "stage"] == "fine-tuning"
-    assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["03_mobilenet_025.keras"]  # Heads: rows only.
-    loaded = keras.saving.load_model(tmp_path / "03_mobilenet_025.keras", safe_mode=True)
-    expected = infer.predict_proba(transfer.fine_tuned.model, splits["val"].images)
-    assert np.allclose(infer.predict_proba(loaded, splits["val"].images), expected, atol=1e-5)
-
-
 def test_metadata_fusion_model_saves_and_reloads(tmp_path):
     splits = toy_splits(count=70, side=32)
     base = models.backbone("mobilenet_025", input_shape=(32, 32, 3))
@@ -126,14 +111,6 @@ def test_experiment_scores_the_restored_best_epoch_without_a_second_pass(tmp_pat
     assert np.array_equal(run.probabilities, infer.predict_proba(run.model, splits["val"].images))
     history = run.run.history
     assert run.metrics["balanced_accuracy"] == pytest.approx(history["val_balanced_accuracy"].max(), abs=1e-5)
-
-
-def test_transfer_learning_without_fine_tuning_keeps_the_heads_only(tmp_path):
-    splits = toy_splits(count=70, side=32)
-    transfer = train.transfer_learning("mobilenet_025", splits, folder=tmp_path, notebook="test", head_epochs=1,
-                                       fine_tune_epochs=0, patience=1)
-    assert transfer.fine_tuned is None and set(transfer.heads) == {"plateau", "one_cycle"}
-    assert not list(tmp_path.glob("*.keras"))
 
 
 def test_tta_of_heads_on_one_base_equals_tta_of_each_model():
