@@ -155,9 +155,13 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64
     path = folder / f"{lower.name}_{key}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="r")
-    runs = [tf.function(lambda batch, start, view=view: lower(make_views(batch, view, seed=seed, jitter=jitter,
-                                                                          start=start), training=False))
-            for view in range(views)]  # One graph per view: the flips are fixed, not traced as conditions.
+    def lower_view(view):
+        def run(batch, start):
+            return lower(make_views(batch, view, seed=seed, jitter=jitter, start=start), training=False)
+
+        return tf.function(run)
+
+    runs = [lower_view(view) for view in range(views)]  # One graph per view: the flips are fixed, not conditions.
     shape = (views, len(pixels), *lower.output_shape[1:])
     stored = np.empty(shape, dtype="float16")
     steps = [(view, start) for view in range(views) for start in range(0, len(pixels), batch_size)]
@@ -215,9 +219,11 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     picks = rng.integers(0, views, size=len(rows))
     table = tf.constant(np.asarray(stored))
     y = tf.constant(labels)
-    dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size)
-    dataset = dataset.map(lambda view, row: (tf.cast(tf.gather_nd(table, tf.stack([view, row], axis=1)), tf.float32),
-                                             tf.gather(y, row)))
+
+    def gather(view, row):
+        return tf.cast(tf.gather_nd(table, tf.stack([view, row], axis=1)), tf.float32), tf.gather(y, row)
+
+    dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(gather)
     return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
@@ -334,7 +340,11 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         model.get_layer("head").set_weights(head.get_weights())
     data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
                                class_power=class_power)
-    data = data.map(lambda x, y: (x, tf.one_hot(y, 7)))
+
+    def one_hot(x, y):
+        return x, tf.one_hot(y, 7)
+
+    data = data.map(one_hot)
     weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)
     model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss_function(loss, label_smoothing=label_smoothing),
