@@ -47,7 +47,9 @@ def shades_of_gray(pixels, power=6):
     The light's colour is estimated per image as ``mean(channel ** p) ** (1/p)``
     and divided out; the result is scaled by the root mean square of the
     three estimates, so the image keeps its overall brightness. A colour cast
-    that multiplies each channel by a constant is removed entirely.
+    that multiplies each channel by a constant is removed up to that overall
+    brightness (the root mean square of the shifted estimates), rounding and
+    pixels clipped at 0 or 255.
 
     >>> image = np.full((1, 2, 2, 3), (200, 100, 50), dtype="uint8")
     >>> shades_of_gray(image)[0, 0, 0].tolist()

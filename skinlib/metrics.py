@@ -95,7 +95,10 @@ def classification_metrics(labels, probabilities, *, threshold=None):
 
 
 def headline(labels, probabilities):
-    """Accuracy, balanced accuracy and macro AUC (one-vs-rest) of one set of predictions.
+    """Accuracy, balanced accuracy, macro AUC (one-vs-rest) and malignant AUC of one set of predictions.
+
+    The malignant AUC ranks P(malignant) (:func:`malignant_probability`) of
+    malignant against benign lesions; NaN when only one of the two is present.
 
     >>> headline(np.array([0, 1, 1]), np.eye(7)[[0, 1, 0]])["accuracy"]
     0.6666666666666666
@@ -114,6 +117,9 @@ def headline(labels, probabilities):
         scores["macro_auc"] = float(np.mean(aucs))
     else:
         scores["macro_auc"] = float("nan")
+    is_malignant = np.isin(labels, MALIGNANT_INDEX)
+    scores["malignant_auc"] = (float(roc_auc_score(is_malignant, malignant_probability(probabilities)))
+                               if 0 < is_malignant.sum() < len(labels) else float("nan"))
     return scores
 
 

@@ -241,7 +241,7 @@ def chapter_time(started, *, smoke):
             f"({platform.machine()}), smoke mode: {smoke}")
 
 
-README_BLOCKS = ("run_times", "chapter02", "chapter03", "final")
+README_BLOCKS = ("run_times", "chapter02", "chapter03", "final", "checker_speed", "training_speed")
 """The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
 
 
@@ -249,10 +249,13 @@ def readme_blocks(root=None):
     """The README's result tables as Markdown, from the files the notebooks wrote (never typed by hand).
 
     ``run_times`` from ``Saved_Models/reproduce_run.json``, ``chapter02`` and
-    ``chapter03`` from ``results.csv``, ``final`` from ``final_metrics.json``.
-    A block whose file is missing is left out.
+    ``chapter03`` from ``results.csv``, ``final`` from ``final_metrics.json``;
+    ``checker_speed`` from ``benchmarks/results/predict_<final model>.json`` and
+    ``training_speed`` from ``benchmarks/results/training_speed.json``, which the
+    benchmark scripts write. A block whose file is missing is left out.
     """
     folder = models_dir(root=root)
+    measured = Path(root or repo_root()) / "benchmarks" / "results"
     blocks = {}
     if (folder / RUN_FILE).is_file():
         run = json.loads((folder / RUN_FILE).read_text())
@@ -269,8 +272,49 @@ def readme_blocks(root=None):
             if not table.empty:
                 blocks[key] = _markdown_results(table, stage=key == "chapter03")
     if (folder / FINAL_METRICS_FILE).is_file():
-        blocks["final"] = _markdown_final(read_final_metrics(folder))
+        final = read_final_metrics(folder)
+        blocks["final"] = _markdown_final(final)
+        checker = measured / f"predict_{final['model']}.json"
+        if checker.is_file():
+            blocks["checker_speed"] = _markdown_checker_speed(json.loads(checker.read_text()))
+    if (measured / "training_speed.json").is_file():
+        blocks["training_speed"] = _markdown_training_speed(json.loads((measured / "training_speed.json").read_text()))
     return blocks
+
+
+def _markdown_checker_speed(result):
+    machine, size = result["machine"], result["keras"]["input_size"]
+    lines = [f"Measured by `{result['command']}` on {machine['cores']} CPU cores ({machine['cpu']}), with the final "
+             f"model `{result['model']}` at {size[0]}x{size[1]} (results in "
+             f"`benchmarks/results/predict_{Path(result['model']).stem}.json`):", "",
+             "| backend | cold start (new process, one image; median of runs) | warm, per image (decode, resize, "
+             "predict; median / p95) | folder |", "|---|---|---|---|"]
+    for backend, label in (("lite", "LiteRT copy (`.tflite`, default for the CLI)"),
+                           ("keras", "Keras (`--backend keras`; the app, for Grad-CAM)")):
+        row = result[backend]
+        lines.append(f"| {label} | {row['cold_start_seconds_median']:.2f} s "
+                     f"({len(row['cold_start_seconds'])} runs) | {row['warm_ms_median']:.1f} ms / "
+                     f"{row['warm_ms_p95']:.1f} ms ({row['warm_images']} images) | "
+                     f"{row['folder_images_per_second']:.0f} images/s |")
+    return "\n".join(lines)
+
+
+def _markdown_training_speed(result):
+    machine, chosen = result["machine"], result["chosen_threads"]
+    threads = "; ".join(f"intra-op {row['intra_op']}, inter-op {row['inter_op']}: forward {row['forward']:.0f}, "
+                        f"train_full {row['train_full']:.0f}" for row in result["threads"])
+    lines = [f"Measured by `{result['command']}` on {machine['cores']} CPU cores ({machine['cpu']}); "
+             f"{result['unit']}. Thread settings first (EfficientNet-Lite0 at 150x200, each in a fresh process, "
+             f"0 is TensorFlow's default): {threads}. The table used the fastest, intra-op {chosen['intra_op']}, "
+             f"inter-op {chosen['inter_op']}.", "",
+             "| backbone | input | forward | train_full (end to end) | lower_forward (store one view) | "
+             "train_top (upper part on stored maps) | stored map | train_top / train_full |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['backbone']} | {row['size']} | {row['forward']:.0f} | {row['train_full']:.0f} | "
+                     f"{row['lower_forward']:.0f} | {row['train_top']:.0f} | {row['stored_shape']} | "
+                     f"{row['train_top'] / row['train_full']:.1f}x |")
+    return "\n".join(lines)
 
 
 def _number(value, digits=3):
@@ -307,12 +351,13 @@ def _text(value):
 def _markdown_final(final):
     test = final["finals"][final["procedure"]]
     screen, calibration = final["screening"], final["calibration"]
-    names = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_auc": "macro AUC (one-vs-rest)"}
+    names = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_auc": "macro AUC (one-vs-rest)",
+             "malignant_auc": "malignant AUC (akiec, bcc, mel against the rest)"}
     lines = [f"Final: `{final['procedure']}` (model `{final['model']}`, input {final['input_size'][0]}x"
              f"{final['input_size'][1]}); {final['test_images']:,} test images of {final['test_lesions']:,} lesions; "
              f"95% intervals from {final['bootstrap_resamples']:,} bootstrap resamples of lesions.", "",
              "| metric | test | 95% CI | validation |", "|---|---|---|---|"]
-    for key, label in names.items():
+    for key, label in ((key, label) for key, label in names.items() if key in test):
         value = test[key]
         lines.append(f"| {label} | {_number(value['estimate'])} | {_number(value['low'])}-{_number(value['high'])} "
                      f"| {_number(value['validation'])} |")
