@@ -65,25 +65,35 @@ def fit_temperature(labels, probabilities):
 def plot_reliability(labels, versions, *, bins=10, title=""):
     """Reliability diagram: accuracy against confidence per bin, for one or more sets of probabilities.
 
-    ``versions`` maps a label (e.g. "raw", "temperature-scaled") to probabilities.
+    ``versions`` maps a label (e.g. "raw", "temperature-scaled") to probabilities. Below the
+    diagram, the number of images in each confidence bin: a point over few images says little.
+
+    >>> probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    >>> len(plot_reliability(np.array([0, 1, 1]), {"raw": probabilities}).axes)
+    2
     """
     import matplotlib.pyplot as plt
 
     labels = np.asarray(labels)
-    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    figure, (axis, counts) = plt.subplots(2, 1, figsize=(4.6, 5.4), sharex=True,
+                                          gridspec_kw={"height_ratios": [3, 1]})
     axis.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
     edges = np.linspace(0, 1, bins + 1)
-    for name, probabilities in versions.items():
+    width = 0.8 / bins / max(1, len(versions))
+    for number, (name, probabilities) in enumerate(versions.items()):
         probabilities = np.asarray(probabilities)
         confidence = probabilities.max(axis=1)
         correct = probabilities.argmax(axis=1) == labels
         which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
         used = [b for b in range(bins) if (which == b).any()]
-        axis.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used], "o-",
-                  label=f"{name} (ECE {expected_calibration_error(labels, probabilities, bins=bins):.3f})")
-    axis.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-             title=title or "reliability")
+        line, = axis.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used],
+                          "o-", label=f"{name} (ECE {expected_calibration_error(labels, probabilities, bins=bins):.3f})")
+        counts.bar(edges[:-1] + 0.1 / bins + (number + 0.5) * width, np.bincount(which, minlength=bins), width=width,
+                   color=line.get_color())
+    axis.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=title or "reliability")
     axis.legend(fontsize=7, loc="upper left")
     axis.grid(alpha=0.3)
+    counts.set(xlabel="confidence (top probability)", ylabel="images")
+    counts.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure

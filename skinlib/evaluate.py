@@ -126,9 +126,101 @@ def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro
     axis.set_ylim(0, 1)
     axis.set_ylabel("validation score")
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, loc="lower right")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # Beside the bars, never over them.
     axis.set_title(title)
     axis.set_xlabel("")
+    figure.tight_layout()
+    return figure
+
+
+def generalisation_gap(experiments):
+    """Training against validation accuracy and loss at each run's kept (best) epoch.
+
+    Training accuracy is Keras's running mean over the epoch's batches, as
+    trained: with dropout and augmentation on where the run used them.
+
+    Parameters
+    ----------
+    experiments : sequence of skinlib.train.Experiment
+
+    Returns
+    -------
+    DataFrame
+        One row per run: ``best epoch``, ``training accuracy``,
+        ``validation accuracy``, ``accuracy gap`` (training minus
+        validation), ``training loss``, ``validation loss``.
+    """
+    import pandas as pd
+
+    rows = {}
+    for experiment in experiments:
+        epoch = experiment.run.history.loc[experiment.run.best_epoch]
+        rows[experiment.name] = {"best epoch": experiment.run.best_epoch, "training accuracy": epoch["accuracy"],
+                                 "validation accuracy": epoch["val_accuracy"],
+                                 "accuracy gap": epoch["accuracy"] - epoch["val_accuracy"],
+                                 "training loss": epoch["loss"], "validation loss": epoch["val_loss"]}
+    table = pd.DataFrame(rows).T.astype(float).round(3).rename_axis("run")
+    return table.astype({"best epoch": int})
+
+
+def plot_generalisation_gap(gap, *, title=""):
+    """Bars of training and validation accuracy per run with the gap between them (:func:`generalisation_gap`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> gap = pd.DataFrame({"training accuracy": [0.9, 0.75], "validation accuracy": [0.7, 0.74]}, index=["a", "b"])
+    >>> gap["accuracy gap"] = gap["training accuracy"] - gap["validation accuracy"]
+    >>> len(plot_generalisation_gap(gap).axes)
+    2
+    """
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    gap[["training accuracy", "validation accuracy"]].plot.bar(ax=left, rot=30, width=0.8)
+    left.set_ylim(0, 1)
+    left.set_xlabel("")
+    left.set_title("accuracy at the kept epoch")
+    left.legend(fontsize=8, loc="lower left")
+    left.grid(axis="y", alpha=0.3)
+    colours = ["tab:red" if value > 0 else "tab:green" for value in gap["accuracy gap"]]
+    right.bar(range(len(gap)), gap["accuracy gap"], color=colours)
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_xticks(range(len(gap)), gap.index, rotation=30, ha="right")
+    right.set_title("gap: training minus validation accuracy")
+    right.grid(axis="y", alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_learning_rates(schedules, total_steps, *, title="Learning rate during training"):
+    """The learning rate at every step for several schedules (numbers or Keras schedules).
+
+    Parameters
+    ----------
+    schedules : dict
+        Label to what :func:`skinlib.train.learning_rate_schedule` returns.
+    total_steps : int
+
+    Examples
+    --------
+    >>> len(plot_learning_rates({"constant": 0.001}, 100).axes)
+    1
+    """
+    import matplotlib.pyplot as plt
+
+    steps = np.arange(total_steps + 1)
+    figure, axis = plt.subplots(figsize=(6.5, 3.0))
+    for label, schedule in schedules.items():
+        values = [float(schedule(step)) for step in steps] if callable(schedule) else [float(schedule)] * len(steps)
+        axis.plot(steps, values, label=label)
+    axis.set_xlabel("training step")
+    axis.set_ylabel("learning rate")
+    axis.set_ylim(bottom=0)
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
 

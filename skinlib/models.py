@@ -135,6 +135,60 @@ def cnn(input_shape=(64, 64, 3), n_classes=7, *, filters=(32, 64, 128), stem=0, 
     return keras.Model(inputs, outputs, name=name)
 
 
+def layer_table(model):
+    """Each layer that computes something: its output shape, parameters and receptive field.
+
+    The receptive field is the side, in input pixels, of the square that one
+    output position of the layer can see: each k x k kernel or pool with
+    stride s adds ``(k - 1)`` times the product of the earlier strides. After
+    flattening or global pooling every output sees the whole image. Layers
+    that only rescale, normalise or switch units off (Rescaling, BatchNorm,
+    ReLU, Dropout) are folded into the layer before them.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A chain of layers, such as :func:`cnn` or :func:`mlp` builds.
+
+    Returns
+    -------
+    DataFrame
+        One row per layer: ``layer``, ``kind``, ``output shape``, ``parameters``
+        and ``receptive field`` (pixels, or "whole image").
+
+    Examples
+    --------
+    >>> table = layer_table(cnn((64, 64, 3), filters=(8, 16), stem=8, batch_norm=True))
+    >>> table[["layer", "receptive field"]].values.tolist()[:4]
+    [['stem_conv', '3'], ['block1_conv1', '7'], ['block1_pool', '9'], ['block2_conv1', '17']]
+    >>> int(table["parameters"].sum()) == cnn((64, 64, 3), filters=(8, 16), stem=8, batch_norm=True).count_params()
+    True
+    """
+    import pandas as pd
+
+    keras = _keras()
+    folded = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.BatchNormalization, keras.layers.ReLU,
+              keras.layers.Dropout, keras.layers.Activation)
+    field, jump, whole, rows = 1, 1, False, []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            field += (layer.kernel_size[0] - 1) * jump
+            jump *= layer.strides[0]
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            field += (layer.pool_size[0] - 1) * jump
+            jump *= layer.strides[0]
+        elif isinstance(layer, (keras.layers.Flatten, keras.layers.GlobalAveragePooling2D, keras.layers.Dense)):
+            whole = True
+        if isinstance(layer, folded):
+            if rows and layer.count_params():
+                rows[-1]["parameters"] += layer.count_params()
+            continue
+        rows.append({"layer": layer.name, "kind": type(layer).__name__,
+                     "output shape": " x ".join(str(side) for side in layer.output.shape[1:]),
+                     "parameters": layer.count_params(), "receptive field": "whole image" if whole else str(field)})
+    return pd.DataFrame(rows)
+
+
 def augmentation(*, seed=0, contrast=0.1, brightness=0.1):
     """Random symmetries of the square and mild colour changes, for dermoscopic images.
 
