@@ -4,6 +4,7 @@ Trains ``02_mlp``, ``02_cnn_first`` and ``02_cnn_first_sgd`` with chapter 02's s
 using whichever ``skinlib`` is first on ``PYTHONPATH``, and prints their validation metrics, per-epoch history and
 a hash of the trained weights as JSON. Run it once per version on the same machine, then compare:
 
+    export SKINLIB_DATA=/path/to/ham10000   # the old worktree has no data/ folder
     git worktree add /tmp/old 17226bf
     PYTHONPATH=/tmp/old python benchmarks/chapter02_regression.py --run > /tmp/old.json
     python benchmarks/chapter02_regression.py --run > /tmp/new.json

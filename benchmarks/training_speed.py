@@ -106,8 +106,8 @@ def main():
             rows.append(measure(name, size, batch_size=args.batch_size, steps=args.steps, repeats=args.repeats))
             print(rows[-1], flush=True)
     result = {"machine": machine(), "threads": threads, "chosen_threads": best, "rows": rows,
-              "unit": "images per second, batch 32, best of --repeats timings",
-              "command": "python benchmarks/training_speed.py"}
+              "unit": f"images per second, batch {args.batch_size}, best of {args.repeats} timings",
+              "command": " ".join(["python benchmarks/training_speed.py", *sys.argv[1:]])}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {args.output}")

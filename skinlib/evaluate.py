@@ -137,7 +137,9 @@ def generalisation_gap(experiments):
     """Training against validation accuracy and loss at each run's kept (best) epoch.
 
     Training accuracy is Keras's running mean over the epoch's batches, as
-    trained: with dropout and augmentation on where the run used them.
+    trained: with dropout and augmentation on where the run used them (not
+    weighted by class weights). Losses are left out: the training loss
+    includes the L2 penalty and the class weights, the validation loss not.
 
     Parameters
     ----------
@@ -147,8 +149,8 @@ def generalisation_gap(experiments):
     -------
     DataFrame
         One row per run: ``best epoch``, ``training accuracy``,
-        ``validation accuracy``, ``accuracy gap`` (training minus
-        validation), ``training loss``, ``validation loss``.
+        ``validation accuracy`` and ``accuracy gap`` (training minus
+        validation).
     """
     import pandas as pd
 
@@ -157,8 +159,7 @@ def generalisation_gap(experiments):
         epoch = experiment.run.history.loc[experiment.run.best_epoch]
         rows[experiment.name] = {"best epoch": experiment.run.best_epoch, "training accuracy": epoch["accuracy"],
                                  "validation accuracy": epoch["val_accuracy"],
-                                 "accuracy gap": epoch["accuracy"] - epoch["val_accuracy"],
-                                 "training loss": epoch["loss"], "validation loss": epoch["val_loss"]}
+                                 "accuracy gap": epoch["accuracy"] - epoch["val_accuracy"]}
     table = pd.DataFrame(rows).T.astype(float).round(3).rename_axis("run")
     return table.astype({"best epoch": int})
 
@@ -181,7 +182,7 @@ def plot_generalisation_gap(gap, *, title=""):
     left.set_ylim(0, 1)
     left.set_xlabel("")
     left.set_title("accuracy at the kept epoch")
-    left.legend(fontsize=8, loc="lower left")
+    left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.35), ncols=2)
     left.grid(axis="y", alpha=0.3)
     colours = ["tab:red" if value > 0 else "tab:green" for value in gap["accuracy gap"]]
     right.bar(range(len(gap)), gap["accuracy gap"], color=colours)

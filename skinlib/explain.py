@@ -665,6 +665,8 @@ def describe_scores(summary, *, tolerance=0.02):
                      f"{row['pointing_game']:.0%} (chance {row['inside_uniform']:.0%}), {row['frame']:.0%} in the "
                      f"outer frame (uniform map {row['frame_uniform']:.0%}).")
     right, wrong = summary.loc[("all", "correct")], summary.loc[("all", "wrong")]
+    if not (right["images"] and wrong["images"]):
+        return "\n".join(lines + ["No wrong (or no correct) predictions among the scored images: nothing to compare."])
 
     def compared(a, b, more, less):
         return "about as much" if abs(a - b) < tolerance else (more if a > b else less)

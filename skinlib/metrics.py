@@ -72,8 +72,6 @@ def classification_metrics(labels, probabilities, *, threshold=None):
     >>> metrics["accuracy"], round(metrics["balanced_accuracy"], 3)
     (0.75, 0.667)
     """
-    from sklearn.metrics import roc_auc_score
-
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
     predicted = probabilities.argmax(axis=1)
     result = headline(labels, probabilities)
@@ -83,7 +81,6 @@ def classification_metrics(labels, probabilities, *, threshold=None):
         threshold = youden_threshold(is_malignant, p_malignant) if threshold is None else threshold
         flagged = p_malignant >= threshold
         result.update(
-            malignant_auc=float(roc_auc_score(is_malignant, p_malignant)),
             malignant_threshold=float(threshold),
             malignant_recall=float(flagged[is_malignant].mean()),
             malignant_specificity=float((~flagged[~is_malignant]).mean()),

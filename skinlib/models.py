@@ -140,8 +140,10 @@ def layer_table(model):
 
     The receptive field is the side, in input pixels, of the square that one
     output position of the layer can see: each k x k kernel or pool with
-    stride s adds ``(k - 1)`` times the product of the earlier strides. After
-    flattening or global pooling every output sees the whole image. Layers
+    stride s adds ``(k - 1)`` times the product of the earlier strides; a
+    field as large as the image is "whole image", as is every unit of a dense
+    layer or a global pooling (flattening alone changes nothing: each value
+    is still one position of the map before it). Layers
     that only rescale, normalise or switch units off (Rescaling, BatchNorm,
     ReLU, Dropout) are folded into the layer before them.
 
@@ -177,15 +179,20 @@ def layer_table(model):
         elif isinstance(layer, keras.layers.MaxPooling2D):
             field += (layer.pool_size[0] - 1) * jump
             jump *= layer.strides[0]
-        elif isinstance(layer, (keras.layers.Flatten, keras.layers.GlobalAveragePooling2D, keras.layers.Dense)):
+        elif isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
+                                keras.layers.Dense)):
             whole = True
+        elif len(layer.output.shape) == 4 and not isinstance(layer, folded):
+            raise ValueError(f"layer_table cannot follow the receptive field through {type(layer).__name__} "
+                             f"({layer.name}); it knows Conv2D, MaxPooling2D and layers that keep the shape.")
         if isinstance(layer, folded):
             if rows and layer.count_params():
                 rows[-1]["parameters"] += layer.count_params()
             continue
         rows.append({"layer": layer.name, "kind": type(layer).__name__,
                      "output shape": " x ".join(str(side) for side in layer.output.shape[1:]),
-                     "parameters": layer.count_params(), "receptive field": "whole image" if whole else str(field)})
+                     "parameters": layer.count_params(),
+                     "receptive field": "whole image" if whole or field >= max(model.input_shape[1:3]) else str(field)})
     return pd.DataFrame(rows)
 
 

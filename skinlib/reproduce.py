@@ -275,8 +275,10 @@ def readme_blocks(root=None):
         final = read_final_metrics(folder)
         blocks["final"] = _markdown_final(final)
         checker = measured / f"predict_{final['model']}.json"
-        if checker.is_file():
-            blocks["checker_speed"] = _markdown_checker_speed(json.loads(checker.read_text()))
+        blocks["checker_speed"] = (
+            _markdown_checker_speed(json.loads(checker.read_text())) if checker.is_file() else
+            f"Not yet measured for the final model `{final['model']}`: run `python benchmarks/predict.py`, then "
+            "`python -m skinlib reproduce --readme`.")
     if (measured / "training_speed.json").is_file():
         blocks["training_speed"] = _markdown_training_speed(json.loads((measured / "training_speed.json").read_text()))
     return blocks
