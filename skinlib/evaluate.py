@@ -179,10 +179,11 @@ def plot_generalisation_gap(gap, *, title=""):
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     gap[["training accuracy", "validation accuracy"]].plot.bar(ax=left, rot=30, width=0.8)
-    left.set_ylim(0, 1)
+    left.set_ylim(0, 1.15)  # Room above the bars for the legend.
+    left.set_xticks(range(len(gap)), gap.index, rotation=30, ha="right")
     left.set_xlabel("")
     left.set_title("accuracy at the kept epoch")
-    left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.35), ncols=2)
+    left.legend(fontsize=8, loc="upper center", ncols=2)
     left.grid(axis="y", alpha=0.3)
     colours = ["tab:red" if value > 0 else "tab:green" for value in gap["accuracy gap"]]
     right.bar(range(len(gap)), gap["accuracy gap"], color=colours)
