@@ -12,17 +12,21 @@ from __future__ import annotations
 import numpy as np
 
 
+def _confidence_bins(labels, probabilities, bins):
+    """Top probability, whether it was right, and its equal-width bin (0 to ``bins - 1``), per prediction."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    confidence = probabilities.max(axis=1)
+    edges = np.linspace(0, 1, bins + 1)
+    return confidence, probabilities.argmax(axis=1) == labels, np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+
+
 def expected_calibration_error(labels, probabilities, *, bins=10):
     """The mean gap between confidence and accuracy over equal-width confidence bins, weighted by their size.
 
     >>> expected_calibration_error(np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 1.0]]))
     0.0
     """
-    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    confidence, correct, which = _confidence_bins(labels, probabilities, bins)
     error = 0.0
     for b in range(bins):
         inside = which == b
@@ -81,10 +85,7 @@ def plot_reliability(labels, versions, *, bins=10, title=""):
     edges = np.linspace(0, 1, bins + 1)
     width = 0.8 / bins / max(1, len(versions))
     for number, (name, probabilities) in enumerate(versions.items()):
-        probabilities = np.asarray(probabilities)
-        confidence = probabilities.max(axis=1)
-        correct = probabilities.argmax(axis=1) == labels
-        which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+        confidence, correct, which = _confidence_bins(labels, probabilities, bins)
         used = [b for b in range(bins) if (which == b).any()]
         line, = axis.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used],
                           "o-", label=f"{name} (ECE {expected_calibration_error(labels, probabilities, bins=bins):.3f})")

@@ -134,7 +134,7 @@ def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro
 
 
 def generalisation_gap(experiments):
-    """Training against validation accuracy and loss at each run's kept (best) epoch.
+    """Training against validation accuracy at each run's kept (best) epoch.
 
     Training accuracy is Keras's running mean over the epoch's batches, as
     trained: with dropout and augmentation on where the run used them (not
