@@ -13,6 +13,7 @@ checks both):
 - :mod:`skinlib.download`: fetch HAM10000 from Harvard Dataverse.
 - :mod:`skinlib.split`: the lesion-grouped, class-stratified split manifest.
 - :mod:`skinlib.explore`: tables and plots of the data (chapter 01).
+- :mod:`skinlib.diagrams`: method diagrams: a network or a training pipeline as boxes and arrows.
 - :mod:`skinlib.pipeline`: ``tf.data`` pipelines for training and evaluation.
 - :mod:`skinlib.acquisition`: colour constancy (Shades of Gray) and the shifts of other cameras and clinics.
 - :mod:`skinlib.efficientnet_lite`: EfficientNet-Lite in Keras, with the PyTorch weights ported.
@@ -23,7 +24,8 @@ checks both):
 - :mod:`skinlib.features`: cached multi-view features: a backbone's lower part runs once, its upper part trains.
 - :mod:`skinlib.evaluate`: plots and notebook reports of the metrics.
 - :mod:`skinlib.calibrate`: calibration error and temperature scaling.
-- :mod:`skinlib.explain`: convolutions, filters and feature maps; Grad-CAM and LIME against the masks.
+- :mod:`skinlib.explain`: convolutions, filters and feature maps; Grad-CAM and LIME.
+- :mod:`skinlib.explanation_scores`: Grad-CAM and LIME scored against the lesion masks and two baselines.
 - :mod:`skinlib.final`: the final model, chosen on validation by a fixed rule (chapter 04).
 - :mod:`skinlib.predict`: the lesion checker (also ``python -m skinlib predict``).
 - :mod:`skinlib.app`: the lesion checker as a notebook widget and a local Voila app.

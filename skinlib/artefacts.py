@@ -280,7 +280,8 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         By final's name: ``estimate``, ``low``, ``high`` and ``validation``
         per headline metric (:func:`skinlib.metrics.bootstrap`).
     per_class : DataFrame
-        :func:`skinlib.metrics.per_class_report` of the test split.
+        :func:`skinlib.metrics.per_class_report` of the test split (with the interval columns of
+        :func:`skinlib.metrics.per_class_intervals` where chapter 04 joins them).
     target_sensitivity, threshold : float
         The validation sensitivity aimed at and the threshold on P(malignant) that reaches it.
     screening : dict
@@ -294,7 +295,7 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
     subgroups : dict of DataFrame
         :func:`skinlib.metrics.subgroups` by metadata column.
     explanations : DataFrame
-        :func:`skinlib.explain.summarise_scores`, indexed by (class, predictions).
+        :func:`skinlib.explanation_scores.summarise_scores`, indexed by (class, predictions).
 
     Returns
     -------

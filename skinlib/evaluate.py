@@ -95,7 +95,7 @@ def plot_confusion(labels, probabilities, *, title=""):
     return figure
 
 
-def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro_auc"), title=""):
+def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro_auc"), title="", errors=None):
     """Grouped bars of the headline metrics for several runs (rows of the results table).
 
     Parameters
@@ -105,6 +105,9 @@ def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro
         (:func:`skinlib.artefacts.read_results`).
     metrics : sequence of str, default=("accuracy", "balanced_accuracy", "macro_auc")
     title : str, default=""
+    errors : DataFrame, default=None
+        Error bars: indexed by run name, one column per metric (e.g. the standard deviation over seeds from
+        :func:`skinlib.metrics.seed_spread`); runs or metrics missing from it get none.
 
     Returns
     -------
@@ -122,7 +125,8 @@ def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro
 
     table = results.set_index("name")[list(metrics)]
     figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(table)), 3.6))
-    table.plot.bar(ax=axis, rot=30, width=0.8)
+    yerr = None if errors is None else errors.reindex(index=table.index, columns=table.columns).fillna(0.0)
+    table.plot.bar(ax=axis, rot=30, width=0.8, yerr=yerr, capsize=2, error_kw={"elinewidth": 0.8})
     axis.set_ylim(0, 1)
     axis.set_ylabel("validation score")
     axis.grid(axis="y", alpha=0.3)

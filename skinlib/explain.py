@@ -1,14 +1,13 @@
-"""What a CNN sees: hand-made convolutions, learned filters and feature maps.
+"""What a CNN sees: hand-made convolutions, learned filters and feature maps; Grad-CAM and LIME.
 
 Chapter 02 uses these to teach what a convolution does to one real lesion;
-chapter 04 explains test predictions with Grad-CAM and LIME and scores the
-explanations against the lesion masks.
+chapter 04 explains test predictions with Grad-CAM and LIME
+(:mod:`skinlib.explanation_scores` scores them against the lesion masks).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from skinlib.data import CLASSES
 from skinlib.infer import predict_proba
@@ -48,8 +47,43 @@ def convolve(gray, kernel):
     return out
 
 
+def border_effect(gray, kernel, *, width=1):
+    """How much stronger a kernel's answer is on the image's border than inside, with zero padding.
+
+    'Same' padding surrounds the image with zeros, so at the border a kernel sees a step from skin to black that
+    is not in the image: edge kernels answer it as an edge.
+
+    Parameters
+    ----------
+    gray : array-like of shape (height, width)
+    kernel : ndarray of shape (3, 3)
+    width : int, default=1
+        Border width in pixels.
+
+    Returns
+    -------
+    float
+        Mean absolute output on the border divided by that inside (1: no border effect).
+
+    Examples
+    --------
+    >>> flat = np.full((10, 10), 100.0)
+    >>> border_effect(flat, EDGE_KERNELS["blur"]) < 1 < border_effect(flat, EDGE_KERNELS["vertical edges"])
+    True
+    """
+    out = np.abs(convolve(gray, kernel))
+    inside = out[width:-width, width:-width]
+    border = (out.sum() - inside.sum()) / (out.size - inside.size)
+    return float(border / inside.mean()) if inside.mean() > 0 else float("inf")
+
+
 def plot_convolutions(pixels, kernels=None):
-    """Show one image and what each hand-made kernel makes of it.
+    """Show one image, each hand-made kernel with its values, and what the kernel makes of the image.
+
+    Top row: the image and the kernels (their nine weights written in). Bottom row: the grayscale image the
+    kernels run on and each output, with its colour scale (red positive, blue negative, for the kernels whose
+    weights sum to zero; gray for the others), set by the inside of the image (1st to 99th percentile), so that
+    the artificial edges the zero padding makes at the border (:func:`border_effect`) show as a saturated frame.
 
     Parameters
     ----------
@@ -64,22 +98,42 @@ def plot_convolutions(pixels, kernels=None):
 
     Examples
     --------
-    >>> len(plot_convolutions(np.zeros((8, 8, 3), "uint8")).axes)
-    5
+    >>> figure = plot_convolutions(np.zeros((8, 8, 3), "uint8"))
+    >>> len(figure.axes)  # 2 x 5 panels and 4 colour bars
+    14
     """
     import matplotlib.pyplot as plt
 
     kernels = kernels or EDGE_KERNELS
     gray = np.asarray(pixels, dtype="float32") @ np.array([0.299, 0.587, 0.114], dtype="float32")
-    figure, axes = plt.subplots(1, len(kernels) + 1, figsize=(2.6 * (len(kernels) + 1), 2.4))
-    axes[0].imshow(pixels)
-    axes[0].set_title("lesion")
-    for axis, (name, kernel) in zip(axes[1:], kernels.items()):
-        axis.imshow(convolve(gray, kernel), cmap="gray")
-        axis.set_title(name)
-    for axis in axes:
-        axis.axis("off")
-    figure.tight_layout()
+    columns = len(kernels) + 1
+    figure, axes = plt.subplots(2, columns, figsize=(2.7 * columns, 4.6), layout="constrained",
+                                gridspec_kw={"height_ratios": [0.8, 1]})
+    axes[0, 0].imshow(pixels)
+    axes[0, 0].set_title("lesion", fontsize=9)
+    axes[1, 0].imshow(gray, cmap="gray")
+    axes[1, 0].set_title("grayscale input", fontsize=9)
+    for column, (name, kernel) in enumerate(kernels.items(), 1):
+        signed = abs(float(kernel.sum())) < 1e-6
+        limit = float(np.abs(kernel).max())
+        axes[0, column].imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        for (row, col), value in np.ndenumerate(kernel):
+            axes[0, column].text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=9,
+                                 color="white" if abs(value) > 0.6 * limit else "black")
+        axes[0, column].set_title(f"kernel: {name}", fontsize=9)
+        out = convolve(gray, kernel)
+        inside = out[1:-1, 1:-1]  # The scale is set by the inside: the padded border saturates it.
+        if signed:
+            bound = float(np.percentile(np.abs(inside), 99)) or 1.0
+            image = axes[1, column].imshow(out, cmap="RdBu_r", vmin=-bound, vmax=bound)
+        else:
+            low, high = np.percentile(inside, [1, 99])
+            image = axes[1, column].imshow(out, cmap="gray", vmin=low, vmax=high)
+        axes[1, column].set_title(f"output: {name}", fontsize=9)
+        figure.colorbar(image, ax=axes[1, column], fraction=0.046, pad=0.02)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
     return figure
 
 
@@ -168,8 +222,10 @@ def feature_maps(model, pixels, layers):
 
 
 def plot_feature_maps(model, pixels, layers, *, channels=6):
-    """Show the first few channels of each named layer for one image: the image as the network sees it, deeper and
+    """Show the most active channels of each named layer for one image: the image as the network sees it, deeper and
     deeper.
+
+    The channels of a row share one colour scale (its bar on the right), so their brightness can be compared.
 
     Parameters
     ----------
@@ -192,21 +248,50 @@ def plot_feature_maps(model, pixels, layers, *, channels=6):
     import matplotlib.pyplot as plt
 
     maps = feature_maps(model, pixels, layers)
-    figure, axes = plt.subplots(len(layers), channels + 1, figsize=(1.6 * (channels + 1), 1.6 * len(layers)),
-                                squeeze=False)
+    figure, axes = plt.subplots(len(layers), channels + 1, figsize=(1.7 * (channels + 1) + 0.6, 1.6 * len(layers)),
+                                squeeze=False, layout="constrained")
     for row, (name, activation) in enumerate(zip(layers, maps)):
         axes[row, 0].imshow(pixels)
         axes[row, 0].set_ylabel(f"{name}\n{activation.shape[0]}x{activation.shape[1]}x{activation.shape[2]}",
                                 fontsize=7)
         strongest = np.argsort(activation.reshape(-1, activation.shape[-1]).mean(axis=0))[::-1][:channels]
+        top = float(activation[..., strongest].max()) or 1.0
         for column, channel in enumerate(strongest, 1):
-            axes[row, column].imshow(activation[..., channel], cmap="magma")
+            image = axes[row, column].imshow(activation[..., channel], cmap="magma", vmin=0, vmax=top)
+        figure.colorbar(image, ax=axes[row, -1], fraction=0.08, pad=0.04)
         for axis in axes[row]:
             axis.set_xticks([])
             axis.set_yticks([])
-    figure.suptitle("Feature maps: the most active channels of each layer", fontsize=10)
-    figure.tight_layout()
+    figure.suptitle("Feature maps: the most active channels of each layer (one colour scale per row)", fontsize=10)
     return figure
+
+
+def border_activation(model, pixels, layers, *, width=1):
+    """Per layer, the mean activation on the feature map's outer ``width`` pixels divided by that inside.
+
+    Above 1: the layer answers the border (the zero padding) more strongly than the image's inside.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by layer name, NaN where the map is too small to have an inside.
+
+    Examples
+    --------
+    >>> border_activation(model, lesion, ["stem_relu", "block1_pool"])  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    ratios = {}
+    for name, activation in zip(layers, feature_maps(model, pixels, layers)):
+        strength = np.abs(activation).mean(axis=-1)
+        inside = strength[width:-width, width:-width]
+        if inside.size == 0 or inside.mean() == 0:
+            ratios[name] = float("nan")
+            continue
+        border = (strength.sum() - inside.sum()) / (strength.size - inside.size)
+        ratios[name] = float(border / inside.mean())
+    return pd.Series(ratios, name="border / inside")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -313,66 +398,6 @@ def overlay_heat(pixels, heat, *, alpha=0.45):
     return np.clip((1 - alpha) * np.asarray(pixels, "float32") + alpha * colours, 0, 255).astype("uint8")
 
 
-def mask_scores(heat, mask):
-    """How well a heat map agrees with the lesion mask.
-
-    Parameters
-    ----------
-    heat : array-like of shape (height, width)
-    mask : array-like of bool, same shape
-        True on the lesion.
-
-    Returns
-    -------
-    dict
-        ``inside`` (the share of the heat map's mass inside the lesion; NaN
-        for an empty map) and ``hit`` (the pointing game: is its hottest
-        pixel on the lesion?).
-
-    Examples
-    --------
-    >>> heat = np.zeros((4, 4)); heat[0, 0] = 1.0; heat[3, 3] = 3.0
-    >>> mask = np.zeros((4, 4), bool); mask[3, 3] = True
-    >>> mask_scores(heat, mask)
-    {'inside': 0.75, 'hit': True}
-    """
-    heat, mask = np.asarray(heat, "float64"), np.asarray(mask, bool)
-    if heat.shape != mask.shape:
-        raise ValueError(f"heat map {heat.shape} and mask {mask.shape} differ in shape.")
-    total = heat.sum()
-    inside = float(heat[mask].sum() / total) if total > 0 else float("nan")
-    return {"inside": inside, "hit": bool(mask.flat[int(np.argmax(heat))])}
-
-
-def read_mask_at(path, size):
-    """A lesion mask as a boolean array at ``size`` (height, width), resized with nearest neighbours.
-
-    Parameters
-    ----------
-    path : str or Path
-        A HAM10000 segmentation mask (white on the lesion).
-    size : tuple (height, width)
-
-    Returns
-    -------
-    ndarray of bool, shape ``size``
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from PIL import Image
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mask.png"
-    >>> Image.fromarray(np.eye(4, dtype="uint8") * 255).save(path)
-    >>> read_mask_at(path, (2, 2)).tolist()
-    [[True, False], [False, True]]
-    """
-    from PIL import Image
-
-    with Image.open(path) as image:
-        resized = image.convert("L").resize((size[1], size[0]), Image.NEAREST)
-    return np.asarray(resized) > 127
-
-
 def lime_explanation(model, pixels, class_index, *, metadata=None, samples=300, features=5, seed=0):
     """LIME for one image: the superpixels that most support ``class_index``, as a boolean mask.
 
@@ -422,32 +447,23 @@ def lime_explanation(model, pixels, class_index, *, metadata=None, samples=300, 
     return mask.astype(bool)
 
 
-def frame_share(heat, *, margin=0.1):
-    """The share of a heat map's mass in the outer ``margin`` frame of the image (rulers, vignetting, corners).
-
-    Parameters
-    ----------
-    heat : array-like of shape (height, width)
-    margin : float, default=0.1
-        Width of the frame, as a share of each side (at least one pixel).
-
-    Returns
-    -------
-    float
-        NaN for an empty map.
+def cam_grid(model):
+    """The (height, width) of the feature map Grad-CAM weighs for ``model``: the resolution of its heat maps.
 
     Examples
     --------
-    >>> heat = np.ones((10, 10))
-    >>> round(frame_share(heat), 2)  # 1 - 0.8 * 0.8 of a uniform map
-    0.36
+    >>> cam_grid(model)  # doctest: +SKIP
+    (4, 5)
     """
-    heat = np.asarray(heat, "float64")
-    rows, columns = heat.shape
-    dr, dc = max(1, int(round(margin * rows))), max(1, int(round(margin * columns)))
-    total = heat.sum()
-    centre = heat[dr:rows - dr, dc:columns - dc].sum()
-    return float((total - centre) / total) if total > 0 else float("nan")
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if "head" in names:
+        base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
+        shape = base.output.shape
+    else:
+        shape = [layer for layer in model.layers if len(layer.output.shape) == 4][-1].output.shape
+    return int(shape[1]), int(shape[2])
 
 
 def pick_examples(labels, predicted, confidence):
@@ -495,7 +511,7 @@ def _with_outline(pixels, mask, colour=(0, 255, 0)):
 
 
 def plot_explanations(model, pixels, masks, examples, labels, predicted, *, metadata=None, lime_samples=300, seed=0):
-    """A grid: per class, the correct and the wrong example, each as image, Grad-CAM and LIME (mask outlined).
+    """A grid: per class in ``examples``, the correct and the wrong example, each as image, Grad-CAM and LIME.
 
     Parameters
     ----------
@@ -503,7 +519,7 @@ def plot_explanations(model, pixels, masks, examples, labels, predicted, *, meta
     pixels : ndarray of shape (n, height, width, 3)
         Test images at the model's input size.
     masks : list of ndarray of bool or None
-        The lesion mask of each image at that size (:func:`read_mask_at`).
+        The lesion mask of each image at that size (:func:`skinlib.explanation_scores.read_mask_at`).
     examples : list of tuple
         From :func:`pick_examples`.
     labels, predicted : array-like of shape (n,)
@@ -523,194 +539,28 @@ def plot_explanations(model, pixels, masks, examples, labels, predicted, *, meta
     """
     import matplotlib.pyplot as plt
 
-    rows = len(CLASSES)
-    figure, axes = plt.subplots(rows, 6, figsize=(12, 1.9 * rows))
+    shown = sorted({k for k, _, _ in examples})  # One row per class in ``examples``.
+    figure, axes = plt.subplots(len(shown), 6, figsize=(12, 1.9 * len(shown)), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for k, kind, row in examples:
-        column = 0 if kind == "correct" else 3
+        column, line = (0 if kind == "correct" else 3), shown.index(k)
         if row is None:
-            axes[k, column].set_title(f"{CLASSES[k]}: no {kind} case", fontsize=7, loc="left")
+            axes[line, column].set_title(f"{CLASSES[k]}: no {kind} case", fontsize=7, loc="left")
             continue
         meta = None if metadata is None else metadata[row]
         heat, _ = grad_cam(model, pixels[row], int(predicted[row]), metadata=meta)
         lime_mask = lime_explanation(model, pixels[row], int(predicted[row]), metadata=meta, samples=lime_samples,
                                      seed=seed)
-        shown = np.where(lime_mask[..., None], pixels[row], (0.35 * pixels[row]).astype("uint8"))
+        lime_view = np.where(lime_mask[..., None], pixels[row], (0.35 * pixels[row]).astype("uint8"))
         panels = [_with_outline(pixels[row], masks[row]), _with_outline(overlay_heat(pixels[row], heat), masks[row]),
-                  _with_outline(shown, masks[row])]
+                  _with_outline(lime_view, masks[row])]
         names = [f"{CLASSES[k]} {kind}: said {CLASSES[int(predicted[row])]}", "Grad-CAM", "LIME"]
         for offset, (panel, name) in enumerate(zip(panels, names)):
-            axes[k, column + offset].imshow(panel)
-            axes[k, column + offset].set_title(name, fontsize=7)
+            axes[line, column + offset].imshow(panel)
+            axes[line, column + offset].set_title(name, fontsize=7)
     figure.suptitle("Test images: most confident correct (left) and wrong (right) prediction per true class; "
                     "green: lesion mask", fontsize=9)
-    figure.tight_layout()
-    return figure
-
-
-def score_cams(model, pixels, masks, labels, predicted, *, per_class=25, metadata=None, seed=0):
-    """Grad-CAM of the predicted class for up to ``per_class`` test images per true class, scored against masks.
-
-    Parameters
-    ----------
-    model : keras.Model
-    pixels : ndarray of shape (n, height, width, 3)
-    masks : list of ndarray of bool or None
-        Images without a mask (or with an empty one) are skipped.
-    labels, predicted : array-like of shape (n,)
-    per_class : int, default=25
-        Images drawn at random (``seed``) per true class.
-    metadata : ndarray of shape (n, n_metadata), default=None
-    seed : int, default=0
-
-    Returns
-    -------
-    DataFrame
-        One row per image: class, correct, inside (heat share on the lesion), hit (pointing game), frame (heat
-        share in the outer frame), and the same numbers of a uniform map (``inside_uniform``, ``frame_uniform``).
-
-    Examples
-    --------
-    >>> scores = score_cams(model, pixels, masks, labels, predicted, per_class=25)  # doctest: +SKIP
-    """
-    rng = np.random.default_rng(seed)
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    rows = []
-    for k in range(len(CLASSES)):
-        candidates = np.flatnonzero(labels == k)
-        chosen = rng.choice(candidates, size=min(per_class, len(candidates)), replace=False) if len(candidates) else []
-        for row in sorted(int(r) for r in chosen):
-            mask = masks[row]
-            if mask is None or not mask.any():
-                continue
-            heat, _ = grad_cam(model, pixels[row], int(predicted[row]),
-                               metadata=None if metadata is None else metadata[row])
-            uniform = np.ones_like(heat)
-            rows.append({"row": row, "class": CLASSES[k], "correct": bool(predicted[row] == k),
-                         **mask_scores(heat, mask), "frame": frame_share(heat),
-                         "inside_uniform": mask_scores(uniform, mask)["inside"], "frame_uniform": frame_share(uniform)})
-    return pd.DataFrame(rows)
-
-
-def summarise_scores(scores):
-    """Mean Grad-CAM scores per class and for all images, split into correct and wrong predictions.
-
-    ``inside_uniform`` (the lesion's share of the image) is also the chance that a random pixel hits the
-    lesion: the baseline of both ``inside`` and ``pointing_game``; ``frame_uniform`` is that of ``frame``.
-
-    Parameters
-    ----------
-    scores : DataFrame
-        From :func:`score_cams`.
-
-    Returns
-    -------
-    DataFrame
-        Indexed by (class, predictions): each class with "all", then "all" with "correct", "wrong" and "all";
-        columns ``images``, ``inside``, ``inside_uniform``, ``pointing_game``, ``frame``, ``frame_uniform``.
-
-    Examples
-    --------
-    >>> scores = pd.DataFrame({"class": ["mel", "nv"], "correct": [True, False], "inside": [0.8, 0.4],
-    ...                        "hit": [True, False], "frame": [0.1, 0.3], "inside_uniform": [0.5, 0.5],
-    ...                        "frame_uniform": [0.36, 0.36]})
-    >>> summarise_scores(scores).loc[("all", "all"), ["images", "inside"]].tolist()
-    [2.0, 0.6000000000000001]
-    """
-    def summary(frame):
-        return pd.Series({"images": len(frame), "inside": frame["inside"].mean(), "inside_uniform":
-                          frame["inside_uniform"].mean(), "pointing_game": frame["hit"].mean(),
-                          "frame": frame["frame"].mean(), "frame_uniform": frame["frame_uniform"].mean()})
-
-    per_class = {(dx, "all"): summary(group) for dx, group in scores.groupby("class", sort=False)}
-    overall = {("all", kind): summary(scores[scores["correct"] == flag]) for kind, flag in (("correct", True),
-                                                                                            ("wrong", False))}
-    overall[("all", "all")] = summary(scores)
-    return pd.DataFrame({**per_class, **overall}).T.rename_axis(["class", "predictions"])
-
-
-def describe_scores(summary, *, tolerance=0.02):
-    """Say in words how the Grad-CAM scores of correct and wrong predictions compare, from :func:`summarise_scores`.
-
-    Parameters
-    ----------
-    summary : DataFrame
-        From :func:`summarise_scores`; needs the rows ("all", "correct") and ("all", "wrong").
-    tolerance : float, default=0.02
-        Differences of shares smaller than this are called "about as much".
-
-    Returns
-    -------
-    str
-        Three lines: correct predictions, wrong ones, and how they differ.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> rows = {("all", "correct"): dict(images=10, inside=0.65, inside_uniform=0.33, pointing_game=0.8, frame=0.035,
-    ...                                  frame_uniform=0.36),
-    ...         ("all", "wrong"): dict(images=5, inside=0.50, inside_uniform=0.30, pointing_game=0.6, frame=0.10,
-    ...                                frame_uniform=0.36)}
-    >>> print(describe_scores(pd.DataFrame(rows).T).splitlines()[-1])  # doctest: +NORMALIZE_WHITESPACE
-    Compared with correct predictions, the wrong ones put more heat in the image frame (10% against 4%), and
-    their heat beats the uniform map on the lesion by less (20 points against 32). Hair and skin texture inside
-    the lesion cannot be told apart by these scores; the galleries show them.
-    """
-    lines = []
-    for kind in ("correct", "wrong"):
-        row = summary.loc[("all", kind)]
-        lines.append(f"{kind} predictions ({int(row['images'])} images): {row['inside']:.0%} of the heat on the lesion "
-                     f"(uniform map {row['inside_uniform']:.0%}), hottest pixel on the lesion in "
-                     f"{row['pointing_game']:.0%} (chance {row['inside_uniform']:.0%}), {row['frame']:.0%} in the "
-                     f"outer frame (uniform map {row['frame_uniform']:.0%}).")
-    right, wrong = summary.loc[("all", "correct")], summary.loc[("all", "wrong")]
-    if not (right["images"] and wrong["images"]):
-        return "\n".join(lines + ["No wrong (or no correct) predictions among the scored images: nothing to compare."])
-
-    def compared(a, b, more, less):
-        return "about as much" if abs(a - b) < tolerance else (more if a > b else less)
-
-    lift_right = right["inside"] - right["inside_uniform"]
-    lift_wrong = wrong["inside"] - wrong["inside_uniform"]
-    lines.append(f"Compared with correct predictions, the wrong ones put "
-                 f"{compared(wrong['frame'], right['frame'], 'more', 'less')} heat in the image frame "
-                 f"({wrong['frame']:.0%} against {right['frame']:.0%}), and their heat beats the uniform map on the "
-                 f"lesion by {compared(lift_wrong, lift_right, 'more', 'less')} ({lift_wrong * 100:.0f} points "
-                 f"against {lift_right * 100:.0f}). Hair and skin texture inside the lesion cannot be told apart by "
-                 "these scores; the galleries show them.")
-    return "\n".join(lines)
-
-
-def plot_scores(scores):
-    """Heat share inside the lesion per class, correct against wrong, with the uniform-map baseline.
-
-    Parameters
-    ----------
-    scores : DataFrame
-        From :func:`score_cams`.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> figure = plot_scores(score_cams(model, pixels, masks, labels, predicted))  # doctest: +SKIP
-    """
-    import matplotlib.pyplot as plt
-
-    table = scores.groupby(["class", "correct"])["inside"].mean().unstack()
-    table = table.reindex([dx for dx in CLASSES if dx in table.index])
-    table.columns = ["wrong" if not flag else "correct" for flag in table.columns]
-    baseline = scores.groupby("class")["inside_uniform"].mean().reindex(table.index)
-    figure, axis = plt.subplots(figsize=(8, 3.4))
-    table.plot.bar(ax=axis, rot=0, width=0.75)
-    axis.plot(range(len(baseline)), baseline.to_numpy(), "k_", markersize=22, label="uniform map (lesion's area)")
-    axis.set(ylim=(0, 1), ylabel="share of Grad-CAM on the lesion", xlabel="",
-             title="Does the model look at the lesion? (test images)")
-    axis.legend(fontsize=7)
-    axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure
 

@@ -179,12 +179,13 @@ def overlay_mask(pixels, mask, *, colour=(0, 255, 0)):
 
 
 def plot_mask_overlays(metadata, *, per_class=1, seed=0):
-    """Real images of each diagnosis with their lesion masks outlined in green."""
+    """Real images of each diagnosis with their lesion masks outlined in green, four to a row (large enough to see
+    the outline against the lesion's edge)."""
     rows = sample_rows(metadata.dropna(subset=["mask_path"]), per_class=per_class, seed=seed)
     pixels = [overlay_mask(read_image(image), read_mask(mask))
               for image, mask in zip(rows["image_path"], rows["mask_path"])]
     titles = [f"{dx}: {image_id}" for dx, image_id in zip(rows["dx"].astype(str), rows["image_id"])]
-    return plot_image_grid(pixels, titles, columns=min(len(pixels), 7), size=2.2)
+    return plot_image_grid(pixels, titles, columns=min(len(pixels), 4), size=3.2)
 
 
 def mask_area_share(mask_paths):

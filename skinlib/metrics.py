@@ -227,21 +227,158 @@ def threshold_for_sensitivity(is_malignant, p_malignant, sensitivity=0.90):
 
 
 def screening(labels, probabilities, threshold):
-    """Sensitivity, specificity, PPV and NPV of "malignant" at a fixed threshold on P(malignant)."""
-    truth = np.isin(np.asarray(labels), MALIGNANT_INDEX)
+    """Sensitivity, specificity, PPV and NPV of "malignant" at a fixed threshold on P(malignant).
+
+    Also the sensitivity for each malignant class on its own (``sensitivity_mel``, ``sensitivity_bcc``,
+    ``sensitivity_akiec``: the share of that class flagged); specificity is always that of the benign lesions.
+
+    >>> point = screening(np.array([4, 4, 1, 5]), np.eye(7)[[4, 5, 1, 5]], 0.5)
+    >>> point["sensitivity"], point["sensitivity_mel"], point["specificity"]
+    (0.6666666666666666, 0.5, 1.0)
+    """
+    labels = np.asarray(labels)
+    truth = np.isin(labels, MALIGNANT_INDEX)
     flagged = malignant_probability(probabilities) >= threshold
     tp, fn = int((flagged & truth).sum()), int((~flagged & truth).sum())
     tn, fp = int((~flagged & ~truth).sum()), int((flagged & ~truth).sum())
     share = lambda a, b: a / (a + b) if a + b else float("nan")  # noqa: E731
+    per_class = {f"sensitivity_{CLASSES[k]}": share(int((flagged & (labels == k)).sum()),
+                                                    int((~flagged & (labels == k)).sum())) for k in MALIGNANT_INDEX}
     return {"threshold": threshold, "sensitivity": share(tp, fn), "specificity": share(tn, fp),
-            "ppv": share(tp, fp), "npv": share(tn, fn), "flagged": int(flagged.sum()), "malignant": int(truth.sum())}
+            "ppv": share(tp, fp), "npv": share(tn, fn), **per_class, "flagged": int(flagged.sum()),
+            "malignant": int(truth.sum())}
 
 
-def subgroups(table, labels, probabilities, column, *, minimum=20):
+def seed_spread(repeats, *, metrics=("accuracy", "balanced_accuracy", "macro_auc")):
+    """Mean, standard deviation and count of validation metrics over the seeds of each recipe.
+
+    Parameters
+    ----------
+    repeats : dict of str to list of dict
+        By recipe name, the metrics (:func:`classification_metrics`) of each seed's run.
+    metrics : sequence of str
+
+    Returns
+    -------
+    DataFrame
+        One row per recipe; columns (metric, "mean" / "std" / "seeds").
+
+    Examples
+    --------
+    >>> table = seed_spread({"a": [{"balanced_accuracy": 0.5}, {"balanced_accuracy": 0.7}]},
+    ...                     metrics=("balanced_accuracy",))
+    >>> table.loc["a"].round(3).tolist()
+    [0.6, 0.141, 2.0]
+    """
+    rows = {}
+    for name, runs in repeats.items():
+        values = pd.DataFrame([{metric: run[metric] for metric in metrics} for run in runs])
+        rows[name] = {(metric, stat): value for metric in metrics
+                      for stat, value in (("mean", values[metric].mean()), ("std", values[metric].std()),
+                                          ("seeds", float(len(values))))}
+    return pd.DataFrame(rows).T
+
+
+def describe_seed_difference(table, first, second, *, metric="balanced_accuracy"):
+    """Say whether two recipes' mean scores differ by more than their spread over seeds.
+
+    Examples
+    --------
+    >>> table = seed_spread({"a": [{"balanced_accuracy": v} for v in (0.50, 0.52, 0.54)],
+    ...                      "b": [{"balanced_accuracy": v} for v in (0.53, 0.55, 0.57)]}, metrics=("balanced_accuracy",))
+    >>> print(describe_seed_difference(table, "a", "b"))  # doctest: +NORMALIZE_WHITESPACE
+    b against a, balanced accuracy over 3 seeds each: mean 0.550 against 0.520 (+0.030); standard deviations
+    0.020 and 0.020. The difference is larger than either spread, but with 3 seeds that is a hint, not proof.
+    """
+    a, b = table.loc[first], table.loc[second]
+    difference = b[(metric, "mean")] - a[(metric, "mean")]
+    spread = max(a[(metric, "std")], b[(metric, "std")])
+    verdict = ("The difference is larger than either spread, but with {n} seeds that is a hint, not proof."
+               if abs(difference) > spread else
+               "The difference is within the spread over seeds: these runs cannot tell the two recipes apart.")
+    return (f"{second} against {first}, {metric.replace('_', ' ')} over {int(a[(metric, 'seeds')])} seeds each: "
+            f"mean {b[(metric, 'mean')]:.3f} against {a[(metric, 'mean')]:.3f} ({difference:+.3f}); standard "
+            f"deviations {a[(metric, 'std')]:.3f} and {b[(metric, 'std')]:.3f}. "
+            + verdict.format(n=int(min(a[(metric, "seeds")], b[(metric, "seeds")]))))
+
+
+def per_class_intervals(labels, probabilities, *, groups=None, n_resamples=1000, seed=0, level=0.95):
+    """Recall and precision of each class with bootstrap intervals (resampling ``groups``, the lesions).
+
+    Returns
+    -------
+    DataFrame
+        One row per class: ``recall``, ``recall_low``, ``recall_high``, the same for ``precision``, and
+        ``support`` (images of the class).
+
+    Examples
+    --------
+    >>> labels = np.tile(np.arange(7), 10)
+    >>> table = per_class_intervals(labels, np.eye(7)[labels], n_resamples=20)
+    >>> table.loc["mel", ["recall", "recall_low", "precision_high", "support"]].tolist()
+    [1.0, 1.0, 1.0, 10.0]
+    """
+    def statistic(y, p):
+        called = p.argmax(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {**{("recall", dx): np.mean(called[y == k] == k) if (y == k).any() else np.nan
+                       for k, dx in enumerate(CLASSES)},
+                    **{("precision", dx): np.mean(y[called == k] == k) if (called == k).any() else np.nan
+                       for k, dx in enumerate(CLASSES)}}
+
+    labels = np.asarray(labels)
+    table = bootstrap(labels, probabilities, groups=groups, statistic=statistic, n_resamples=n_resamples, seed=seed,
+                      level=level)
+    rows = {}
+    for dx in CLASSES:
+        rows[dx] = {}
+        for metric in ("recall", "precision"):
+            row = table.loc[[(metric, dx)]].iloc[0]
+            rows[dx].update({metric: row["estimate"], f"{metric}_low": row["low"], f"{metric}_high": row["high"]})
+        rows[dx]["support"] = float((labels == CLASSES.index(dx)).sum())
+    return pd.DataFrame(rows).T.rename_axis("class")
+
+
+def _accuracies(labels, probabilities):
+    """Accuracy and balanced accuracy only (fast, for bootstrapping small groups)."""
+    called = np.asarray(probabilities).argmax(axis=1)
+    recalls = [np.mean(called[labels == k] == k) for k in np.unique(labels)]
+    return {"accuracy": float(np.mean(called == labels)), "balanced_accuracy": float(np.mean(recalls))}
+
+
+def subgroups(table, labels, probabilities, column, *, minimum=20, groups=None, n_resamples=0, seed=0):
     """Accuracy and balanced accuracy within each value of a metadata ``column`` (groups under ``minimum`` pooled).
 
-    ``table`` holds the metadata rows of the predictions, in the same order.
+    Parameters
+    ----------
+    table : DataFrame
+        The metadata rows of the predictions, in the same order.
+    labels : array-like of shape (n,)
+    probabilities : array-like of shape (n, 7)
+    column : str
+    minimum : int, default=20
+        Values with fewer images are pooled as "other".
+    groups : array-like of shape (n,), default=None
+        Lesion ids for the bootstrap (images of a lesion drawn together).
+    n_resamples : int, default=0
+        With more than 0, a 95% bootstrap interval of balanced accuracy within each group
+        (``balanced_accuracy_low``, ``balanced_accuracy_high``).
+    seed : int, default=0
+
+    Returns
+    -------
+    DataFrame
+        One row per group, largest first: ``images``, ``accuracy``, ``balanced_accuracy`` (with its interval)
+        and ``malignant_share``.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"sex": ["male"] * 30 + ["female"] * 30})
+    >>> labels = np.tile([4, 5], 30)
+    >>> subgroups(table, labels, np.eye(7)[labels], "sex", n_resamples=10)["balanced_accuracy_low"].tolist()
+    [1.0, 1.0]
     """
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
     values = pd.Series(table[column].fillna("unknown").astype(str).to_numpy(dtype=object))
     counts = values.value_counts()
     small = set(counts[counts < minimum].index)
@@ -249,11 +386,67 @@ def subgroups(table, labels, probabilities, column, *, minimum=20):
     rows = {}
     for value in values.unique():
         mask = (values == value).to_numpy()
-        scores = headline(np.asarray(labels)[mask], np.asarray(probabilities)[mask])
+        scores = _accuracies(labels[mask], probabilities[mask])
         rows[value] = {"images": int(mask.sum()), "accuracy": scores["accuracy"],
-                       "balanced_accuracy": scores["balanced_accuracy"],
-                       "malignant_share": float(np.isin(np.asarray(labels)[mask], MALIGNANT_INDEX).mean())}
+                       "balanced_accuracy": scores["balanced_accuracy"]}
+        if n_resamples:
+            interval = bootstrap(labels[mask], probabilities[mask], statistic=_accuracies, n_resamples=n_resamples,
+                                 seed=seed, groups=None if groups is None else np.asarray(groups)[mask])
+            rows[value].update(balanced_accuracy_low=interval.loc["balanced_accuracy", "low"],
+                               balanced_accuracy_high=interval.loc["balanced_accuracy", "high"])
+        rows[value]["malignant_share"] = float(np.isin(labels[mask], MALIGNANT_INDEX).mean())
     return pd.DataFrame(rows).T.sort_values("images", ascending=False).rename_axis(column)
+
+
+def describe_subgroups(tables, overall):
+    """Say which groups' balanced-accuracy intervals lie wholly above or below the overall estimate.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+        From :func:`subgroups` with ``n_resamples`` > 0, keyed by column.
+    overall : float
+        The balanced accuracy of all test images.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"images": [50, 40], "balanced_accuracy": [0.8, 0.5],
+    ...                       "balanced_accuracy_low": [0.7, 0.3], "balanced_accuracy_high": [0.9, 0.7]},
+    ...                      index=pd.Index(["male", "female"], name="sex"))
+    >>> print(describe_subgroups({"sex": table}, 0.65))  # doctest: +NORMALIZE_WHITESPACE
+    Of 2 groups, 1 has a 95% interval of balanced accuracy wholly above the overall 0.650 (sex male: 0.800,
+    0.700-0.900) and none wholly below; the other 1 cannot be told apart from the overall score.
+    """
+    above, below, total = [], [], 0
+    for column, table in tables.items():
+        for value, row in table.iterrows():
+            total += 1
+            text = (f"{column} {value}: {row['balanced_accuracy']:.3f}, {row['balanced_accuracy_low']:.3f}-"
+                    f"{row['balanced_accuracy_high']:.3f}")
+            if row["balanced_accuracy_low"] > overall:
+                above.append(text)
+            elif row["balanced_accuracy_high"] < overall:
+                below.append(text)
+
+    if not (above or below):
+        return (f"Of {total} groups, none has a 95% interval of balanced accuracy wholly above or below the overall "
+                f"{overall:.3f}: none can be told apart from the overall score.")
+
+    def listed(items, where):
+        if not items:
+            return f"none wholly {where}"
+        verb = "has" if len(items) == 1 else "have"
+        return (f"{len(items)} {verb} a 95% interval of balanced accuracy wholly {where} the overall {overall:.3f} "
+                f"({'; '.join(items)})")
+
+    first, second = (listed(above, "above"), listed(below, "below")) if above else (listed(below, "below"),
+                                                                                     listed(above, "above"))
+    rest = total - len(above) - len(below)
+    return f"Of {total} groups, {first} and {second}; the other {rest} cannot be told apart from the overall score."
 
 
 def age_band(ages):

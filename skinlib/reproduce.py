@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -119,10 +120,26 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
     return output
 
 
+STARTUP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+                           r"STDERR|I0000 00:00:\d+\.\d+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\..*)$")
+"""TensorFlow's C++ start-up lines (written before its log level applies, with a timestamp and process id)."""
+
+
+def drop_startup_noise(text):
+    r"""Remove TensorFlow's start-up lines (:data:`STARTUP_NOISE`) from a stream output's text.
+
+    >>> drop_startup_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    ...                    "real warning\n")
+    'real warning\n'
+    """
+    return "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.match(line.rstrip("\n")))
+
+
 def clean_notebook(path):
     """Drop what papermill records that is noise in a committed notebook: paths, timestamps, per-cell timings.
 
-    The notebook keeps its parameters and the total run time.
+    Also TensorFlow's start-up lines on stderr (:func:`drop_startup_noise`), which carry a timestamp and a
+    process id and change on every run. The notebook keeps its parameters and the total run time.
     """
     import nbformat
 
@@ -133,6 +150,16 @@ def clean_notebook(path):
     for cell in notebook.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                output["text"] = drop_startup_noise(output["text"])
+                if not output["text"].strip():
+                    continue
+            outputs.append(output)
+        cell.outputs = outputs
     nbformat.write(notebook, path)
 
 
@@ -239,6 +266,35 @@ def chapter_time(started, *, smoke):
     """
     return (f"this chapter ran in {(time.perf_counter() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
             f"({platform.machine()}), smoke mode: {smoke}")
+
+
+def chapter03_variants(root=None):
+    """The validation scores of chapter 03's designs that were run once and not shipped, from ``benchmarks/results``.
+
+    Reads ``profile_full.json`` (the ``full`` profile) and every ``chapter03_*.json`` written by
+    ``benchmarks/chapter03_variant.py``.
+
+    Returns
+    -------
+    DataFrame
+        One row per run: ``variant`` (its settings), ``name``, ``accuracy``, ``balanced_accuracy``,
+        ``macro_auc`` and ``file``; empty when none was recorded.
+    """
+    import pandas as pd
+
+    folder = Path(root or repo_root()) / "benchmarks" / "results"
+    rows = []
+    full = folder / "profile_full.json"
+    if full.is_file():
+        record = json.loads(full.read_text())
+        settings = ", ".join(f"{k}={v}" for k, v in record["run"]["settings"].items())
+        rows += [{"variant": settings, **run, "file": full.name} for run in record["chapter03_validation"]]
+    for path in sorted(folder.glob("chapter03_*.json")):
+        record = json.loads(path.read_text())
+        rows += [{"variant": ", ".join(record["settings"]), "name": name, **scores, "file": path.name}
+                 for name, scores in record["runs"].items()]
+    columns = ["variant", "name", "accuracy", "balanced_accuracy", "macro_auc", "file"]
+    return pd.DataFrame(rows).reindex(columns=columns)
 
 
 README_BLOCKS = ("run_times", "chapter02", "chapter03", "final", "checker_speed", "training_speed")
@@ -363,12 +419,15 @@ def _markdown_final(final):
         value = test[key]
         lines.append(f"| {label} | {_number(value['estimate'])} | {_number(value['low'])}-{_number(value['high'])} "
                      f"| {_number(value['validation'])} |")
-    for key in ("sensitivity", "specificity"):
+    for key, label in (("sensitivity", "malignant sensitivity"), ("sensitivity_mel", "share of melanomas flagged"),
+                       ("specificity", "benign specificity")):
+        if key not in screen["test"]:
+            continue
         interval = screen.get("test_interval", {}).get(key)
         shown = f"{_number(interval['low'])}-{_number(interval['high'])}" if interval else ""
-        lines.append(f"| malignant {key} at the validation threshold for {screen['target_validation_sensitivity']:.0%}"
+        lines.append(f"| {label} at the validation threshold for {screen['target_validation_sensitivity']:.0%}"
                      f" ({_number(screen['threshold'])}) | {_number(screen['test'][key])} | {shown} "
-                     f"| {_number(screen['validation'][key])} |")
+                     f"| {_number(screen['validation'].get(key))} |")
     ece = calibration["ece"]
     lines.append(f"| expected calibration error (raw; after T = {calibration['temperature']:.2f} fitted on validation) "
                  f"| {_number(ece['test']['raw'])}; {_number(ece['test']['scaled'])} | "
@@ -381,7 +440,10 @@ def _markdown_final(final):
         lines.append(f"Grad-CAM of {cams['images']:.0f} test images against the lesion masks: {cams['inside']:.0%} of "
                      f"the heat on the lesion (a uniform map: {cams['inside_uniform']:.0%}), hottest pixel on the "
                      f"lesion {cams['pointing_game']:.0%} of the time, {cams['frame']:.0%} in the outer frame "
-                     f"(uniform: {cams['frame_uniform']:.0%}).")
+                     f"(uniform: {cams['frame_uniform']:.0%})"
+                     + (f"; a centred Gaussian, which knows only that lesions are photographed in the middle, puts "
+                        f"{cams['inside_centre']:.0%} on the lesion and its centre pixel is on it "
+                        f"{cams['pointing_centre']:.0%} of the time." if "inside_centre" in cams else "."))
     return "\n".join(lines)
 
 

@@ -318,7 +318,7 @@ class Experiment:
 
 
 def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=64, seed=0, augment=None,
-               balance_classes=False, metadata=None, save_model=True, extra=None, **fit_options):
+               balance_classes=False, metadata=None, save_model=True, record=True, extra=None, **fit_options):
     """Seed, build, train, evaluate on validation and save: one iteration of a chapter in one call.
 
     Parameters
@@ -344,6 +344,9 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
         Metadata arrays by split name ("train", "val"), for a two-input model.
     save_model : bool, default=True
         Save the ``.keras`` file (else only the history, metrics and results row).
+    record : bool, default=True
+        Save anything at all; False for a repeat with another seed that only measures the spread (it must not
+        become a candidate for the final model or a row of the results table).
     extra : dict, default=None
         More columns for the results table.
     **fit_options
@@ -381,6 +384,7 @@ def experiment(name, build, splits, *, folder, notebook, epochs=12, batch_size=6
     probabilities = run.validation_probabilities  # The restored best epoch's, scored once during training.
     metrics = classification_metrics(validation.labels, probabilities)
     size = "x".join(map(str, train.images.shape[1:3])) if train.images.ndim == 4 else "features"
-    save_run(run, metrics, folder=folder, notebook=notebook, save_model=save_model,
-             extra={"input_size": size, "train_images": len(train.labels), **(extra or {})})
+    if record:
+        save_run(run, metrics, folder=folder, notebook=notebook, save_model=save_model,
+                 extra={"input_size": size, "train_images": len(train.labels), **(extra or {})})
     return Experiment(run=run, metrics=metrics, labels=validation.labels, probabilities=probabilities)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import artefacts, calibrate, data, explain, final, metrics, models
+from skinlib import artefacts, calibrate, data, explain, explanation_scores, final, metrics, models
 from tests.test_models_train import toy_splits
 
 
@@ -91,9 +91,9 @@ def test_grad_cam_finds_the_evidence():
     assert chosen == 0 and heat.shape == (32, 32)
     mask = np.zeros((32, 32), bool)
     mask[:16, :16] = True
-    scores = explain.mask_scores(heat, mask)
+    scores = explanation_scores.mask_scores(heat, mask)
     assert scores["hit"] and scores["inside"] > 0.9
-    assert explain.mask_scores(np.ones((32, 32)), mask)["inside"] == 0.25  # The uniform baseline.
+    assert explanation_scores.mask_scores(np.ones((32, 32)), mask)["inside"] == 0.25  # The uniform baseline.
 
 
 def test_grad_cam_on_a_transfer_classifier_and_a_cnn():
@@ -110,9 +110,9 @@ def test_grad_cam_on_a_transfer_classifier_and_a_cnn():
 def test_frame_share_and_mask_score_shapes():
     heat = np.zeros((20, 20))
     heat[0, :] = 1
-    assert explain.frame_share(heat) == 1.0
+    assert explanation_scores.frame_share(heat) == 1.0
     with pytest.raises(ValueError, match="differ in shape"):
-        explain.mask_scores(heat, np.ones((10, 10), bool))
+        explanation_scores.mask_scores(heat, np.ones((10, 10), bool))
 
 
 def test_lime_marks_the_informative_region():
@@ -145,3 +145,64 @@ def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
     assert probabilities.shape == (len(splits["val"].labels), 7)
     path = artefacts.write_final_metrics({"model": "03_big", "score": np.float32(0.5)}, tmp_path)
     assert json.loads(path.read_text()) == {"model": "03_big", "score": 0.5}
+
+
+def test_centre_prior_is_a_stronger_baseline_than_a_uniform_map():
+    """A centred lesion: the centred Gaussian scores it better than a uniform map, a corner lesion worse."""
+    prior = explanation_scores.centre_prior((30, 40))
+    centred = np.zeros((30, 40), bool)
+    centred[10:20, 13:27] = True
+    corner = np.zeros((30, 40), bool)
+    corner[:10, :13] = True
+    uniform = np.ones((30, 40))
+    assert explanation_scores.mask_scores(prior, centred)["inside"] > explanation_scores.mask_scores(
+        uniform, centred)["inside"]
+    assert explanation_scores.mask_scores(prior, centred)["hit"]
+    assert explanation_scores.mask_scores(prior, corner)["inside"] < explanation_scores.mask_scores(
+        uniform, corner)["inside"]
+    assert not explanation_scores.mask_scores(prior, corner)["hit"]
+
+
+def test_lime_and_grad_cam_scored_on_the_same_images():
+    """A model that looks at the left half; lesions on the left for class 0, on the right for class 1."""
+    inputs = keras.Input((32, 32, 3))
+    left = keras.layers.Cropping2D(((0, 0), (0, 16)))(inputs)
+    feature_map = keras.layers.Conv2D(1, 1, kernel_initializer="ones", use_bias=False)(left)
+    score = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(1 / 300), use_bias=False)(
+        keras.layers.GlobalAveragePooling2D()(feature_map))
+    logits = keras.layers.Concatenate()([score] + [keras.layers.Lambda(lambda t: 0 * t)(score)] * 6)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    blocks = np.random.default_rng(0).uniform(100, 255, (2, 4, 4, 3))
+    pixels = np.stack([np.kron(b, np.ones((8, 8, 1))) for b in blocks]).astype("float32")
+    masks = [np.zeros((32, 32), bool) for _ in range(2)]
+    masks[0][:, :16] = True
+    masks[1][:, 16:] = True
+    labels, predicted = np.array([0, 1]), np.array([0, 0])
+    scores = explanation_scores.score_cams(model, pixels, masks, labels, predicted, per_class=1)
+    assert {"inside_centre", "hit_centre"} <= set(scores.columns)
+    lime = explanation_scores.score_lime(model, pixels, masks, scores, predicted, per_class=1, samples=100)
+    assert len(lime) == 2
+    by_row = lime.set_index("row")
+    assert by_row.loc[0, "lime_inside"] == 1.0 and by_row.loc[1, "lime_inside"] == 0.0
+    text = explanation_scores.describe_lime(lime)
+    assert text.startswith("LIME on 2 images") and "disagree on" in text
+    summary = explanation_scores.summarise_scores(scores)
+    assert "pointing_centre" in summary.columns
+    assert "centred Gaussian" in explanation_scores.describe_scores(summary)
+
+
+def test_per_class_intervals_and_subgroup_intervals():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 400)
+    probabilities = np.eye(7)[np.where(rng.uniform(size=400) < 0.7, labels, rng.integers(0, 7, 400))]
+    lesions = np.arange(400) // 2
+    table = metrics.per_class_intervals(labels, probabilities, groups=lesions, n_resamples=50)
+    assert list(table.index) == list(data.CLASSES)
+    assert (table["recall_low"] <= table["recall"]).all() and (table["recall"] <= table["recall_high"]).all()
+    assert table["support"].sum() == 400
+    sex = pd.DataFrame({"sex": np.where(np.arange(400) < 200, "male", "female")})
+    groups = metrics.subgroups(sex, labels, probabilities, "sex", groups=lesions, n_resamples=50)
+    assert (groups["balanced_accuracy_low"] < groups["balanced_accuracy"]).all()
+    assert "cannot be told apart" in metrics.describe_subgroups({"sex": groups}, 0.7)
+    point = metrics.screening(labels, probabilities, 0.5)
+    assert {"sensitivity_mel", "sensitivity_bcc", "sensitivity_akiec"} <= set(point)

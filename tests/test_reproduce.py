@@ -104,3 +104,30 @@ def test_readme_blocks_are_rewritten_in_place(tmp_path):
     assert "| 02_mlp | 786,951 | 6 | 12.0 | 0.656 | 0.216 | 0.810 | 0.780 |" in text and "old" not in text
     assert text.startswith("intro\n") and text.endswith("<!-- end:chapter02 -->\nend\n")
     assert reproduce.update_readme(tmp_path) == []  # Nothing left to change.
+
+
+def test_every_parameter_line_of_the_notebooks_is_understood():
+    """papermill skips a line it cannot parse (a comment with "=" or parentheses can do it): the parameter then
+    cannot be set from the command line, silently. Every assignment in a parameters cell must come back."""
+    import ast
+
+    table = reproduce.parameters()
+    for notebook in reproduce.notebooks_in_order():
+        cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        assigned = [node.targets[0].id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
+        found = table.loc[table["notebook"] == notebook.stem, "name"].tolist()
+        assert found == assigned, f"{notebook.name}: papermill reads {found}, the cell assigns {assigned}"
+
+
+def test_chapter03_variants_read_both_record_formats(tmp_path):
+    folder = tmp_path / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    (folder / "profile_full.json").write_text(json.dumps({"run": {"settings": {"profile": "full"}}, "chapter03_validation": [
+        {"name": "03_a", "accuracy": 0.7, "balanced_accuracy": 0.6, "macro_auc": 0.9, "epochs_run": 3}]}))
+    (folder / "chapter03_lite2.json").write_text(json.dumps({"settings": ["backbone=efficientnet_lite2"], "runs": {
+        "03_b": {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_auc": 0.8}}}))
+    table = reproduce.chapter03_variants(tmp_path)
+    assert table[["variant", "name", "balanced_accuracy", "file"]].values.tolist() == [
+        ["profile=full", "03_a", 0.6, "profile_full.json"],
+        ["backbone=efficientnet_lite2", "03_b", 0.5, "chapter03_lite2.json"]]
+    assert reproduce.chapter03_variants(tmp_path / "nowhere").empty

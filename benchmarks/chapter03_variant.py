@@ -1,0 +1,73 @@
+"""Run chapter 03 once with other parameters, in a scratch copy of the repository, and record its validation scores.
+
+A design choice of chapter 03 (another backbone, colour constancy off) is measured by the chapter itself, not by a
+re-implementation: the committed code runs in a temporary ``git worktree`` of HEAD, so ``Saved_Models/`` and
+``Images/`` of this checkout stay as they are. The summary (validation metrics of every run of the variant, plain
+and with TTA, and the chapter's time) goes to ``--out``.
+
+    SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py \\
+        --set backbone=efficientnet_lite2 --set seeds=1 --out benchmarks/results/chapter03_lite2.json
+
+Takes as long as the chapter (about 9 minutes for one seed of Lite2 at 120x160 on 2 cores).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from skinlib.reproduce import cpu_name
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = ("accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "recall_mel")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a chapter-03 parameter")
+    parser.add_argument("--out", required=True, help="the JSON summary to write")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch worktree (its path is printed)")
+    parser.add_argument("--summarise", metavar="WORKTREE", help="only summarise a worktree where the same "
+                        "`python -m skinlib reproduce --only 03_Transfer --set ...` already ran (kept)")
+    args = parser.parse_args()
+    if args.summarise:
+        scratch, args.keep = Path(args.summarise), True
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="chapter03_variant_")) / "repo"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(scratch), "HEAD"], check=True)
+    try:
+        if not args.summarise:
+            environment = dict(os.environ, PYTHONPATH=str(scratch))
+            command = [sys.executable, "-m", "skinlib", "reproduce", "--only", "03_Transfer"]
+            command += [item for pair in args.set for item in ("--set", pair)]
+            subprocess.run(command, cwd=scratch, env=environment, check=True)
+        executed = json.loads((scratch / "notebooks" / "03_Transfer_Learning.ipynb").read_text())
+        seconds = executed["metadata"]["papermill"]["duration"]
+        folder = scratch / "Saved_Models"
+        before = {line.split(",")[0] for line in (ROOT / "Saved_Models" / "results.csv").read_text().splitlines()}
+        runs = {}
+        for path in sorted(folder.glob("03_*_metrics.json")):
+            name = path.name[: -len("_metrics.json")]
+            if name in before:  # Committed runs of the default design, not made by this variant.
+                continue
+            metrics = json.loads(path.read_text())
+            runs[name] = {key: metrics[key] for key in KEYS if key in metrics}
+        summary = {"settings": args.set, "runs": runs, "chapter_seconds": round(seconds, 1),
+                   "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+                   "command": "python benchmarks/chapter03_variant.py " + " ".join(f"--set {s}" for s in args.set)
+                              + f" --out {args.out}"}
+        out = ROOT / args.out
+        out.write_text(json.dumps(summary, indent=2) + "\n")
+        print(json.dumps(summary, indent=2))
+    finally:
+        if args.keep:
+            print(f"scratch worktree kept: {scratch}")
+        else:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch)], check=False)
+
+
+if __name__ == "__main__":
+    main()

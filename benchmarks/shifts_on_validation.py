@@ -1,0 +1,61 @@
+"""Score saved models on the validation split under chapter 04's named acquisition shifts.
+
+A design question (does Shades of Gray colour constancy make the model sturdier against other cameras?) is a
+choice, so it is measured on validation, never on test. Each model is applied once per shift, without test-time
+augmentation, like chapter 04's robustness table.
+
+    SKINLIB_DATA=../shared/data/ham10000 python benchmarks/shifts_on_validation.py \\
+        --model "colour constancy on=Saved_Models/03_efficientnet_lite0_views_seed0.keras" \\
+        --model "colour constancy off=/path/to/03_efficientnet_lite0_views.keras" \\
+        --out benchmarks/results/shifts_colour_constancy.json
+
+About 1 minute per model on 2 cores at 120x160.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from skinlib import acquisition, infer, metrics, models, split
+from skinlib.reproduce import cpu_name
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True, metavar="LABEL=PATH",
+                        help="a saved .keras model and the label it gets in the table (repeatable)")
+    parser.add_argument("--out", required=True, help="the JSON to write")
+    args = parser.parse_args()
+    table, loaded = {}, {}
+    for item in args.model:
+        label, _, path = item.partition("=")
+        model = models.load_model(path)
+        size = tuple(int(side) for side in model.inputs[0].shape[1:3])
+        if size not in loaded:
+            loaded[size] = split.load_split_images(size, splits=("val",), progress=False)["val"]
+        val = loaded[size]
+        for shift in acquisition.SHIFTS:
+            scores = metrics.classification_metrics(val.labels, infer.predict_proba(
+                model, acquisition.shift(val.images, shift)))
+            table[(label, shift)] = {key: round(float(scores[key]), 4) for key in KEYS}
+        print(f"{label}: scored under {len(acquisition.SHIFTS)} shifts", flush=True)
+    frame = pd.DataFrame(table).T
+    frame["balanced_accuracy_drop"] = frame["balanced_accuracy"] - frame.xs("none", level=1)[
+        "balanced_accuracy"].reindex(frame.index.get_level_values(0)).to_numpy()
+    print(frame.round(3).to_string())
+    record = {"split": "val", "models": dict(item.partition("=")[::2] for item in args.model),
+              "scores": {f"{label} | {shift}": row for (label, shift), row in frame.round(4).to_dict("index").items()},
+              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+              "command": "python benchmarks/shifts_on_validation.py "
+                         + " ".join(f'--model "{item}"' for item in args.model) + f" --out {args.out}"}
+    (ROOT / args.out).write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

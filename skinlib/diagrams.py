@@ -1,0 +1,135 @@
+"""Method diagrams: a network or a training pipeline as boxes joined by arrows.
+
+Drawn with matplotlib from the numbers the chapters compute (a layer table, the shapes of a cut backbone), so a
+diagram cannot drift from the code it describes. Chapter 02 draws its CNN, chapter 03 the two-stage transfer;
+the slides reuse both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KIND_COLOURS = {"data": "#e8eef5", "fixed": "#f3e6c8", "frozen": "#d5d8dc", "trained": "#cfe8d0"}
+"""Box colours: data (inputs, stored maps, outputs), fixed operations, frozen pretrained parts, trained parts."""
+
+KIND_NAMES = {"data": "data", "fixed": "fixed operation", "frozen": "frozen (ImageNet)", "trained": "trained here"}
+
+
+def plot_flow(steps, *, title="", heights=None, note="", width=None):
+    """Boxes left to right, joined by arrows.
+
+    Parameters
+    ----------
+    steps : list of (str, str)
+        ``(text, kind)`` per box; ``kind`` is one of :data:`KIND_COLOURS` (it picks the colour and the legend).
+    title : str, default=""
+    heights : list of float, default=None
+        Relative box heights (0-1], e.g. to show a map shrinking; None: all full height.
+    note : str, default=""
+        A line of text under the boxes.
+    width : float, default=None
+        Figure width in inches; None: 1.6 per box.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> figure = plot_flow([("image", "data"), ("network", "trained"), ("7 probabilities", "data")])
+    >>> len(figure.axes[0].patches)
+    3
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch, Patch
+
+    unknown = {kind for _, kind in steps} - set(KIND_COLOURS)
+    if unknown:
+        raise ValueError(f"unknown box kind {sorted(unknown)}; use one of {list(KIND_COLOURS)}.")
+    heights = list(heights) if heights is not None else [1.0] * len(steps)
+    count = len(steps)
+    figure, axis = plt.subplots(figsize=(width or 1.6 * count + 0.4, 3.2 if note else 2.8))
+    gap, box = 0.35, 1.0
+    for index, ((text, kind), height) in enumerate(zip(steps, heights)):
+        left, half = index * (box + gap), 0.5 * max(0.25, min(1.0, height))
+        axis.add_patch(FancyBboxPatch((left, 0.5 - half), box, 2 * half, boxstyle="round,pad=0.02,rounding_size=0.06",
+                                      facecolor=KIND_COLOURS[kind], edgecolor="#555555", linewidth=0.8))
+        axis.text(left + box / 2, 0.5, text, ha="center", va="center", fontsize=7.5, wrap=True)
+        if index:
+            axis.annotate("", xy=(left, 0.5), xytext=(left - gap, 0.5),
+                          arrowprops=dict(arrowstyle="-|>", color="#333333", lw=1))
+    total = count * box + (count - 1) * gap
+    axis.set(xlim=(-0.05, total + 0.05), ylim=(-0.25 if note else -0.05, 1.12))
+    axis.axis("off")
+    if note:
+        axis.text(total / 2, -0.15, note, ha="center", va="center", fontsize=8, style="italic")
+    used = [kind for kind in KIND_COLOURS if kind in {k for _, k in steps}]
+    axis.legend(handles=[Patch(facecolor=KIND_COLOURS[k], edgecolor="#555555", label=KIND_NAMES[k]) for k in used],
+                loc="upper center", bbox_to_anchor=(0.5, 1.12), ncol=len(used), fontsize=7, frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def cnn_steps(table, input_shape):
+    """Boxes for :func:`plot_flow` from a layer table (:func:`skinlib.models.layer_table`) of a small CNN.
+
+    Returns ``(steps, heights)``: one box for the input and one per layer with parameters or a new shape; heights
+    follow the side of each feature map (the map halves, the box shrinks).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"layer": ["conv", "dense"], "kind": ["Conv2D", "Dense"],
+    ...                       "output shape": ["32 x 32 x 16", "7"], "parameters": [448, 16394]})
+    >>> steps, heights = cnn_steps(table, (64, 64, 3))
+    >>> [kind for _, kind in steps], [round(h, 2) for h in heights]
+    (['data', 'trained', 'trained'], [1.0, 0.5, 0.25])
+    """
+    side = input_shape[0]
+    steps = [(f"input\n{' x '.join(str(s) for s in input_shape)}", "data")]
+    heights = [1.0]
+    for _, row in table.iterrows():
+        shape = str(row["output shape"])
+        parameters = int(row["parameters"])
+        text = f"{row['layer']}\n{row['kind']}\n{shape}" + (f"\n{parameters:,} weights" if parameters else "")
+        steps.append((text, "trained" if parameters else "fixed"))
+        first = shape.split(" x ")[0]
+        heights.append(int(first) / side if " x " in shape and first.isdigit() else 0.25)
+    return steps, [float(np.clip(h, 0.25, 1.0)) for h in heights]
+
+
+def transfer_steps(size, backbone, lower_shape, lower_parameters, upper_parameters, *, views=4,
+                   colour_constancy=True):
+    """Boxes for :func:`plot_flow` of chapter 03's transfer learning on cached views.
+
+    Parameters
+    ----------
+    size : tuple (height, width)
+        The input size.
+    backbone : str
+        Its name, e.g. ``"efficientnet_lite0"``.
+    lower_shape : tuple
+        The stored map's shape (height, width, channels).
+    lower_parameters, upper_parameters : int
+        Weights of the frozen lower part and of the trained upper part (without the head).
+    views : int, default=4
+        Stored views per training image.
+    colour_constancy : bool, default=True
+        Whether Shades of Gray is the model's first layer.
+
+    Examples
+    --------
+    >>> steps = transfer_steps((120, 160), "efficientnet_lite0", (8, 10, 112), 1000, 2000)
+    >>> [kind for _, kind in steps]
+    ['data', 'fixed', 'frozen', 'data', 'trained', 'data']
+    """
+    steps = [(f"image\n{size[0]} x {size[1]} x 3", "data")]
+    if colour_constancy:
+        steps.append(("Shades of Gray\ncolour constancy\n(first layer)", "fixed"))
+    steps += [(f"{backbone}\nlower blocks\n{lower_parameters:,} weights\nrun once per view", "frozen"),
+              (f"stored maps\n{' x '.join(str(s) for s in lower_shape)}\nfloat16\n{views} views per image", "data"),
+              (f"upper blocks\n{upper_parameters:,} weights\n+ pooling\n+ new head", "trained"),
+              ("7 probabilities\n(TTA: mean\nover 4 flips)", "data")]
+    return steps
