@@ -297,6 +297,29 @@ def chapter03_variants(root=None):
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
+def recorded_shifts(name, root=None):
+    """Balanced accuracy under each acquisition shift, per model, from a ``benchmarks/shifts_on_validation.py`` record.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by shift; columns (model label, ``balanced_accuracy`` or ``balanced_accuracy_drop``); empty when
+        the record ``benchmarks/results/<name>`` does not exist.
+    """
+    import pandas as pd
+
+    path = Path(root or repo_root()) / "benchmarks" / "results" / name
+    if not path.is_file():
+        return pd.DataFrame()
+    scores = json.loads(path.read_text())["scores"]
+    rows = {}
+    for key, row in scores.items():
+        label, shift = key.split(" | ", 1)
+        for metric in ("balanced_accuracy", "balanced_accuracy_drop"):
+            rows.setdefault(shift, {})[(label, metric)] = row[metric]
+    return pd.DataFrame(rows).T.rename_axis("shift")
+
+
 README_BLOCKS = ("run_times", "chapter02", "chapter03", "final", "checker_speed", "training_speed")
 """The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
 

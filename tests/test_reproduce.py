@@ -131,3 +131,17 @@ def test_chapter03_variants_read_both_record_formats(tmp_path):
         ["profile=full", "03_a", 0.6, "profile_full.json"],
         ["backbone=efficientnet_lite2", "03_b", 0.5, "chapter03_lite2.json"]]
     assert reproduce.chapter03_variants(tmp_path / "nowhere").empty
+
+
+def test_recorded_shifts_table(tmp_path):
+    folder = tmp_path / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    scores = {"on | none": {"balanced_accuracy": 0.6, "balanced_accuracy_drop": 0.0},
+              "on | darker": {"balanced_accuracy": 0.5, "balanced_accuracy_drop": -0.1},
+              "off | none": {"balanced_accuracy": 0.7, "balanced_accuracy_drop": 0.0},
+              "off | darker": {"balanced_accuracy": 0.4, "balanced_accuracy_drop": -0.3}}
+    (folder / "shifts.json").write_text(json.dumps({"scores": scores}))
+    table = reproduce.recorded_shifts("shifts.json", tmp_path)
+    assert table.loc["darker", ("off", "balanced_accuracy_drop")] == -0.3
+    assert list(table.index) == ["none", "darker"]
+    assert reproduce.recorded_shifts("missing.json", tmp_path).empty
