@@ -6,8 +6,12 @@ augmentation, like chapter 04's robustness table.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/shifts_on_validation.py \\
         --model "colour constancy on=Saved_Models/03_efficientnet_lite0_views_seed0.keras" \\
-        --model "colour constancy off=/path/to/03_efficientnet_lite0_views.keras" \\
+        --model "colour constancy off=WORKTREE/Saved_Models/03_efficientnet_lite0_views.keras" \\
         --out benchmarks/results/shifts_colour_constancy.json
+
+where WORKTREE is the scratch copy kept by
+``python benchmarks/chapter03_variant.py --set colour_constancy=False --set seeds=1 --keep --out ...``.
+Paths outside this repository are recorded as ``<scratch>/Saved_Models/NAME``, so no machine path is committed.
 
 About 1 minute per model on 2 cores at 120x160.
 """
@@ -24,6 +28,15 @@ from skinlib.reproduce import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc"]
+
+
+def shown(path):
+    """``path`` as recorded: relative to the repository, or ``<scratch>/Saved_Models/NAME`` outside it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return f"<scratch>/{path.parent.name}/{path.name}"
 
 
 def main():
@@ -49,11 +62,12 @@ def main():
     frame["balanced_accuracy_drop"] = frame["balanced_accuracy"] - frame.xs("none", level=1)[
         "balanced_accuracy"].reindex(frame.index.get_level_values(0)).to_numpy()
     print(frame.round(3).to_string())
-    record = {"split": "val", "models": dict(item.partition("=")[::2] for item in args.model),
+    named = [(label, shown(path)) for label, _, path in (item.partition("=") for item in args.model)]
+    record = {"split": "val", "models": dict(named),
               "scores": {f"{label} | {shift}": row for (label, shift), row in frame.round(4).to_dict("index").items()},
               "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
               "command": "python benchmarks/shifts_on_validation.py "
-                         + " ".join(f'--model "{item}"' for item in args.model) + f" --out {args.out}"}
+                         + " ".join(f'--model "{label}={path}"' for label, path in named) + f" --out {args.out}"}
     (ROOT / args.out).write_text(json.dumps(record, indent=2) + "\n")
 
 

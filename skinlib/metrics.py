@@ -285,10 +285,10 @@ def describe_seed_difference(table, first, second, *, metric="balanced_accuracy"
     Examples
     --------
     >>> table = seed_spread({"a": [{"balanced_accuracy": v} for v in (0.50, 0.52, 0.54)],
-    ...                      "b": [{"balanced_accuracy": v} for v in (0.53, 0.55, 0.57)]}, metrics=("balanced_accuracy",))
+    ...                      "b": [{"balanced_accuracy": v} for v in (0.54, 0.55, 0.56)]}, metrics=("balanced_accuracy",))
     >>> print(describe_seed_difference(table, "a", "b"))  # doctest: +NORMALIZE_WHITESPACE
     b against a, balanced accuracy over 3 seeds each: mean 0.550 against 0.520 (+0.030); standard deviations
-    0.020 and 0.020. The difference is larger than either spread, but with 3 seeds that is a hint, not proof.
+    0.010 and 0.020. The difference is larger than either spread, but with 3 seeds that is a hint, not proof.
     """
     a, b = table.loc[first], table.loc[second]
     difference = b[(metric, "mean")] - a[(metric, "mean")]
@@ -298,7 +298,7 @@ def describe_seed_difference(table, first, second, *, metric="balanced_accuracy"
                "The difference is within the spread over seeds: these runs cannot tell the two recipes apart.")
     return (f"{second} against {first}, {metric.replace('_', ' ')} over {int(a[(metric, 'seeds')])} seeds each: "
             f"mean {b[(metric, 'mean')]:.3f} against {a[(metric, 'mean')]:.3f} ({difference:+.3f}); standard "
-            f"deviations {a[(metric, 'std')]:.3f} and {b[(metric, 'std')]:.3f}. "
+            f"deviations {b[(metric, 'std')]:.3f} and {a[(metric, 'std')]:.3f}. "
             + verdict.format(n=int(min(a[(metric, "seeds")], b[(metric, "seeds")]))))
 
 
