@@ -24,7 +24,8 @@ def plot_flow(steps, *, title="", heights=None, note="", width=None):
         ``(text, kind)`` per box; ``kind`` is one of :data:`KIND_COLOURS` (it picks the colour and the legend).
     title : str, default=""
     heights : list of float, default=None
-        Relative box heights (0-1], e.g. to show a map shrinking; None: all full height.
+        Relative box heights (0-1], e.g. to show a map shrinking; the labels then go under the boxes.
+        None: all boxes full height, labels inside.
     note : str, default=""
         A line of text under the boxes.
     width : float, default=None
@@ -46,23 +47,31 @@ def plot_flow(steps, *, title="", heights=None, note="", width=None):
     unknown = {kind for _, kind in steps} - set(KIND_COLOURS)
     if unknown:
         raise ValueError(f"unknown box kind {sorted(unknown)}; use one of {list(KIND_COLOURS)}.")
-    heights = list(heights) if heights is not None else [1.0] * len(steps)
+    shrink = heights is not None  # Box heights carry a size: labels go under the boxes, where they always fit.
+    heights = list(heights) if shrink else [1.0] * len(steps)
     count = len(steps)
-    figure, axis = plt.subplots(figsize=(width or 1.6 * count + 0.4, 3.2 if note else 2.8))
+    figure, axis = plt.subplots(figsize=(width or 1.6 * count + 0.4, (3.0 if shrink else 2.8) + (0.3 if note else 0)))
     gap, box = 0.35, 1.0
+    middle = 0.5
     for index, ((text, kind), height) in enumerate(zip(steps, heights)):
-        left, half = index * (box + gap), 0.5 * max(0.25, min(1.0, height))
-        axis.add_patch(FancyBboxPatch((left, 0.5 - half), box, 2 * half, boxstyle="round,pad=0.02,rounding_size=0.06",
+        left, half = index * (box + gap), 0.5 * min(1.0, max(0.04 if shrink else 0.25, height))
+        axis.add_patch(FancyBboxPatch((left, middle - half), box, 2 * half,
+                                      boxstyle="round,pad=0.02,rounding_size=0.03" if shrink else
+                                      "round,pad=0.02,rounding_size=0.06",
                                       facecolor=KIND_COLOURS[kind], edgecolor="#555555", linewidth=0.8))
-        axis.text(left + box / 2, 0.5, text, ha="center", va="center", fontsize=7.5, wrap=True)
+        if shrink:
+            axis.text(left + box / 2, -0.08, text, ha="center", va="top", fontsize=7.5)
+        else:
+            axis.text(left + box / 2, middle, text, ha="center", va="center", fontsize=7.5, wrap=True)
         if index:
-            axis.annotate("", xy=(left, 0.5), xytext=(left - gap, 0.5),
+            axis.annotate("", xy=(left, middle), xytext=(left - gap, middle),
                           arrowprops=dict(arrowstyle="-|>", color="#333333", lw=1))
     total = count * box + (count - 1) * gap
-    axis.set(xlim=(-0.05, total + 0.05), ylim=(-0.25 if note else -0.05, 1.12))
+    bottom = (-0.75 if shrink else -0.05) - (0.15 if note else 0)
+    axis.set(xlim=(-0.05, total + 0.05), ylim=(bottom, 1.12))
     axis.axis("off")
     if note:
-        axis.text(total / 2, -0.15, note, ha="center", va="center", fontsize=8, style="italic")
+        axis.text(total / 2, bottom + 0.1, note, ha="center", va="center", fontsize=8, style="italic")
     used = [kind for kind in KIND_COLOURS if kind in {k for _, k in steps}]
     axis.legend(handles=[Patch(facecolor=KIND_COLOURS[k], edgecolor="#555555", label=KIND_NAMES[k]) for k in used],
                 loc="upper center", bbox_to_anchor=(0.5, 1.12), ncol=len(used), fontsize=7, frameon=False)
@@ -76,7 +85,8 @@ def cnn_steps(table, input_shape):
     """Boxes for :func:`plot_flow` from a layer table (:func:`skinlib.models.layer_table`) of a small CNN.
 
     Returns ``(steps, heights)``: one box for the input and one per layer with parameters or a new shape; heights
-    follow the side of each feature map (the map halves, the box shrinks).
+    are the side of each feature map over the input's (the map halves, the box halves); a flat vector (flatten,
+    dense) gets a thin bar, 0.05.
 
     Examples
     --------
@@ -85,7 +95,7 @@ def cnn_steps(table, input_shape):
     ...                       "output shape": ["32 x 32 x 16", "7"], "parameters": [448, 16394]})
     >>> steps, heights = cnn_steps(table, (64, 64, 3))
     >>> [kind for _, kind in steps], [round(h, 2) for h in heights]
-    (['data', 'trained', 'trained'], [1.0, 0.5, 0.25])
+    (['data', 'trained', 'trained'], [1.0, 0.5, 0.05])
     """
     side = input_shape[0]
     steps = [(f"input\n{' x '.join(str(s) for s in input_shape)}", "data")]
@@ -96,8 +106,8 @@ def cnn_steps(table, input_shape):
         text = f"{row['layer']}\n{row['kind']}\n{shape}" + (f"\n{parameters:,} weights" if parameters else "")
         steps.append((text, "trained" if parameters else "fixed"))
         first = shape.split(" x ")[0]
-        heights.append(int(first) / side if " x " in shape and first.isdigit() else 0.25)
-    return steps, [float(np.clip(h, 0.25, 1.0)) for h in heights]
+        heights.append(int(first) / side if " x " in shape and first.isdigit() else 0.05)
+    return steps, [float(np.clip(h, 0.05, 1.0)) for h in heights]
 
 
 def transfer_steps(size, backbone, lower_shape, lower_parameters, upper_parameters, *, views=4,

@@ -107,7 +107,7 @@ def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro
     title : str, default=""
     errors : DataFrame, default=None
         Error bars: indexed by run name, one column per metric (e.g. the standard deviation over seeds from
-        :func:`skinlib.metrics.seed_spread`); runs or metrics missing from it get none.
+        :func:`skinlib.metrics.seed_spread`); runs or metrics missing from it get none (no zero-length caps).
 
     Returns
     -------
@@ -125,7 +125,7 @@ def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro
 
     table = results.set_index("name")[list(metrics)]
     figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(table)), 3.6))
-    yerr = None if errors is None else errors.reindex(index=table.index, columns=table.columns).fillna(0.0)
+    yerr = None if errors is None else errors.reindex(index=table.index, columns=table.columns)
     table.plot.bar(ax=axis, rot=30, width=0.8, yerr=yerr, capsize=2, error_kw={"elinewidth": 0.8})
     axis.set_ylim(0, 1)
     axis.set_ylabel("validation score")
