@@ -127,6 +127,7 @@ def plot_comparison(results, *, metrics=("accuracy", "balanced_accuracy", "macro
     figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(table)), 3.6))
     yerr = None if errors is None else errors.reindex(index=table.index, columns=table.columns)
     table.plot.bar(ax=axis, rot=30, width=0.8, yerr=yerr, capsize=2, error_kw={"elinewidth": 0.8})
+    plt.setp(axis.get_xticklabels(), ha="right", rotation_mode="anchor")  # Long names end under their bars.
     axis.set_ylim(0, 1)
     axis.set_ylabel("validation score")
     axis.grid(axis="y", alpha=0.3)
@@ -425,8 +426,8 @@ def plot_shifts(table, *, metrics=("accuracy", "balanced_accuracy", "malignant_a
         values = table[metric].astype(float)
         axis.barh(range(len(values)), values, color=["#777"] + ["#4c72b0"] * (len(values) - 1))
         axis.axvline(values.iloc[0], color="black", linestyle="--", linewidth=1)
-        for row, value in enumerate(values):
-            axis.text(value, row, f" {value:.3f}", va="center", fontsize=8)
+        for row, value in enumerate(values):  # Inside the bar's left end: never on the dashed line.
+            axis.text(0.02, row, f"{value:.3f}", va="center", fontsize=8, color="white", fontweight="bold")
         axis.set_yticks(range(len(values)), table.index)
         axis.invert_yaxis()
         axis.set_xlim(0, 1.08)

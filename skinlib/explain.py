@@ -596,7 +596,7 @@ def plot_mistakes(model, pixels, masks, labels, probabilities, *, count=12, meta
     wrong = np.flatnonzero(predicted != labels)
     chosen = wrong[np.argsort(-confidence[wrong])][:count]
     rows = max(1, int(np.ceil(len(chosen) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.0 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.5 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, row in zip(axes.flat, chosen):
@@ -605,7 +605,7 @@ def plot_mistakes(model, pixels, masks, labels, probabilities, *, count=12, meta
         axis.imshow(_with_outline(overlay_heat(pixels[row], heat), masks[row]))
         axis.set_title(f"true {CLASSES[labels[row]]}, said {CLASSES[predicted[row]]}\n{confidence[row]:.0%} sure",
                        fontsize=7)
-    figure.suptitle("Most confident mistakes on the test split (Grad-CAM of the wrong class; green: lesion)",
-                    fontsize=9)
+    figure.suptitle("Most confident mistakes on the test split (Grad-CAM of the wrong class; green: lesion;\n"
+                    "confidence of one pass of the model, without TTA or temperature)", fontsize=9)
     figure.tight_layout()
     return figure

@@ -220,7 +220,7 @@ def summarise_scores(scores):
     return pd.DataFrame({**per_class, **overall}).T.rename_axis(["class", "predictions"])
 
 
-def describe_scores(summary, *, tolerance=0.02):
+def describe_scores(summary, *, tolerance=0.02, lift_tolerance=0.05):
     """Say in words how the Grad-CAM scores of correct and wrong predictions compare, from :func:`summarise_scores`.
 
     Parameters
@@ -229,6 +229,8 @@ def describe_scores(summary, *, tolerance=0.02):
         From :func:`summarise_scores`; needs the rows ("all", "correct") and ("all", "wrong").
     tolerance : float, default=0.02
         Differences of shares smaller than this are called "about as much".
+    lift_tolerance : float, default=0.05
+        The same for the lift over the uniform map (a difference of two differences, over a few dozen images).
 
     Returns
     -------
@@ -246,7 +248,7 @@ def describe_scores(summary, *, tolerance=0.02):
     >>> print(describe_scores(pd.DataFrame(rows).T).splitlines()[-1])  # doctest: +NORMALIZE_WHITESPACE
     Compared with correct predictions, the wrong ones put more heat in the image frame (10% against 4%), and
     their heat beats the uniform map on the lesion by less (20 points against 32). Hair and skin texture inside
-    the lesion cannot be told apart by these scores; the galleries show them.
+    the lesion cannot be told apart by these scores, nor at the resolution of these maps.
     """
     lines = []
     for kind in ("correct", "wrong"):
@@ -259,17 +261,17 @@ def describe_scores(summary, *, tolerance=0.02):
     if not (right["images"] and wrong["images"]):
         return "\n".join(lines + ["No wrong (or no correct) predictions among the scored images: nothing to compare."])
 
-    def compared(a, b, more, less):
-        return "about as much" if abs(a - b) < tolerance else (more if a > b else less)
+    def compared(a, b, more, less, within=tolerance):
+        return "about as much" if abs(a - b) < within else (more if a > b else less)
 
     lift_right = right["inside"] - right["inside_uniform"]
     lift_wrong = wrong["inside"] - wrong["inside_uniform"]
     lines.append(f"Compared with correct predictions, the wrong ones put "
                  f"{compared(wrong['frame'], right['frame'], 'more', 'less')} heat in the image frame "
                  f"({wrong['frame']:.0%} against {right['frame']:.0%}), and their heat beats the uniform map on the "
-                 f"lesion by {compared(lift_wrong, lift_right, 'more', 'less')} ({lift_wrong * 100:.0f} points "
+                 f"lesion by {compared(lift_wrong, lift_right, 'more', 'less', lift_tolerance)} ({lift_wrong * 100:.0f} points "
                  f"against {lift_right * 100:.0f}). Hair and skin texture inside the lesion cannot be told apart by "
-                 "these scores; the galleries show them.")
+                 "these scores, nor at the resolution of these maps.")
     if "inside_centre" in summary:
         every = summary.loc[("all", "all")] if ("all", "all") in summary.index else right
         lift = every["inside"] - every["inside_centre"]
