@@ -274,8 +274,9 @@ def describe_scores(summary, *, tolerance=0.02, lift_tolerance=0.05):
                  "these scores, nor at the resolution of these maps.")
     if "inside_centre" in summary:
         every = summary.loc[("all", "all")] if ("all", "all") in summary.index else right
-        lift = every["inside"] - every["inside_centre"]
-        pointing = every["pointing_game"] - every["pointing_centre"]
+        # Differences of the shares as printed (whole percent), so the sentence adds up for the reader.
+        lift = (round(every["inside"] * 100) - round(every["inside_centre"] * 100)) / 100
+        pointing = (round(every["pointing_game"] * 100) - round(every["pointing_centre"] * 100)) / 100
         lines.append(f"Against a map that only says 'the lesion is in the middle' (a centred Gaussian), Grad-CAM puts "
                      f"{abs(lift) * 100:.0f} points {'more' if lift >= 0 else 'less'} heat on the lesion "
                      f"({every['inside']:.0%} against {every['inside_centre']:.0%}), and its hottest pixel is on the "

@@ -90,7 +90,7 @@ class Prediction:
         if self.malignant_probability >= self.threshold:
             target = f"{self.target_sensitivity:.0%}" if self.target_sensitivity is not None else "most"
             return (f"at or above the screening threshold ({self.threshold:.1%}, set in chapter 04 to catch {target} "
-                    f"of malignant lesions on validation): have it examined")
+                    f"of the malignant validation images): have it examined")
         return (f"below the screening threshold ({self.threshold:.1%}); a score below it does not rule out a "
                 f"malignant lesion")
 
