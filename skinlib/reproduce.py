@@ -122,7 +122,7 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
 
 STARTUP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
                            r"STDERR|I0000 00:00:\d+\.\d+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\..*"
-                           r"|E0000 00:00:\d+\.\d+ +\d+ util\.cc:\d+\] oneDNN supports DT_UINT8 only on platforms "
+                           r"|E0000 00:00:\d+\.\d+ +\d+ util\.cc:\d+\] oneDNN supports DT_[A-Z0-9]+ only on platforms "
                            r"with AVX-512\..*|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)$")
 """TensorFlow's C++ start-up and CPU-capability lines (written before its log level applies, with a timestamp and
 process id)."""
