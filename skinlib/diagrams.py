@@ -7,6 +7,8 @@ the slides reuse both.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 KIND_COLOURS = {"data": "#e8eef5", "fixed": "#f3e6c8", "frozen": "#d5d8dc", "trained": "#cfe8d0"}
@@ -15,7 +17,7 @@ KIND_COLOURS = {"data": "#e8eef5", "fixed": "#f3e6c8", "frozen": "#d5d8dc", "tra
 KIND_NAMES = {"data": "data", "fixed": "fixed operation", "frozen": "frozen (ImageNet)", "trained": "trained here"}
 
 
-def plot_flow(steps, *, title="", heights=None, note="", width=None):
+def plot_flow(steps, *, title="", heights=None, note="", width=None, fontsize=7.5):
     """Boxes left to right, joined by arrows.
 
     Parameters
@@ -29,7 +31,9 @@ def plot_flow(steps, *, title="", heights=None, note="", width=None):
     note : str, default=""
         A line of text under the boxes.
     width : float, default=None
-        Figure width in inches; None: 1.6 per box.
+        Figure width in inches; None: 1.6 per box (scaled with ``fontsize``).
+    fontsize : float, default=7.5
+        Size of the box labels; larger for slides, where the figure is shrunk to fit.
 
     Returns
     -------
@@ -50,7 +54,9 @@ def plot_flow(steps, *, title="", heights=None, note="", width=None):
     shrink = heights is not None  # Box heights carry a size: labels go under the boxes, where they always fit.
     heights = list(heights) if shrink else [1.0] * len(steps)
     count = len(steps)
-    figure, axis = plt.subplots(figsize=(width or 1.6 * count + 0.4, (3.0 if shrink else 2.8) + (0.3 if note else 0)))
+    scale = fontsize / 7.5
+    figure, axis = plt.subplots(figsize=(width or (1.6 * count + 0.4) * scale,
+                                         ((3.0 if shrink else 2.8) + (0.3 if note else 0)) * scale))
     gap, box = 0.35, 1.0
     middle = 0.5
     for index, ((text, kind), height) in enumerate(zip(steps, heights)):
@@ -60,9 +66,9 @@ def plot_flow(steps, *, title="", heights=None, note="", width=None):
                                       "round,pad=0.02,rounding_size=0.06",
                                       facecolor=KIND_COLOURS[kind], edgecolor="#555555", linewidth=0.8))
         if shrink:
-            axis.text(left + box / 2, -0.08, text, ha="center", va="top", fontsize=7.5)
+            axis.text(left + box / 2, -0.08, text, ha="center", va="top", fontsize=fontsize)
         else:
-            axis.text(left + box / 2, middle, text, ha="center", va="center", fontsize=7.5, wrap=True)
+            axis.text(left + box / 2, middle, text, ha="center", va="center", fontsize=fontsize, wrap=True)
         if index:
             axis.annotate("", xy=(left, middle), xytext=(left - gap, middle),
                           arrowprops=dict(arrowstyle="-|>", color="#333333", lw=1))
@@ -71,12 +77,12 @@ def plot_flow(steps, *, title="", heights=None, note="", width=None):
     axis.set(xlim=(-0.05, total + 0.05), ylim=(bottom, 1.12))
     axis.axis("off")
     if note:
-        axis.text(total / 2, bottom + 0.1, note, ha="center", va="center", fontsize=8, style="italic")
+        axis.text(total / 2, bottom + 0.1, note, ha="center", va="center", fontsize=fontsize + 0.5, style="italic")
     used = [kind for kind in KIND_COLOURS if kind in {k for _, k in steps}]
     axis.legend(handles=[Patch(facecolor=KIND_COLOURS[k], edgecolor="#555555", label=KIND_NAMES[k]) for k in used],
-                loc="upper center", bbox_to_anchor=(0.5, 1.12), ncol=len(used), fontsize=7, frameon=False)
+                loc="upper center", bbox_to_anchor=(0.5, 1.12), ncol=len(used), fontsize=fontsize - 0.5, frameon=False)
     if title:
-        figure.suptitle(title, fontsize=10)
+        figure.suptitle(title, fontsize=fontsize + 2.5)
     figure.tight_layout()
     return figure
 
@@ -104,6 +110,50 @@ def cnn_steps(table, input_shape):
         shape = str(row["output shape"])
         parameters = int(row["parameters"])
         text = f"{row['layer']}\n{row['kind']}\n{shape}" + (f"\n{parameters:,} weights" if parameters else "")
+        steps.append((text, "trained" if parameters else "fixed"))
+        first = shape.split(" x ")[0]
+        heights.append(int(first) / side if " x " in shape and first.isdigit() else 0.05)
+    return steps, [float(np.clip(h, 0.05, 1.0)) for h in heights]
+
+
+SHORT_KINDS = {"Conv2D": "conv", "MaxPooling2D": "max pool", "Flatten": "flatten", "Dense": "dense"}
+"""Layer kinds as :func:`cnn_blocks` writes them."""
+
+
+def cnn_blocks(table, input_shape):
+    """Like :func:`cnn_steps`, but one box per block: each convolution with the pooling after it, and the flatten
+    with the dense layer after it. Half as many boxes, for slides.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"layer": ["block1_conv", "block1_pool", "flat", "dense"],
+    ...                       "kind": ["Conv2D", "MaxPooling2D", "Flatten", "Dense"],
+    ...                       "output shape": ["64 x 64 x 16", "32 x 32 x 16", "16384", "7"],
+    ...                       "parameters": [448, 0, 0, 114695]})
+    >>> steps, heights = cnn_blocks(table, (64, 64, 3))
+    >>> [text.splitlines()[0] for text, _ in steps], heights
+    (['input', 'block1', 'dense'], [1.0, 0.5, 0.05])
+    """
+    side = input_shape[0]
+    steps = [(f"input\n{' x '.join(str(s) for s in input_shape)}", "data")]
+    heights = [1.0]
+    rows = list(table.itertuples(index=False))
+    index = 0
+    while index < len(rows):
+        row = rows[index]
+        names, kinds, parameters, shape = [row.layer], [row.kind], int(row.parameters), str(row[2])
+        follower = rows[index + 1] if index + 1 < len(rows) else None
+        if follower is not None and (row.kind, follower.kind) in (("Conv2D", "MaxPooling2D"), ("Flatten", "Dense")):
+            names.append(follower.layer)
+            kinds.append(follower.kind)
+            parameters += int(follower.parameters)
+            shape = str(follower[2])
+            index += 1
+        index += 1
+        shared = os.path.commonprefix(names).rstrip("_")  # block1_conv1 + block1_pool: "block1"
+        text = (f"{shared if len(shared) >= 3 else names[-1]}\n{' + '.join(SHORT_KINDS.get(kind, kind) for kind in kinds)}\n{shape}"
+                + (f"\n{parameters:,} weights" if parameters else ""))
         steps.append((text, "trained" if parameters else "fixed"))
         first = shape.split(" x ")[0]
         heights.append(int(first) / side if " x " in shape and first.isdigit() else 0.05)
