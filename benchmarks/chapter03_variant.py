@@ -41,20 +41,26 @@ def main():
     try:
         if not args.summarise:
             environment = dict(os.environ, PYTHONPATH=str(scratch))
+            if "SKINLIB_DATA" in os.environ:  # The chapter runs in the scratch copy: a relative path would miss.
+                environment["SKINLIB_DATA"] = str(Path(os.environ["SKINLIB_DATA"]).resolve())
             command = [sys.executable, "-m", "skinlib", "reproduce", "--only", "03_Transfer"]
             command += [item for pair in args.set for item in ("--set", pair)]
             subprocess.run(command, cwd=scratch, env=environment, check=True)
         executed = json.loads((scratch / "notebooks" / "03_Transfer_Learning.ipynb").read_text())
         seconds = executed["metadata"]["papermill"]["duration"]
         folder = scratch / "Saved_Models"
-        before = {line.split(",")[0] for line in (ROOT / "Saved_Models" / "results.csv").read_text().splitlines()}
+        # Only the metric files this run wrote or changed: a variant's runs may share the committed runs' names.
+        status = subprocess.run(["git", "-C", str(scratch), "status", "--porcelain", "--untracked-files=all", "--",
+                                 "Saved_Models"], check=True, capture_output=True, text=True).stdout
+        written = {Path(line[3:].strip()).name for line in status.splitlines()}
         runs = {}
         for path in sorted(folder.glob("03_*_metrics.json")):
-            name = path.name[: -len("_metrics.json")]
-            if name in before:  # Committed runs of the default design, not made by this variant.
+            if path.name not in written:
                 continue
             metrics = json.loads(path.read_text())
-            runs[name] = {key: metrics[key] for key in KEYS if key in metrics}
+            runs[path.name[: -len("_metrics.json")]] = {key: metrics[key] for key in KEYS if key in metrics}
+        if not runs:
+            raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         summary = {"settings": args.set, "runs": runs, "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
                    "command": "python benchmarks/chapter03_variant.py " + " ".join(f"--set {s}" for s in args.set)

@@ -90,7 +90,7 @@ def plot_flow(steps, *, title="", heights=None, note="", width=None, fontsize=7.
 def cnn_steps(table, input_shape):
     """Boxes for :func:`plot_flow` from a layer table (:func:`skinlib.models.layer_table`) of a small CNN.
 
-    Returns ``(steps, heights)``: one box for the input and one per layer with parameters or a new shape; heights
+    Returns ``(steps, heights)``: one box for the input and one per row of the table (layer); heights
     are the side of each feature map over the input's (the map halves, the box halves); a flat vector (flatten,
     dense) gets a thin bar, 0.05.
 
@@ -138,21 +138,24 @@ def cnn_blocks(table, input_shape):
     side = input_shape[0]
     steps = [(f"input\n{' x '.join(str(s) for s in input_shape)}", "data")]
     heights = [1.0]
-    rows = list(table.itertuples(index=False))
+    rows = [row for _, row in table.iterrows()]
     index = 0
     while index < len(rows):
         row = rows[index]
-        names, kinds, parameters, shape = [row.layer], [row.kind], int(row.parameters), str(row[2])
+        names, kinds = [row["layer"]], [row["kind"]]
+        parameters, shape = int(row["parameters"]), str(row["output shape"])
         follower = rows[index + 1] if index + 1 < len(rows) else None
-        if follower is not None and (row.kind, follower.kind) in (("Conv2D", "MaxPooling2D"), ("Flatten", "Dense")):
-            names.append(follower.layer)
-            kinds.append(follower.kind)
-            parameters += int(follower.parameters)
-            shape = str(follower[2])
+        if follower is not None and (row["kind"], follower["kind"]) in (("Conv2D", "MaxPooling2D"),
+                                                                          ("Flatten", "Dense")):
+            names.append(follower["layer"])
+            kinds.append(follower["kind"])
+            parameters += int(follower["parameters"])
+            shape = str(follower["output shape"])
             index += 1
         index += 1
         shared = os.path.commonprefix(names).rstrip("_")  # block1_conv1 + block1_pool: "block1"
-        text = (f"{shared if len(shared) >= 3 else names[-1]}\n{' + '.join(SHORT_KINDS.get(kind, kind) for kind in kinds)}\n{shape}"
+        kind_text = " + ".join(SHORT_KINDS.get(kind, kind) for kind in kinds)
+        text = (f"{shared if len(shared) >= 3 else names[-1]}\n{kind_text}\n{shape}"
                 + (f"\n{parameters:,} weights" if parameters else ""))
         steps.append((text, "trained" if parameters else "fixed"))
         first = shape.split(" x ")[0]

@@ -291,6 +291,9 @@ def describe_seed_difference(table, first, second, *, metric="balanced_accuracy"
     0.010 and 0.020. The difference is larger than either spread, but with 3 seeds that is a hint, not proof.
     """
     a, b = table.loc[first], table.loc[second]
+    if min(a[(metric, "seeds")], b[(metric, "seeds")]) < 2:
+        return (f"{second} against {first}, {metric.replace('_', ' ')}: one seed of at least one recipe, so no "
+                "spread to compare the difference with.")
     difference = b[(metric, "mean")] - a[(metric, "mean")]
     spread = max(a[(metric, "std")], b[(metric, "std")])
     verdict = ("The difference is larger than either spread, but with {n} seeds that is a hint, not proof."
