@@ -103,17 +103,7 @@ def cnn_steps(table, input_shape):
     >>> [kind for _, kind in steps], [round(h, 2) for h in heights]
     (['data', 'trained', 'trained'], [1.0, 0.5, 0.05])
     """
-    side = input_shape[0]
-    steps = [(f"input\n{' x '.join(str(s) for s in input_shape)}", "data")]
-    heights = [1.0]
-    for _, row in table.iterrows():
-        shape = str(row["output shape"])
-        parameters = int(row["parameters"])
-        text = f"{row['layer']}\n{row['kind']}\n{shape}" + (f"\n{parameters:,} weights" if parameters else "")
-        steps.append((text, "trained" if parameters else "fixed"))
-        first = shape.split(" x ")[0]
-        heights.append(int(first) / side if " x " in shape and first.isdigit() else 0.05)
-    return steps, [float(np.clip(h, 0.05, 1.0)) for h in heights]
+    return _cnn_boxes(table, input_shape, merge=False)
 
 
 SHORT_KINDS = {"Conv2D": "conv", "MaxPooling2D": "max pool", "Flatten": "flatten", "Dense": "dense"}
@@ -135,29 +125,32 @@ def cnn_blocks(table, input_shape):
     >>> [text.splitlines()[0] for text, _ in steps], heights
     (['input', 'block1', 'dense'], [1.0, 0.5, 0.05])
     """
+    return _cnn_boxes(table, input_shape, merge=True)
+
+
+def _cnn_boxes(table, input_shape, *, merge):
+    """The boxes of :func:`cnn_steps` (one per layer) or, with ``merge``, of :func:`cnn_blocks` (one per block)."""
     side = input_shape[0]
     steps = [(f"input\n{' x '.join(str(s) for s in input_shape)}", "data")]
     heights = [1.0]
     rows = [row for _, row in table.iterrows()]
     index = 0
     while index < len(rows):
-        row = rows[index]
-        names, kinds = [row["layer"]], [row["kind"]]
-        parameters, shape = int(row["parameters"]), str(row["output shape"])
-        follower = rows[index + 1] if index + 1 < len(rows) else None
-        if follower is not None and (row["kind"], follower["kind"]) in (("Conv2D", "MaxPooling2D"),
-                                                                          ("Flatten", "Dense")):
-            names.append(follower["layer"])
-            kinds.append(follower["kind"])
-            parameters += int(follower["parameters"])
-            shape = str(follower["output shape"])
-            index += 1
-        index += 1
-        shared = os.path.commonprefix(names).rstrip("_")  # block1_conv1 + block1_pool: "block1"
-        kind_text = " + ".join(SHORT_KINDS.get(kind, kind) for kind in kinds)
-        text = (f"{shared if len(shared) >= 3 else names[-1]}\n{kind_text}\n{shape}"
-                + (f"\n{parameters:,} weights" if parameters else ""))
-        steps.append((text, "trained" if parameters else "fixed"))
+        group = rows[index:index + 2]
+        if not (merge and len(group) == 2
+                and (group[0]["kind"], group[1]["kind"]) in (("Conv2D", "MaxPooling2D"), ("Flatten", "Dense"))):
+            group = group[:1]
+        index += len(group)
+        names = [row["layer"] for row in group]
+        shape, parameters = str(group[-1]["output shape"]), sum(int(row["parameters"]) for row in group)
+        if merge:
+            shared = os.path.commonprefix(names).rstrip("_")  # block1_conv1 + block1_pool: "block1"
+            label = (f"{shared if len(shared) >= 3 else names[-1]}\n"
+                     + " + ".join(SHORT_KINDS.get(row["kind"], row["kind"]) for row in group))
+        else:
+            label = f"{names[0]}\n{group[0]['kind']}"
+        steps.append((f"{label}\n{shape}" + (f"\n{parameters:,} weights" if parameters else ""),
+                      "trained" if parameters else "fixed"))
         first = shape.split(" x ")[0]
         heights.append(int(first) / side if " x " in shape and first.isdigit() else 0.05)
     return steps, [float(np.clip(h, 0.05, 1.0)) for h in heights]

@@ -269,7 +269,8 @@ def describe_scores(summary, *, tolerance=0.02, lift_tolerance=0.05):
     lines.append(f"Compared with correct predictions, the wrong ones put "
                  f"{compared(wrong['frame'], right['frame'], 'more', 'less')} heat in the image frame "
                  f"({wrong['frame']:.0%} against {right['frame']:.0%}), and their heat beats the uniform map on the "
-                 f"lesion by {compared(lift_wrong, lift_right, 'more', 'less', lift_tolerance)} ({lift_wrong * 100:.0f} points "
+                 f"lesion by {compared(lift_wrong, lift_right, 'more', 'less', lift_tolerance)} "
+                 f"({lift_wrong * 100:.0f} points "
                  f"against {lift_right * 100:.0f}). Hair and skin texture inside the lesion cannot be told apart by "
                  "these scores, nor at the resolution of these maps.")
     if "inside_centre" in summary:
