@@ -72,9 +72,20 @@ def border_effect(gray, kernel, *, width=1):
     True
     """
     out = np.abs(convolve(gray, kernel))
-    inside = out[width:-width, width:-width]
-    border = (out.sum() - inside.sum()) / (out.size - inside.size)
-    return float(border / inside.mean()) if inside.mean() > 0 else float("inf")
+    if not 1 <= width < min(out.shape) / 2:
+        raise ValueError(f"width must be at least 1 and leave an inside in a {out.shape[0]}x{out.shape[1]} image. "
+                         f"Got {width!r} instead.")
+    ratio = _border_ratio(out, width)
+    return float("inf") if np.isnan(ratio) else ratio
+
+
+def _border_ratio(strength, width):
+    """Mean of a 2-D map on its outer ``width`` pixels over its mean inside; NaN without a (nonzero) inside."""
+    inside = strength[width:-width, width:-width]
+    if inside.size == 0 or inside.mean() == 0:
+        return float("nan")
+    border = (strength.sum() - inside.sum()) / (strength.size - inside.size)
+    return float(border / inside.mean())
 
 
 def plot_convolutions(pixels, kernels=None):
@@ -284,13 +295,7 @@ def border_activation(model, pixels, layers, *, width=1):
 
     ratios = {}
     for name, activation in zip(layers, feature_maps(model, pixels, layers)):
-        strength = np.abs(activation).mean(axis=-1)
-        inside = strength[width:-width, width:-width]
-        if inside.size == 0 or inside.mean() == 0:
-            ratios[name] = float("nan")
-            continue
-        border = (strength.sum() - inside.sum()) / (strength.size - inside.size)
-        ratios[name] = float(border / inside.mean())
+        ratios[name] = _border_ratio(np.abs(activation).mean(axis=-1), width)
     return pd.Series(ratios, name="border / inside")
 
 

@@ -422,7 +422,10 @@ def describe_subgroups(tables, overall):
     ...                      index=pd.Index(["male", "female"], name="sex"))
     >>> print(describe_subgroups({"sex": table}, 0.65))  # doctest: +NORMALIZE_WHITESPACE
     Of 2 groups, 1 has a 95% interval of balanced accuracy wholly above the overall 0.650 (sex male: 0.800,
-    0.700-0.900) and none wholly below; the other 1 cannot be told apart from the overall score.
+    0.700-0.900) and none wholly below; the other one cannot be told apart from the overall score.
+    >>> print(describe_subgroups({"sex": table.iloc[:1]}, 0.65))  # doctest: +NORMALIZE_WHITESPACE
+    Of 1 group, 1 has a 95% interval of balanced accuracy wholly above the overall 0.650 (sex male: 0.800,
+    0.700-0.900) and none wholly below.
     """
     above, below, total = [], [], 0
     for column, table in tables.items():
@@ -435,8 +438,9 @@ def describe_subgroups(tables, overall):
             elif row["balanced_accuracy_high"] < overall:
                 below.append(text)
 
+    groups = f"Of {total} group{'s' if total != 1 else ''}"
     if not (above or below):
-        return (f"Of {total} groups, none has a 95% interval of balanced accuracy wholly above or below the overall "
+        return (f"{groups}, none has a 95% interval of balanced accuracy wholly above or below the overall "
                 f"{overall:.3f}: none can be told apart from the overall score.")
 
     def listed(items, where):
@@ -449,7 +453,9 @@ def describe_subgroups(tables, overall):
     first, second = (listed(above, "above"), listed(below, "below")) if above else (listed(below, "below"),
                                                                                      listed(above, "above"))
     rest = total - len(above) - len(below)
-    return f"Of {total} groups, {first} and {second}; the other {rest} cannot be told apart from the overall score."
+    others = {0: "", 1: "; the other one cannot be told apart from the overall score"}.get(
+        rest, f"; the other {rest} cannot be told apart from the overall score")
+    return f"{groups}, {first} and {second}{others}."
 
 
 def age_band(ages):

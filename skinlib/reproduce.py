@@ -323,7 +323,7 @@ def recorded_shifts(name, root=None):
     return pd.DataFrame(rows).T.rename_axis("shift")
 
 
-README_BLOCKS = ("run_times", "chapter02", "chapter03", "final", "checker_speed", "training_speed")
+README_BLOCKS = ("run_times", "chapter02", "chapter03", "final", "checker_speed", "training_speed", "equal_time")
 """The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
 
 
@@ -363,7 +363,43 @@ def readme_blocks(root=None):
             "`python -m skinlib reproduce --readme`.")
     if (measured / "training_speed.json").is_file():
         blocks["training_speed"] = _markdown_training_speed(json.loads((measured / "training_speed.json").read_text()))
+    records = [json.loads(path.read_text()) for path in sorted(measured.glob("equal_time_*.json"))]
+    if records:
+        blocks["equal_time"] = _markdown_equal_time(records)
     return blocks
+
+
+def _markdown_equal_time(records):
+    """The equal-wall-time table: per record, the best validation score overall and within the shortest run's time.
+
+    >>> curve = [{"epoch": 1, "seconds": 60.0, "val_balanced_accuracy": 0.5}, {"epoch": 2, "seconds": 120.0,
+    ...          "val_balanced_accuracy": 0.6}]
+    >>> record = {"label": "a", "epochs": 2, "setup_seconds": 30.0, "curve": curve, "cpu": "CPU", "cpu_count": 2,
+    ...           "input": "120x160", "seed": 0, "command": "python benchmarks/equal_time.py"}
+    >>> print(_markdown_equal_time([record]).splitlines()[-1])
+    | a | 0 | 2 | 0.5 | 2.0 | 0.600 (epoch 2, 2.0 min) | 0.600 |
+    """
+    budget = min(record["curve"][-1]["seconds"] for record in records)
+
+    def best(curve):
+        row = max(curve, key=lambda item: item["val_balanced_accuracy"])
+        return f"{row['val_balanced_accuracy']:.3f} (epoch {row['epoch']}, {row['seconds'] / 60:.1f} min)"
+
+    first = records[0]
+    lines = [f"Measured by `python benchmarks/equal_time.py` (one record per method, the command of each in "
+             f"`benchmarks/results/equal_time_*.json`) on {first['cpu_count']} CPU cores ({first['cpu']}), "
+             f"EfficientNet-Lite0 at {first['input']}, validation balanced accuracy after "
+             f"each epoch, the clock including the stored views and the head. The last column is the best epoch "
+             f"that ended within {budget / 60:.1f} min, the shortest record's time:", "",
+             "| method | seed | epochs | before the first epoch (min) | total (min) | best epoch | best within "
+             f"{budget / 60:.1f} min |", "|---|---|---|---|---|---|---|"]
+    for record in records:
+        within = [row for row in record["curve"] if row["seconds"] <= budget]
+        lines.append(f"| {record['label']} | {record['seed']} | {record['epochs']} | "
+                     f"{record['setup_seconds'] / 60:.1f} | "
+                     f"{record['curve'][-1]['seconds'] / 60:.1f} | {best(record['curve'])} | "
+                     + (f"{max(row['val_balanced_accuracy'] for row in within):.3f} |" if within else "none |"))
+    return "\n".join(lines)
 
 
 def _markdown_checker_speed(result):

@@ -206,3 +206,11 @@ def test_per_class_intervals_and_subgroup_intervals():
     assert "cannot be told apart" in metrics.describe_subgroups({"sex": groups}, 0.7)
     point = metrics.screening(labels, probabilities, 0.5)
     assert {"sensitivity_mel", "sensitivity_bcc", "sensitivity_akiec"} <= set(point)
+
+
+def test_border_effect_needs_a_border_and_an_inside():
+    flat = np.full((10, 10), 100.0)
+    assert explain.border_effect(flat, explain.EDGE_KERNELS["vertical edges"], width=2) > 1
+    for width in (0, 5):
+        with pytest.raises(ValueError, match="width must be at least 1"):
+            explain.border_effect(flat, explain.EDGE_KERNELS["blur"], width=width)

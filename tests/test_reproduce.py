@@ -145,3 +145,40 @@ def test_recorded_shifts_table(tmp_path):
     assert table.loc["darker", ("off", "balanced_accuracy_drop")] == -0.3
     assert list(table.index) == ["none", "darker"]
     assert reproduce.recorded_shifts("missing.json", tmp_path).empty
+
+
+def equal_time_record(label, seed, seconds, scores):
+    curve = [{"epoch": epoch, "seconds": second, "val_balanced_accuracy": score, "val_accuracy": score, "loss": 1.0}
+             for epoch, (second, score) in enumerate(zip(seconds, scores), start=1)]
+    return {"method": "views", "label": label, "seed": seed, "epochs": len(curve), "setup_seconds": 30.0,
+            "curve": curve, "input": "120x160", "cpu": "CPU", "cpu_count": 2, "command": "python x.py"}
+
+
+def test_equal_time_block_compares_at_the_shortest_records_time(tmp_path):
+    folder = tmp_path / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    fast = equal_time_record("cached views", 0, [60.0, 120.0], [0.5, 0.6])
+    slow = equal_time_record("end-to-end fine-tuning", 0, [100.0, 200.0], [0.55, 0.7])
+    (folder / "equal_time_views.json").write_text(json.dumps(fast))
+    (folder / "equal_time_end_to_end.json").write_text(json.dumps(slow))
+    block = reproduce.readme_blocks(tmp_path)["equal_time"]
+    assert "best epoch that ended within 2.0 min" in block
+    rows = block.splitlines()[-2:]
+    assert rows[0].endswith("| 0.700 (epoch 2, 3.3 min) | 0.550 |")  # end_to_end sorts first; only epoch 1 by 2 min.
+    assert rows[1].endswith("| 0.600 (epoch 2, 2.0 min) | 0.600 |")
+
+
+def test_equal_time_benchmark_draws_its_records(tmp_path):
+    import subprocess
+    import sys
+
+    record = tmp_path / "equal_time_views.json"
+    record.write_text(json.dumps(equal_time_record("cached views", 1, [60.0, 120.0], [0.5, 0.6])))
+    figure = tmp_path / "curves.png"
+    script = reproduce.repo_root() / "benchmarks" / "equal_time.py"
+    done = subprocess.run([sys.executable, str(script), "--plot", str(record), "--figure", str(figure)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert figure.stat().st_size > 1000
+    nothing = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert nothing.returncode == 2 and "--method and --out are needed" in nothing.stderr
