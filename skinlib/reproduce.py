@@ -386,7 +386,7 @@ def _markdown_equal_time(records):
         return f"{row['val_balanced_accuracy']:.3f} (epoch {row['epoch']}, {row['seconds'] / 60:.1f} min)"
 
     first = records[0]
-    lines = [f"Measured by `python benchmarks/equal_time.py` (one record per method, the command of each in "
+    lines = [f"Measured by `python benchmarks/equal_time.py` (one record per run, the command of each in "
              f"`benchmarks/results/equal_time_*.json`) on {first['cpu_count']} CPU cores ({first['cpu']}), "
              f"EfficientNet-Lite0 at {first['input']}, validation balanced accuracy after "
              f"each epoch, the clock including the stored views and the head. The last column is the best epoch "
