@@ -42,9 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from skinlib.reproduce import cpu_name  # noqa: E402
-
-LABELS = {"views": "cached views", "end_to_end": "end-to-end fine-tuning"}
+from skinlib.reproduce import cpu_has_avx512, cpu_name  # noqa: E402
 
 
 def _head(pooled, labels, pooled_val, val_labels, seed):
@@ -86,7 +84,6 @@ def end_to_end(parts, size, *, epochs, seed, jitter, batch_size=64):
     """The whole network trained on freshly augmented images every epoch."""
     import keras
     import numpy as np
-    import pandas as pd
     import tensorflow as tf
 
     from skinlib import acquisition, features, models, pipeline, train
@@ -94,10 +91,8 @@ def end_to_end(parts, size, *, epochs, seed, jitter, batch_size=64):
     start = time.perf_counter()
     labels, val_labels = parts["train"].labels, parts["val"].labels
     base = models.backbone("efficientnet_lite0", input_shape=(*size, 3), colour_constancy=True)
-    pool = keras.Model(base.inputs, keras.layers.GlobalAveragePooling2D()(base.outputs[0]))
-    pooled = [pool.predict(pipeline.evaluation_dataset(part.images, batch_size=128), verbose=0)
-              for part in (parts["train"], parts["val"])]
-    head = _head(pooled[0][None], labels, pooled[1], val_labels, seed)
+    pooled, pooled_val = (features.pool_views(base, part.images[None]) for part in (parts["train"], parts["val"]))
+    head = _head(pooled, labels, pooled_val[0], val_labels, seed)
     setup = time.perf_counter() - start
 
     train.set_seeds(seed)
@@ -111,27 +106,13 @@ def end_to_end(parts, size, *, epochs, seed, jitter, batch_size=64):
 
     data = pipeline.training_dataset(parts["train"].images, np.eye(7, dtype="float32")[labels],
                                      batch_size=batch_size, seed=seed, augment=augment)
-    steps = int(data.cardinality().numpy())
-    rate = train.learning_rate_schedule("one_cycle", 3e-4, steps * epochs)
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss=features.loss_function("cross_entropy",
-                                                                                      label_smoothing=0.1),
-                  metrics=["accuracy"])
-    scorer = train.validation_callback(parts["val"].images, val_labels)
     ends = []
     clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
-    history = model.fit(data, epochs=epochs, class_weight=train.class_weights(labels, power=1.0),
-                        callbacks=[scorer, clock], verbose=0, shuffle=False)
-    table = pd.DataFrame(history.history).rename_axis("epoch")
-    table.index = table.index + 1
-    return setup, [end - start for end in ends], table
-
-
-def _has_avx512():
-    """Whether the CPU has AVX-512 (Linux; None elsewhere): it about halves training time on these cores."""
-    try:
-        return " avx512f" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
+    run = train.fit(model, data, (parts["val"].images, val_labels), name="end_to_end", epochs=epochs,
+                    learning_rate=3e-4, schedule="one_cycle", class_weight=train.class_weights(labels, power=1.0),
+                    patience=epochs, loss=features.loss_function("cross_entropy", label_smoothing=0.1),
+                    callbacks=[clock])
+    return setup, [end - start for end in ends], run.history
 
 
 def plot(paths, figure_path):
@@ -154,8 +135,7 @@ def plot(paths, figure_path):
     axis.set_xlabel("minutes since the start (dotted: first epoch starts; before it, storing views and the head)")
     axis.set_ylabel("validation balanced accuracy")
     axis.set_title(f"Equal wall time, EfficientNet-Lite0 at {record['input']}, {record['cpu_count']} CPU cores "
-                   f"({record['cpu']})",
-                   fontsize=10)
+                   f"({record['cpu']})", fontsize=10)
     axis.axhline(0.75, color="gray", linestyle="--", linewidth=1, label="the project's goal (0.75)")
     axis.set_xlim(left=0)
     axis.grid(alpha=0.3)
@@ -168,7 +148,7 @@ def plot(paths, figure_path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=sorted(LABELS))
+    parser.add_argument("--method", choices=("views", "end_to_end"))
     parser.add_argument("--cut", default="block10_add", help="views: the last layer of the frozen lower part")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -201,8 +181,8 @@ def main():
     best = max(curve, key=lambda row: row["val_balanced_accuracy"])
     record = {"method": args.method, "label": label, "cut": args.cut if args.method == "views" else None,
               "epochs": args.epochs, "seed": args.seed, "input": f"{size[0]}x{size[1]}", "jitter": args.jitter,
-              "setup_seconds": round(setup, 1), "curve": curve, "best": best, "cpu": cpu_name(), "avx512": _has_avx512(),
-              "cpu_count": os.cpu_count(), "command": "python benchmarks/equal_time.py " + " ".join(sys.argv[1:])}
+              "setup_seconds": round(setup, 1), "curve": curve, "best": best, "cpu": cpu_name(),
+              "avx512": cpu_has_avx512(), "cpu_count": os.cpu_count(), "command": "python benchmarks/equal_time.py " + " ".join(sys.argv[1:])}
     artefacts.write_json_atomic(args.out, record, end="\n")
     print(json.dumps({key: record[key] for key in ("label", "setup_seconds", "best")}))
 

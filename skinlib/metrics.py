@@ -453,8 +453,7 @@ def describe_subgroups(tables, overall):
     first, second = (listed(above, "above"), listed(below, "below")) if above else (listed(below, "below"),
                                                                                      listed(above, "above"))
     rest = total - len(above) - len(below)
-    others = {0: "", 1: "; the other one cannot be told apart from the overall score"}.get(
-        rest, f"; the other {rest} cannot be told apart from the overall score")
+    others = f"; the other {'one' if rest == 1 else rest} cannot be told apart from the overall score" if rest else ""
     return f"{groups}, {first} and {second}{others}."
 
 

@@ -261,6 +261,14 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
+def cpu_has_avx512():
+    """Whether the CPU has AVX-512 (Linux; None where unknown): on 2 cores it about halved training time here."""
+    try:
+        return " avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+
+
 def chapter_time(started, *, smoke):
     """The line that ends a chapter: how long it ran since ``started`` (a ``time.perf_counter()``), and where.
 

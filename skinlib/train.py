@@ -185,7 +185,8 @@ class Run:
 
 
 def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, optimizer="adam",
-        schedule=None, class_weight=None, patience=5, verbose=True):
+        schedule=None, class_weight=None, patience=5, verbose=True, loss="sparse_categorical_crossentropy",
+        callbacks=()):
     """Compile and train ``model``, keeping the epoch with the best validation balanced accuracy.
 
     Parameters
@@ -214,6 +215,11 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
         Epochs without a better validation balanced accuracy before stopping.
     verbose : bool, default=True
         Print one line per epoch with the training and validation scores.
+    loss : str or keras.losses.Loss, default="sparse_categorical_crossentropy"
+        For example ``skinlib.features.loss_function("cross_entropy", label_smoothing=0.1)``
+        with one-hot labels.
+    callbacks : sequence of keras.callbacks.Callback, default=()
+        Run after the validation scorer and early stopping.
 
     Returns
     -------
@@ -235,18 +241,19 @@ def fit(model, train_data, validation, *, name, epochs=20, learning_rate=1e-3, o
         chosen = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd'. Got {optimizer!r} instead.")
-    model.compile(optimizer=chosen, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=chosen, loss=loss, metrics=["accuracy"])
     images, labels, *metadata = validation
     scorer = validation_callback(images, labels, metadata=metadata[0] if metadata else None, verbose=verbose)
-    callbacks = [
+    chosen_callbacks = [
         scorer,
         keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
                                       restore_best_weights=True, verbose=0),
     ]
     if schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.1, patience=2, verbose=0))
+        chosen_callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.1, patience=2, verbose=0))
     begin = time.perf_counter()
-    history = model.fit(train_data, epochs=epochs, class_weight=class_weight, callbacks=callbacks, verbose=0,
+    history = model.fit(train_data, epochs=epochs, class_weight=class_weight,
+                        callbacks=chosen_callbacks + list(callbacks), verbose=0,
                         shuffle=False)
     seconds = time.perf_counter() - begin
     table = pd.DataFrame(history.history).rename_axis("epoch")
