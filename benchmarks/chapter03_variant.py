@@ -9,6 +9,13 @@ and with TTA, and the chapter's time) goes to ``--out``.
         --set backbone=efficientnet_lite2 --set seeds=1 --out benchmarks/results/chapter03_lite2.json
 
 Takes as long as the chapter (about 9 minutes for one seed of Lite2 at 120x160 on 2 cores).
+
+When chapter 03's default changes, the design it replaces is recorded from the commit that still ran it, without
+running it again: ``--from-commit REV`` reads that commit's executed chapter and its ``Saved_Models/03_*_metrics.json``
+(``--set`` then names the setting that repeats it under the new default)::
+
+    python benchmarks/chapter03_variant.py --from-commit dec6772 --set cut=block10_add \\
+        --out benchmarks/results/chapter03_block10.json
 """
 
 import argparse
@@ -32,7 +39,15 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the scratch worktree (its path is printed)")
     parser.add_argument("--summarise", metavar="WORKTREE", help="only summarise a worktree where the same "
                         "`python -m skinlib reproduce --only 03_Transfer --set ...` already ran (kept)")
+    parser.add_argument("--from-commit", metavar="REV", help="only summarise the committed chapter 03 of REV (the "
+                        "design it ran then; --set names the setting that repeats it now)")
     args = parser.parse_args()
+    if args.from_commit:
+        summary = {"settings": args.set, **committed_summary(args.from_commit)}
+        summary["command"] = command_line(args.set, args.out)
+        summary["from_commit"] = git("rev-parse", "--short", args.from_commit).strip()
+        write(summary, args.out)
+        return
     if args.summarise:
         scratch, args.keep = Path(args.summarise), True
     else:
@@ -63,16 +78,41 @@ def main():
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         summary = {"settings": args.set, "runs": runs, "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
-                   "command": "python benchmarks/chapter03_variant.py " + " ".join(f"--set {s}" for s in args.set)
-                              + f" --out {args.out}"}
-        out = ROOT / args.out
-        out.write_text(json.dumps(summary, indent=2) + "\n")
-        print(json.dumps(summary, indent=2))
+                   "command": command_line(args.set, args.out)}
+        write(summary, args.out)
     finally:
         if args.keep:
             print(f"scratch worktree kept: {scratch}")
         else:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch)], check=False)
+
+
+def git(*arguments):
+    return subprocess.run(["git", "-C", str(ROOT), *arguments], check=True, capture_output=True, text=True).stdout
+
+
+def committed_summary(rev):
+    """Runs, time and machine of chapter 03 as committed at ``rev`` (its metric files and its executed notebook)."""
+    executed = json.loads(git("show", f"{rev}:notebooks/03_Transfer_Learning.ipynb"))
+    names = git("ls-tree", "--name-only", rev, "Saved_Models/").split()
+    runs = {}
+    for path in sorted(name for name in names if Path(name).name.startswith("03_") and name.endswith("_metrics.json")):
+        metrics = json.loads(git("show", f"{rev}:{path}"))
+        runs[Path(path).name[: -len("_metrics.json")]] = {key: metrics[key] for key in KEYS if key in metrics}
+    if not runs:
+        raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
+    machine = json.loads(git("show", f"{rev}:Saved_Models/reproduce_run.json"))
+    return {"runs": runs, "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1),
+            "machine": {"cpu_count": machine.get("cpu_count"), "processor": machine.get("processor")}}
+
+
+def command_line(settings, out):
+    return "python benchmarks/chapter03_variant.py " + " ".join(f"--set {s}" for s in settings) + f" --out {out}"
+
+
+def write(summary, out):
+    (ROOT / out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -182,3 +182,21 @@ def test_equal_time_benchmark_draws_its_records(tmp_path):
     assert figure.stat().st_size > 1000
     nothing = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert nothing.returncode == 2 and "--method and --out are needed" in nothing.stderr
+
+
+def test_chapter03_variant_records_a_committed_design(tmp_path):
+    import subprocess
+    import sys
+
+    root = reproduce.repo_root()
+    out = tmp_path / "chapter03_old.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "chapter03_variant.py"), "--from-commit", "HEAD",
+                           "--set", "cut=block10_add", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    assert record["settings"] == ["cut=block10_add"] and record["chapter_seconds"] > 0
+    committed = sorted(path.name[: -len("_metrics.json")] for path in (root / "Saved_Models").glob("03_*_metrics.json"))
+    assert sorted(record["runs"]) == committed
+    first = json.loads((root / "Saved_Models" / f"{committed[0]}_metrics.json").read_text())
+    assert record["runs"][committed[0]]["balanced_accuracy"] == first["balanced_accuracy"]
+    assert "--set cut=block10_add" in record["command"]
