@@ -349,6 +349,10 @@ def _accuracies(labels, probabilities):
     return {"accuracy": float(np.mean(called == labels)), "balanced_accuracy": float(np.mean(recalls))}
 
 
+POOLED = "other (<{minimum} each)"
+"""The row name :func:`subgroups` gives to the values it pools (too small on their own)."""
+
+
 def subgroups(table, labels, probabilities, column, *, minimum=20, groups=None, n_resamples=0, seed=0):
     """Accuracy and balanced accuracy within each value of a metadata ``column`` (groups under ``minimum`` pooled).
 
@@ -385,7 +389,7 @@ def subgroups(table, labels, probabilities, column, *, minimum=20, groups=None, 
     values = pd.Series(table[column].fillna("unknown").astype(str).to_numpy(dtype=object))
     counts = values.value_counts()
     small = set(counts[counts < minimum].index)
-    values = values.map(lambda value: f"other (<{minimum} each)" if value in small else value)
+    values = values.map(lambda value: POOLED.format(minimum=minimum) if value in small else value)
     rows = {}
     for value in values.unique():
         mask = (values == value).to_numpy()
@@ -403,6 +407,9 @@ def subgroups(table, labels, probabilities, column, *, minimum=20, groups=None, 
 
 def describe_subgroups(tables, overall):
     """Say which groups' balanced-accuracy intervals lie wholly above or below the overall estimate.
+
+    The pooled rows of small groups (:data:`POOLED`) are left out: a mix of groups too small on their own is not a
+    group, and a handful of images gives an interval that means nothing. The sentence says how many were left out.
 
     Parameters
     ----------
@@ -426,10 +433,19 @@ def describe_subgroups(tables, overall):
     >>> print(describe_subgroups({"sex": table.iloc[:1]}, 0.65))  # doctest: +NORMALIZE_WHITESPACE
     Of 1 group, 1 has a 95% interval of balanced accuracy wholly above the overall 0.650 (sex male: 0.800,
     0.700-0.900) and none wholly below.
+    >>> pooled = pd.concat([table, table.iloc[:1].rename(index={"male": "other (<20 each)"})])
+    >>> print(describe_subgroups({"sex": pooled}, 0.65))  # doctest: +NORMALIZE_WHITESPACE
+    Of 2 groups (1 pooled row of small groups left out), 1 has a 95% interval of balanced accuracy wholly above
+    the overall 0.650 (sex male: 0.800, 0.700-0.900) and none wholly below; the other one cannot be told apart from
+    the overall score.
     """
-    above, below, total = [], [], 0
+    above, below, total, left_out = [], [], 0, 0
+    pooled = POOLED.split("{")[0]
     for column, table in tables.items():
         for value, row in table.iterrows():
+            if str(value).startswith(pooled):
+                left_out += 1
+                continue
             total += 1
             text = (f"{column} {value}: {row['balanced_accuracy']:.3f}, {row['balanced_accuracy_low']:.3f}-"
                     f"{row['balanced_accuracy_high']:.3f}")
@@ -439,6 +455,8 @@ def describe_subgroups(tables, overall):
                 below.append(text)
 
     groups = f"Of {total} group{'s' if total != 1 else ''}"
+    if left_out:
+        groups += f" ({left_out} pooled row{'s' if left_out != 1 else ''} of small groups left out)"
     if not (above or below):
         return (f"{groups}, none has a 95% interval of balanced accuracy wholly above or below the overall "
                 f"{overall:.3f}: none can be told apart from the overall score.")
