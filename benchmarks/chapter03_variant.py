@@ -12,7 +12,8 @@ Takes as long as the chapter (about 9 minutes for one seed of Lite2 at 120x160 o
 
 When chapter 03's default changes, the design it replaces is recorded from the commit that still ran it, without
 running it again: ``--from-commit REV`` reads that commit's executed chapter and its ``Saved_Models/03_*_metrics.json``
-(``--set`` then names the setting that repeats it under the new default)::
+(``--set`` then names the setting that repeats it under the new default, and the recorded ``command`` is that
+rerun with today's code; ``from_commit`` says where the numbers came from)::
 
     python benchmarks/chapter03_variant.py --from-commit dec6772 --set cut=block10_add \\
         --out benchmarks/results/chapter03_block10.json
@@ -26,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from skinlib.reproduce import cpu_name
+from skinlib.reproduce import cpu_has_avx512, cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "recall_mel")
@@ -42,6 +43,9 @@ def main():
     parser.add_argument("--from-commit", metavar="REV", help="only summarise the committed chapter 03 of REV (the "
                         "design it ran then; --set names the setting that repeats it now)")
     args = parser.parse_args()
+    if args.from_commit and (args.summarise or args.keep or not args.set):
+        parser.error("--from-commit needs --set (the setting that repeats REV's design) and takes no --summarise "
+                     "or --keep")
     if args.from_commit:
         summary = {"settings": args.set, **committed_summary(args.from_commit)}
         summary["command"] = command_line(args.set, args.out)
@@ -77,7 +81,7 @@ def main():
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         summary = {"settings": args.set, "runs": runs, "chapter_seconds": round(seconds, 1),
-                   "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+                   "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
                    "command": command_line(args.set, args.out)}
         write(summary, args.out)
     finally:
@@ -94,16 +98,16 @@ def git(*arguments):
 def committed_summary(rev):
     """Runs, time and machine of chapter 03 as committed at ``rev`` (its metric files and its executed notebook)."""
     executed = json.loads(git("show", f"{rev}:notebooks/03_Transfer_Learning.ipynb"))
-    names = git("ls-tree", "--name-only", rev, "Saved_Models/").split()
+    names = git("ls-tree", "-z", "--name-only", rev, "Saved_Models/").split("\0")
     runs = {}
     for path in sorted(name for name in names if Path(name).name.startswith("03_") and name.endswith("_metrics.json")):
         metrics = json.loads(git("show", f"{rev}:{path}"))
         runs[Path(path).name[: -len("_metrics.json")]] = {key: metrics[key] for key in KEYS if key in metrics}
     if not runs:
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
-    machine = json.loads(git("show", f"{rev}:Saved_Models/reproduce_run.json"))
-    return {"runs": runs, "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1),
-            "machine": {"cpu_count": machine.get("cpu_count"), "processor": machine.get("processor")}}
+    # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may
+    # be another run), so the record names none.
+    return {"runs": runs, "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
 
 
 def command_line(settings, out):

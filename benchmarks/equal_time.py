@@ -149,7 +149,8 @@ def plot(paths, figure_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=("views", "end_to_end"))
-    parser.add_argument("--cut", default="block10_add", help="views: the last layer of the frozen lower part")
+    parser.add_argument("--cut", default="block10_add", help="views: the last layer of the frozen lower part (the "
+                        "default is chapter 03's cut when the records were made; skinlib.features.CUTS has today's)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--height", type=int, default=120, help="input height (width is 4/3 of it)")

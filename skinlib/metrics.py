@@ -405,11 +405,12 @@ def subgroups(table, labels, probabilities, column, *, minimum=20, groups=None, 
     return pd.DataFrame(rows).T.sort_values("images", ascending=False).rename_axis(column)
 
 
-def describe_subgroups(tables, overall):
+def describe_subgroups(tables, overall, *, minimum=20):
     """Say which groups' balanced-accuracy intervals lie wholly above or below the overall estimate.
 
-    The pooled rows of small groups (:data:`POOLED`) are left out: a mix of groups too small on their own is not a
-    group, and a handful of images gives an interval that means nothing. The sentence says how many were left out.
+    A pooled row (:data:`POOLED`, the values too small on their own) that itself holds fewer than ``minimum``
+    images is left out: an interval from a handful of images means nothing. The sentence says how many were left
+    out; a pooled row of ``minimum`` images or more is judged like any group.
 
     Parameters
     ----------
@@ -417,6 +418,8 @@ def describe_subgroups(tables, overall):
         From :func:`subgroups` with ``n_resamples`` > 0, keyed by column.
     overall : float
         The balanced accuracy of all test images.
+    minimum : int, default=20
+        The smallest pooled row that is judged (:func:`subgroups`' ``minimum``).
 
     Returns
     -------
@@ -433,9 +436,9 @@ def describe_subgroups(tables, overall):
     >>> print(describe_subgroups({"sex": table.iloc[:1]}, 0.65))  # doctest: +NORMALIZE_WHITESPACE
     Of 1 group, 1 has a 95% interval of balanced accuracy wholly above the overall 0.650 (sex male: 0.800,
     0.700-0.900) and none wholly below.
-    >>> pooled = pd.concat([table, table.iloc[:1].rename(index={"male": "other (<20 each)"})])
+    >>> pooled = pd.concat([table, table.iloc[:1].rename(index={"male": "other (<20 each)"}).assign(images=6)])
     >>> print(describe_subgroups({"sex": pooled}, 0.65))  # doctest: +NORMALIZE_WHITESPACE
-    Of 2 groups (1 pooled row of small groups left out), 1 has a 95% interval of balanced accuracy wholly above
+    Of 2 groups (1 pooled row of fewer than 20 images left out), 1 has a 95% interval of balanced accuracy wholly above
     the overall 0.650 (sex male: 0.800, 0.700-0.900) and none wholly below; the other one cannot be told apart from
     the overall score.
     """
@@ -443,7 +446,7 @@ def describe_subgroups(tables, overall):
     pooled = POOLED.split("{")[0]
     for column, table in tables.items():
         for value, row in table.iterrows():
-            if str(value).startswith(pooled):
+            if str(value).startswith(pooled) and row["images"] < minimum:
                 left_out += 1
                 continue
             total += 1
@@ -456,7 +459,7 @@ def describe_subgroups(tables, overall):
 
     groups = f"Of {total} group{'s' if total != 1 else ''}"
     if left_out:
-        groups += f" ({left_out} pooled row{'s' if left_out != 1 else ''} of small groups left out)"
+        groups += f" ({left_out} pooled row{'s' if left_out != 1 else ''} of fewer than {minimum} images left out)"
     if not (above or below):
         return (f"{groups}, none has a 95% interval of balanced accuracy wholly above or below the overall "
                 f"{overall:.3f}: none can be told apart from the overall score.")

@@ -216,11 +216,15 @@ def test_border_effect_needs_a_border_and_an_inside():
             explain.border_effect(flat, explain.EDGE_KERNELS["blur"], width=width)
 
 
-def test_describe_subgroups_leaves_out_the_pooled_rows():
+def test_describe_subgroups_leaves_out_small_pooled_rows():
     """Six pooled images, all right, give an interval of 1.000-1.000: not a group that is better than the rest."""
     table = pd.DataFrame({"images": [400, 6], "balanced_accuracy": [0.7, 1.0], "balanced_accuracy_low": [0.6, 1.0],
                           "balanced_accuracy_high": [0.8, 1.0]},
                          index=pd.Index(["male", metrics.POOLED.format(minimum=20)], name="sex"))
     said = metrics.describe_subgroups({"sex": table}, 0.7)
-    assert said.startswith("Of 1 group (1 pooled row of small groups left out), none")
+    assert said.startswith("Of 1 group (1 pooled row of fewer than 20 images left out), none")
     assert "1.000" not in said
+    # A pooled row of 20 images or more is a group like the others: its interval counts.
+    table.loc[metrics.POOLED.format(minimum=20), "images"] = 24
+    said = metrics.describe_subgroups({"sex": table}, 0.7)
+    assert "wholly above the overall 0.700 (sex other (<20 each): 1.000" in said

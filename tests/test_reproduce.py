@@ -1,6 +1,7 @@
 """skinlib.reproduce: papermill runs, parameters, clean metadata, and failures that keep the last good notebook."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -195,8 +196,15 @@ def test_chapter03_variant_records_a_committed_design(tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     assert record["settings"] == ["cut=block10_add"] and record["chapter_seconds"] > 0
-    committed = sorted(path.name[: -len("_metrics.json")] for path in (root / "Saved_Models").glob("03_*_metrics.json"))
+    listed = subprocess.run(["git", "-C", str(root), "ls-tree", "--name-only", "HEAD", "Saved_Models/"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    committed = sorted(Path(name).name[: -len("_metrics.json")] for name in listed
+                       if Path(name).name.startswith("03_") and name.endswith("_metrics.json"))
     assert sorted(record["runs"]) == committed
-    first = json.loads((root / "Saved_Models" / f"{committed[0]}_metrics.json").read_text())
+    first = json.loads(subprocess.run(["git", "-C", str(root), "show", f"HEAD:Saved_Models/{committed[0]}_metrics.json"],
+                                      capture_output=True, text=True, check=True).stdout)
     assert record["runs"][committed[0]]["balanced_accuracy"] == first["balanced_accuracy"]
-    assert "--set cut=block10_add" in record["command"]
+    assert "--set cut=block10_add" in record["command"] and len(record["from_commit"]) >= 7
+    refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapter03_variant.py"), "--from-commit", "HEAD",
+                              "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--from-commit needs --set" in refused.stderr
