@@ -77,7 +77,7 @@ def main():
             if path.name not in written:
                 continue
             metrics = json.loads(path.read_text())
-            runs[path.name[: -len("_metrics.json")]] = {key: metrics[key] for key in KEYS if key in metrics}
+            runs[path.name[: -len("_metrics.json")]] = scores(metrics)
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         summary = {"settings": args.set, "runs": runs, "chapter_seconds": round(seconds, 1),
@@ -91,6 +91,11 @@ def main():
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch)], check=False)
 
 
+def scores(metrics):
+    """The recorded subset (:data:`KEYS`) of a run's metrics file."""
+    return {key: metrics[key] for key in KEYS if key in metrics}
+
+
 def git(*arguments):
     return subprocess.run(["git", "-C", str(ROOT), *arguments], check=True, capture_output=True, text=True).stdout
 
@@ -102,7 +107,7 @@ def committed_summary(rev):
     runs = {}
     for path in sorted(name for name in names if Path(name).name.startswith("03_") and name.endswith("_metrics.json")):
         metrics = json.loads(git("show", f"{rev}:{path}"))
-        runs[Path(path).name[: -len("_metrics.json")]] = {key: metrics[key] for key in KEYS if key in metrics}
+        runs[Path(path).name[: -len("_metrics.json")]] = scores(metrics)
     if not runs:
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
     # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may

@@ -443,10 +443,10 @@ def describe_subgroups(tables, overall, *, minimum=20):
     the overall score.
     """
     above, below, total, left_out = [], [], 0, 0
-    pooled = POOLED.split("{")[0]
+    pooled = POOLED.format(minimum=minimum)
     for column, table in tables.items():
         for value, row in table.iterrows():
-            if str(value).startswith(pooled) and row["images"] < minimum:
+            if value == pooled and row["images"] < minimum:
                 left_out += 1
                 continue
             total += 1
