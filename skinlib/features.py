@@ -21,11 +21,11 @@ FEATURES_VERSION = 1
 """Part of every cache key: raise it when :func:`make_views` or the jitter changes, so old features are not reused."""
 
 CUTS = {
-    # The last layer of the frozen lower part: the end of the stride-16 stage; for Lite0 one stage lower, the end of
-    # its 80-channel stage, so the 112-channel stage trains too (chosen over block10_add on validation over three
-    # seeds: benchmarks/results/cut_trial_block7.json against chapter03_block10.json).
+    # The last layer of the frozen lower part: the end of the stride-16 stage; for Lite0 two stages lower, the end of
+    # its 40-channel (stride-8) stage, so the 80- and 112-channel stages train too (chosen on validation over three
+    # seeds each: benchmarks/results/cut_trial_block4.json against chapter03_block7.json and chapter03_block10.json).
     "mobilenet_025": "conv_pw_11_relu",
-    "efficientnet_lite0": "block7_add",
+    "efficientnet_lite0": "block4_add",
     "efficientnet_lite1": "block14_add",
     "efficientnet_lite2": "block14_add",
 }
@@ -61,7 +61,7 @@ def split_backbone(base, cut=None):
     >>> base = models.backbone("efficientnet_lite0", weights=None, input_shape=(64, 64, 3))
     >>> lower, upper = split_backbone(base)
     >>> lower.output_shape, upper.input_shape
-    ((None, 4, 4, 80), (None, 4, 4, 80))
+    ((None, 8, 8, 40), (None, 8, 8, 40))
     """
     import keras
 
