@@ -59,7 +59,7 @@ def main():
             table[(label, shift)] = {key: round(float(scores[key]), 4) for key in KEYS}
         print(f"{label}: scored under {len(acquisition.SHIFTS)} shifts", flush=True)
     frame = pd.DataFrame(table).T
-    frame["balanced_accuracy_drop"] = frame["balanced_accuracy"] - frame.xs("none", level=1)[
+    frame["balanced_accuracy_change"] = frame["balanced_accuracy"] - frame.xs("none", level=1)[
         "balanced_accuracy"].reindex(frame.index.get_level_values(0)).to_numpy()
     print(frame.round(3).to_string())
     named = [(label, shown(path)) for label, _, path in (item.partition("=") for item in args.model)]

@@ -314,7 +314,7 @@ def recorded_shifts(name, root=None):
     Returns
     -------
     DataFrame
-        Indexed by shift; columns (model label, ``balanced_accuracy`` or ``balanced_accuracy_drop``); empty when
+        Indexed by shift; columns (model label, ``balanced_accuracy`` or ``balanced_accuracy_change``); empty when
         the record ``benchmarks/results/<name>`` does not exist.
     """
     import pandas as pd
@@ -326,7 +326,7 @@ def recorded_shifts(name, root=None):
     rows = {}
     for key, row in scores.items():
         label, shift = key.split(" | ", 1)
-        for metric in ("balanced_accuracy", "balanced_accuracy_drop"):
+        for metric in ("balanced_accuracy", "balanced_accuracy_change"):
             rows.setdefault(shift, {})[(label, metric)] = row[metric]
     return pd.DataFrame(rows).T.rename_axis("shift")
 

@@ -137,13 +137,13 @@ def test_chapter03_variants_read_both_record_formats(tmp_path):
 def test_recorded_shifts_table(tmp_path):
     folder = tmp_path / "benchmarks" / "results"
     folder.mkdir(parents=True)
-    scores = {"on | none": {"balanced_accuracy": 0.6, "balanced_accuracy_drop": 0.0},
-              "on | darker": {"balanced_accuracy": 0.5, "balanced_accuracy_drop": -0.1},
-              "off | none": {"balanced_accuracy": 0.7, "balanced_accuracy_drop": 0.0},
-              "off | darker": {"balanced_accuracy": 0.4, "balanced_accuracy_drop": -0.3}}
+    scores = {"on | none": {"balanced_accuracy": 0.6, "balanced_accuracy_change": 0.0},
+              "on | darker": {"balanced_accuracy": 0.5, "balanced_accuracy_change": -0.1},
+              "off | none": {"balanced_accuracy": 0.7, "balanced_accuracy_change": 0.0},
+              "off | darker": {"balanced_accuracy": 0.4, "balanced_accuracy_change": -0.3}}
     (folder / "shifts.json").write_text(json.dumps({"scores": scores}))
     table = reproduce.recorded_shifts("shifts.json", tmp_path)
-    assert table.loc["darker", ("off", "balanced_accuracy_drop")] == -0.3
+    assert table.loc["darker", ("off", "balanced_accuracy_change")] == -0.3
     assert list(table.index) == ["none", "darker"]
     assert reproduce.recorded_shifts("missing.json", tmp_path).empty
 
