@@ -27,12 +27,17 @@ from skinlib.predict import NOTICE
 
 
 def report_figure(checker, prediction, pixels, *, metadata=None):
-    """Image, Grad-CAM of the top diagnosis, and the top-3 bar chart, side by side."""
+    """Image, Grad-CAM of the top diagnosis, and the top-3 bar chart, side by side.
+
+    Grad-CAM explains the checker's top diagnosis (with TTA, that of the
+    averaged answer), from one pass over the image as it is.
+    """
     import matplotlib.pyplot as plt
 
     from skinlib import explain
 
-    heat, _ = explain.grad_cam(checker.model, pixels, None, metadata=metadata)
+    top = int(np.argmax(prediction.probabilities))
+    heat, _ = explain.grad_cam(checker.model, pixels, top, metadata=metadata)
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     left.imshow(pixels.astype("uint8"))
     left.set_title("the image, as the model sees it", fontsize=9)
