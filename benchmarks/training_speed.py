@@ -9,8 +9,8 @@ batch 32, on random pixels (speed does not depend on the content):
   backward, every weight trainable but BatchNorm), what end-to-end
   fine-tuning costs;
 - ``train_top``: one optimiser step of the part above the cut that
-  :mod:`skinlib.features` caches (for EfficientNet-Lite, the blocks after
-  stage 5, from stored stride-16 feature maps), what training on cached
+  :mod:`skinlib.features` caches (from the maps stored at the backbone's cut in
+  ``skinlib.features.CUTS``), what training on cached
   multi-view features costs per view;
 - ``lower_forward``: the frozen lower part alone, what caching one view costs.
 

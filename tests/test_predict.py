@@ -193,26 +193,6 @@ def test_app_report_and_html(checker, tmp_path):
     assert page.count("<li>") == 3 and "Research use only" in page and "P(malignant" in page
     figure = app.report_figure(checker, answer, pixels.astype("float32"))
     assert len(figure.axes) == 3
-
-
-def test_app_grad_cam_explains_the_answers_top_class(checker, monkeypatch):
-    """With TTA the averaged answer's top class can differ from one pass's: Grad-CAM must explain the answer's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from skinlib import app, explain
-
-    pixels = app.example_pixels(checker.size)
-    answer = checker.predict(pixels)
-    second = int(np.argsort(-answer.probabilities)[1])
-    answer.probabilities = np.eye(7, dtype="float32")[second]  # Now the top class is another one.
-    explained = []
-    original = explain.grad_cam
-    monkeypatch.setattr(explain, "grad_cam", lambda model, image, index, **kw: explained.append(index)
-                        or original(model, image, index, **kw))
-    figure = app.report_figure(checker, answer, pixels.astype("float32"))
-    assert explained == [second]
-    assert figure.axes[1].get_title().endswith(f"for {answer.top3[0][0]} lies")
     box = app.lesion_checker(checker)
     upload = box.children[1].children[0]
     shown = []
@@ -227,6 +207,26 @@ def test_app_grad_cam_explains_the_answers_top_class(checker, monkeypatch):
     finally:
         monkeypatch_display.display = original
     assert any("Cannot use this file: bad.jpg" in getattr(item, "data", "") for item in shown)
+
+
+def test_app_grad_cam_explains_the_answers_top_class(checker, monkeypatch):
+    """With TTA the averaged answer's top class can differ from one pass's: Grad-CAM must explain the answer's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skinlib import app, explain
+
+    pixels = app.example_pixels(checker.size)
+    answer = checker.predict(pixels)
+    second = int(np.argsort(-answer.probabilities)[1])
+    answer.probabilities = np.eye(7, dtype="float32")[second]  # Now the top class is another one.
+    explained = []
+    real_grad_cam = explain.grad_cam
+    monkeypatch.setattr(explain, "grad_cam", lambda model, image, index, **kw: explained.append(index)
+                        or real_grad_cam(model, image, index, **kw))
+    figure = app.report_figure(checker, answer, pixels.astype("float32"))
+    assert explained == [second]
+    assert figure.axes[1].get_title().endswith(f"for {answer.top3[0][0]} lies")
 
 
 def test_litert_copy_gives_the_same_answers_and_is_used_by_default(model_file, tmp_path):
