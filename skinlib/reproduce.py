@@ -246,7 +246,7 @@ def _record_run(root, timings, total, settings):
     """Write ``Saved_Models/reproduce_run.json``: what the last complete full run took, and where."""
     record = {"notebooks": {name: round(seconds, 1) for name, seconds in timings}, "total_seconds": round(total, 1),
               "settings": settings, "cpu_count": os.cpu_count(), "machine": platform.machine(),
-              "processor": cpu_name(), "python": platform.python_version()}
+              "processor": cpu_name(), "avx512": cpu_has_avx512(), "python": platform.python_version()}
     return write_json_atomic(models_dir(root=root) / RUN_FILE, record, end="\n")
 
 
@@ -352,7 +352,9 @@ def readme_blocks(root=None):
         rows = [f"| {Path(name).stem} | {_minutes(seconds)} |" for name, seconds in run["notebooks"].items()]
         blocks["run_times"] = "\n".join([
             f"Last complete run of `make reproduce` (notebooks only; from `Saved_Models/{RUN_FILE}`), on "
-            f"{run['cpu_count']} CPU cores ({run['processor']}, {run['machine']}), Python {run['python']}"
+            f"{run['cpu_count']} CPU cores ({run['processor']}, {run['machine']}"
+            + ({True: ", with AVX-512", False: ", without AVX-512"}.get(run.get("avx512"), "")
+               + f"), Python {run['python']}")
             + (f", settings {run['settings']}" if run["settings"] else "") + ":", "",
             "| notebook | time |", "|---|---|", *rows, f"| **total** | **{_minutes(run['total_seconds'])}** |"])
     if (folder / RESULTS_FILE).is_file():
