@@ -21,7 +21,7 @@ import html
 
 import numpy as np
 
-from skinlib.data import CLASS_NAMES, SITES
+from skinlib.data import CLASS_NAMES, CLASSES, SITES
 from skinlib.images import ImageError
 from skinlib.predict import NOTICE
 
@@ -36,13 +36,13 @@ def report_figure(checker, prediction, pixels, *, metadata=None):
 
     from skinlib import explain
 
-    top = int(np.argmax(prediction.probabilities))
-    heat, _ = explain.grad_cam(checker.model, pixels, top, metadata=metadata)
+    top = prediction.top3[0][0]  # The class the title and the bar chart name.
+    heat, _ = explain.grad_cam(checker.model, pixels, CLASSES.index(top), metadata=metadata)
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     left.imshow(pixels.astype("uint8"))
     left.set_title("the image, as the model sees it", fontsize=9)
     middle.imshow(explain.overlay_heat(pixels, heat))
-    middle.set_title(f"Grad-CAM: where the evidence for {prediction.top3[0][0]} lies", fontsize=9)
+    middle.set_title(f"Grad-CAM: where the evidence for {top} lies", fontsize=9)
     for axis in (left, middle):
         axis.axis("off")
     codes = [code for code, _, _ in prediction.top3][::-1]
