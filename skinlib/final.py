@@ -124,7 +124,7 @@ def choose(results, folder):
     return finals
 
 
-def predict(procedure, splits_at, *, folder, part, metadata=None):
+def predict(procedure, splits_at, *, folder, part, metadata=None, memo=None):
     """Probabilities of a final procedure on one split: the mean over its member models.
 
     Each member model is fed at its own input size, with the metadata when it
@@ -143,6 +143,9 @@ def predict(procedure, splits_at, *, folder, part, metadata=None):
         The split to predict ("val" or "test").
     metadata : ndarray, default=None
         The split's metadata features (:func:`skinlib.models.metadata_features`), for two-input members.
+    memo : dict, default=None
+        Each member's probabilities by (member, TTA, part), filled and reused:
+        an ensemble that contains the single final costs only its other members.
 
     Returns
     -------
@@ -154,15 +157,37 @@ def predict(procedure, splits_at, *, folder, part, metadata=None):
     ...     return split.load_split_images(size, splits=("val", "test"))
     >>> probabilities = predict(choose(results, folder)[0], splits_at, folder=folder, part="test")  # doctest: +SKIP
     """
+    memo = {} if memo is None else memo
     outputs = []
     for member in procedure.members:
-        path = Path(folder) / f"{member}.keras"
-        model = _load_model(path, path.stat().st_mtime_ns)
-        size = tuple(int(side) for side in model.inputs[0].shape[1:3])
-        meta = metadata if len(model.inputs) == 2 else None
-        function = predict_tta if procedure.tta else predict_proba
-        outputs.append(function(model, splits_at(size)[part].images, metadata=meta))
+        key = (member, procedure.tta, part)
+        if key not in memo:
+            path = Path(folder) / f"{member}.keras"
+            model = _load_model(path, path.stat().st_mtime_ns)
+            size = tuple(int(side) for side in model.inputs[0].shape[1:3])
+            meta = metadata if len(model.inputs) == 2 else None
+            function = predict_tta if procedure.tta else predict_proba
+            memo[key] = function(model, splits_at(size)[part].images, metadata=meta)
+        outputs.append(memo[key])
     return np.mean(outputs, axis=0)
+
+
+def predict_finals(finals, splits_at, *, folder, metadata, parts=("val", "test")):
+    """:func:`predict` for every final on every split, each member's predictions computed once.
+
+    ``metadata`` maps each split to its metadata features (used by two-input
+    members only). Returns a dict keyed by (final name, split).
+
+    Examples
+    --------
+    >>> probabilities = predict_finals(choose(results, folder), splits_at, folder=folder,
+    ...                                metadata=metadata)  # doctest: +SKIP
+    >>> probabilities[("03_ensemble", "test")].shape  # doctest: +SKIP
+    (1503, 7)
+    """
+    memo = {}
+    return {(f.name, part): predict(f, splits_at, folder=folder, part=part, metadata=metadata[part], memo=memo)
+            for f in finals for part in parts}
 
 
 @functools.lru_cache(maxsize=4)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib.artefacts import RESULTS_FILE, models_dir, read_final_metrics, read_results, write_atomic
+from skinlib.calibrate import apply_temperature
 from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS
 from skinlib.images import ImageError, read_image
 from skinlib.metrics import malignant_probability
@@ -134,6 +135,12 @@ class Checker:
         Average the four flips of each image (test-time augmentation), as
         chapter 04 evaluated the final model; None: as ``final_metrics.json``
         says for this model (off for a model it did not evaluate).
+    temperature : float, default=None
+        Divide the log-probabilities by this before showing them (temperature
+        scaling, :func:`skinlib.calibrate.apply_temperature`); None: the
+        temperature chapter 04 fitted on validation for this model, when it
+        kept it (it lowered the validation calibration error), else none.
+        The screening threshold was set on the probabilities so scaled.
     backend : {"auto", "keras", "lite"}, default="auto"
         "keras" loads the Keras model (needed for Grad-CAM); "lite" its LiteRT
         copy made by :func:`export_lite` (same numbers, starts in a fraction
@@ -146,12 +153,16 @@ class Checker:
         When the file is missing, unreadable, or not a 7-class classifier.
     """
 
-    def __init__(self, model=None, *, tta=None, backend="auto"):
+    def __init__(self, model=None, *, tta=None, temperature=None, backend="auto"):
         path = Path(model) if model else default_model()
         final = read_final_metrics(path.parent, missing_ok=True)
         evaluated = final if final is not None and final.get("model") == path.stem else {}
         self.tta = bool(evaluated.get("tta", False)) if tta is None else bool(tta)
         self.threshold = evaluated.get("screening", {}).get("threshold")
+        calibration = evaluated.get("calibration", {})
+        if temperature is None and calibration.get("temperature_kept"):
+            temperature = calibration["temperature"]
+        self.temperature = None if temperature is None or float(temperature) == 1 else float(temperature)
         self.target_sensitivity = evaluated.get("screening", {}).get("target_validation_sensitivity")
         if backend not in ("auto", "keras", "lite"):
             raise ValueError(f"backend must be 'auto', 'keras' or 'lite'. Got {backend!r} instead.")
@@ -239,14 +250,17 @@ class Checker:
         return metadata_features(table)
 
     def predict_pixels(self, pixels, *, age=None, sex=None, site=None):
-        """Class probabilities (n, 7) for uint8 images already at the model's size."""
+        """Class probabilities (n, 7) for uint8 images already at the model's size, with TTA and temperature if set."""
         pixels = np.asarray(pixels, dtype="float32")
         extra = [self.metadata_inputs(len(pixels), age, sex, site)] if self.uses_metadata else []
         views = [pixels]
         if self.tta:  # The image and its three flips (skinlib.infer.TTA_VIEWS), averaged.
             views += [pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
-        return np.mean([np.asarray(self._run(np.ascontiguousarray(view), *extra), dtype="float32")
-                        for view in views], axis=0)
+        probabilities = np.mean([np.asarray(self._run(np.ascontiguousarray(view), *extra), dtype="float32")
+                                 for view in views], axis=0)
+        if self.temperature is not None:  # As chapter 04 calibrated them and set the screening threshold on them.
+            probabilities = apply_temperature(probabilities, self.temperature).astype("float32")
+        return probabilities
 
     def predict(self, source, *, age=None, sex=None, site=None, name=None):
         """Top-3 diagnoses and P(malignant) for one image (path, bytes, PIL image or array).

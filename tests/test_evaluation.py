@@ -147,6 +147,27 @@ def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
     assert json.loads(path.read_text()) == {"model": "03_big", "score": 0.5}
 
 
+def test_finals_predict_each_member_once_with_the_same_probabilities(tmp_path, monkeypatch):
+    """The ensemble that contains the single final reuses its predictions: fewer passes, identical numbers."""
+    splits = toy_splits(count=140, side=32)
+    for name in ("03_big", "03_small"):
+        artefacts.save_model_atomic(models.cnn((32, 32, 3), filters=(4,), global_pool=True), tmp_path / f"{name}.keras")
+    finals = [final.Final("03_big_tta", ["03_big"], True, 0.6),
+              final.Final("03_ensemble", ["03_big", "03_small"], True, 0.7)]
+    parts = {(32, 32): splits}
+    separate = {(f.name, part): final.predict(f, lambda size: parts[size], folder=tmp_path, part=part)
+                for f in finals for part in ("train", "val")}
+    calls = []
+    counted = final.predict_tta
+    monkeypatch.setattr(final, "predict_tta", lambda *a, **k: calls.append(1) or counted(*a, **k))
+    together = final.predict_finals(finals, lambda size: parts[size], folder=tmp_path,
+                                    metadata={"train": None, "val": None}, parts=("train", "val"))
+    assert len(calls) == 4  # two members on two splits, not three member passes per split
+    assert together.keys() == separate.keys()
+    for key, value in separate.items():
+        np.testing.assert_array_equal(together[key], value)
+
+
 def test_centre_prior_is_a_stronger_baseline_than_a_uniform_map():
     """A centred lesion: the centred Gaussian scores it better than a uniform map, a corner lesion worse."""
     prior = explanation_scores.centre_prior((30, 40))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skinlib import artefacts, data, infer, metrics, models, predict, train
+from skinlib import artefacts, calibrate, data, infer, metrics, models, predict, train
 from tests.conftest import jpeg_bytes
 from tests.test_images import huge_jpeg_header
 
@@ -266,24 +266,28 @@ def test_cli_start_without_tensorflow(model_file, tmp_path):
 
 
 def test_the_checker_runs_the_procedure_chapter_04_evaluated(model_file, tmp_path):
-    """TTA and the screening threshold come from final_metrics.json for the final model, and only for it."""
+    """TTA, the temperature and the screening threshold come from final_metrics.json for the final model only."""
     import shutil
 
     folder = tmp_path / "models"
     folder.mkdir()
     shutil.copy(model_file, folder / "toy.keras")
     (folder / artefacts.FINAL_METRICS_FILE).write_text(json.dumps(
-        {"model": "toy", "tta": True, "screening": {"threshold": 0.3}}))
+        {"model": "toy", "tta": True, "screening": {"threshold": 0.3},
+         "calibration": {"temperature": 0.5, "temperature_kept": True}}))
     final = predict.Checker(folder / "toy.keras", backend="keras")
-    assert final.tta and final.threshold == 0.3
+    assert final.tta and final.threshold == 0.3 and final.temperature == 0.5
     pixels = np.random.default_rng(0).integers(0, 256, (2, *final.size, 3)).astype("uint8")
     flips = [pixels, pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
     expected = np.mean([infer.predict_proba(final.model, view) for view in flips], axis=0)
-    np.testing.assert_allclose(final.predict_pixels(pixels), expected, atol=1e-5)
+    np.testing.assert_allclose(final.predict_pixels(pixels), calibrate.apply_temperature(expected, 0.5), atol=1e-5)
+    raw = predict.Checker(folder / "toy.keras", temperature=1, backend="keras")
+    assert raw.temperature is None
+    np.testing.assert_allclose(raw.predict_pixels(pixels), expected, atol=1e-5)
     assert not predict.Checker(folder / "toy.keras", tta=False, backend="keras").tta
     shutil.copy(model_file, folder / "other.keras")
     other = predict.Checker(folder / "other.keras", backend="keras")
-    assert not other.tta and other.threshold is None
+    assert not other.tta and other.threshold is None and other.temperature is None
 
     path = tmp_path / "lesion.jpg"
     path.write_bytes(jpeg_bytes(size=(200, 150)))
