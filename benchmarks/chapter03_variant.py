@@ -3,7 +3,8 @@
 A design choice of chapter 03 (another backbone, colour constancy off) is measured by the chapter itself, not by a
 re-implementation: the committed code runs in a temporary ``git worktree`` of HEAD, so ``Saved_Models/`` and
 ``Images/`` of this checkout stay as they are. The summary (validation metrics of every run of the variant, plain
-and with TTA, and the chapter's time) goes to ``--out``.
+and with TTA, the validation balanced accuracy after each epoch of every trained run, and the chapter's time) goes
+to ``--out``.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py \\
         --set backbone=efficientnet_lite2 --set seeds=1 --out benchmarks/results/chapter03_lite2.json
@@ -78,9 +79,10 @@ def main():
                 continue
             metrics = json.loads(path.read_text())
             runs[path.name[: -len("_metrics.json")]] = scores(metrics)
+        curves = validation_curves(folder, runs)
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
-        summary = {"settings": args.set, "runs": runs, "chapter_seconds": round(seconds, 1),
+        summary = {"settings": args.set, "runs": runs, "curves": curves, "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
                    "command": command_line(args.set, args.out)}
         write(summary, args.out)
@@ -94,6 +96,19 @@ def main():
 def scores(metrics):
     """The recorded subset (:data:`KEYS`) of a run's metrics file."""
     return {key: metrics[key] for key in KEYS if key in metrics}
+
+
+def validation_curves(folder, runs):
+    """Validation balanced accuracy after each epoch, for every run with a training history (its ``_history.csv``)."""
+    import csv
+
+    curves = {}
+    for name in runs:
+        history = folder / f"{name}_history.csv"
+        if history.exists():
+            with history.open(newline="") as file:
+                curves[name] = [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(file)]
+    return curves
 
 
 def git(*arguments):
