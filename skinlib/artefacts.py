@@ -258,7 +258,7 @@ def record_metrics(name, metrics, *, folder, notebook, extra=None, details=None)
 
 def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels, test_lesion_ids,
                   bootstrap_resamples, finals, per_class, target_sensitivity, threshold, screening,
-                  screening_interval, temperature, temperature_kept, ece, subgroups, explanations):
+                  screening_interval, temperature, temperature_kept, ece, subgroups, explanations, decision_tradeoff):
     """The content of ``final_metrics.json``, from chapter 04's tables: its one definition.
 
     Parameters
@@ -296,6 +296,8 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         :func:`skinlib.metrics.subgroups` by metadata column.
     explanations : DataFrame
         :func:`skinlib.explanation_scores.summarise_scores`, indexed by (class, predictions).
+    decision_tradeoff : DataFrame
+        :func:`skinlib.metrics.decision_tradeoff` of the first final on the validation split.
 
     Returns
     -------
@@ -316,6 +318,7 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         "subgroups": {column: table.to_dict(orient="index") for column, table in subgroups.items()},
         "explanations": {f"{name}/{predictions}": row.to_dict()
                          for (name, predictions), row in explanations.iterrows()},
+        "decision_tradeoff_validation": {f"{power:g}": row.to_dict() for power, row in decision_tradeoff.iterrows()},
     }
 
 

@@ -444,3 +444,52 @@ def plot_shifts(table, *, metrics=("accuracy", "balanced_accuracy", "malignant_a
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def plot_decision_tradeoff(table, *, goals=None, title=""):
+    """Accuracy against balanced accuracy as the decisions shift toward the frequent classes, with the goals.
+
+    Each point is one power of :func:`skinlib.metrics.decision_tradeoff` (labelled; the ringed point is power 0,
+    the model's own decisions); the shaded corner is where both goals are met.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`skinlib.metrics.decision_tradeoff`.
+    goals : dict, default=None
+        ``{"accuracy": ..., "balanced_accuracy": ...}``: shades the region that meets both.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"accuracy": [0.7, 0.8], "balanced_accuracy": [0.7, 0.6]},
+    ...                      index=pd.Index([0.0, 1.0], name="power"))
+    >>> plot_decision_tradeoff(table, goals={"accuracy": 0.85, "balanced_accuracy": 0.75}).axes[0].get_xlabel()
+    'balanced accuracy'
+    """
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4.8))
+    x, y = table["balanced_accuracy"].to_numpy(), table["accuracy"].to_numpy()
+    axis.plot(x, y, "o-", color="#4c72b0", markersize=4)
+    for power, (a, b) in zip(table.index, zip(x, y)):
+        axis.annotate(f"{power:g}", (a, b), textcoords="offset points", xytext=(5, 3), fontsize=7, color="#4c72b0")
+    own = int(np.argmin(np.abs(table.index.to_numpy(dtype=float))))
+    axis.plot(x[own], y[own], "o", markersize=11, markerfacecolor="none", markeredgecolor="black",
+              label="the model's own decisions (power 0)")
+    if goals:
+        axis.fill_between([goals["balanced_accuracy"], 1], goals["accuracy"], 1, color="#55a868", alpha=0.2,
+                          label="both goals met")
+        axis.set_xlim(min(x.min(), goals["balanced_accuracy"]) - 0.05, max(x.max(), goals["balanced_accuracy"]) + 0.05)
+        axis.set_ylim(min(y.min(), goals["accuracy"]) - 0.05, max(y.max(), goals["accuracy"]) + 0.05)
+    axis.set_xlabel("balanced accuracy")
+    axis.set_ylabel("accuracy")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left", fontsize=8)
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure

@@ -22,6 +22,9 @@ from skinlib.data import CLASSES, MALIGNANT
 MALIGNANT_INDEX = [CLASSES.index(dx) for dx in MALIGNANT]
 """The class indices of the malignant diagnoses (mel, bcc, akiec)."""
 
+GOALS = {"balanced_accuracy": 0.75, "accuracy": 0.85, "malignant_auc": 0.95}
+"""The project's goals for the final model (issue 14): all three at once, with melanoma recall reported on its own."""
+
 
 def malignant_probability(probabilities):
     """P(malignant): the summed probability of mel, bcc and akiec.
@@ -303,6 +306,89 @@ def describe_seed_difference(table, first, second, *, metric="balanced_accuracy"
             f"mean {b[(metric, 'mean')]:.3f} against {a[(metric, 'mean')]:.3f} ({difference:+.3f}); standard "
             f"deviations {b[(metric, 'std')]:.3f} and {a[(metric, 'std')]:.3f}. "
             + verdict.format(n=int(min(a[(metric, "seeds")], b[(metric, "seeds")]))))
+
+
+def prior_shift(probabilities, priors, power):
+    """Probabilities times the class priors to ``power``, renormalised: a decision rule that favours frequent classes.
+
+    A model trained to treat the classes equally (class weights, balanced
+    sampling) picks the class that is most likely as if every class were
+    equally common. Multiplying by the class shares of the training split to
+    a power moves its decisions toward the common classes (power 1: as if
+    trained without any balancing; Menon et al. 2021, "logit adjustment");
+    power 0 changes nothing, a negative power favours the rare classes more.
+
+    >>> prior_shift(np.array([[0.5, 0.5]]), np.array([0.8, 0.2]), 1.0).round(2).tolist()
+    [[0.8, 0.2]]
+    """
+    shifted = np.asarray(probabilities, dtype="float64") * np.asarray(priors, dtype="float64") ** power
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+POWERS = tuple(np.round(np.arange(-0.5, 1.51, 0.125), 3))
+"""The powers :func:`decision_tradeoff` tries by default: from favouring the rare classes to beyond the training prior."""
+
+
+def decision_tradeoff(labels, probabilities, priors, *, powers=POWERS):
+    """Accuracy and balanced accuracy of the decisions of :func:`prior_shift` over a range of powers.
+
+    Shows what one metric costs in the other when the decision rule, not the
+    model, changes: with 67% nevi, calling more lesions a nevus raises
+    accuracy and lowers balanced accuracy.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+    probabilities : array-like of shape (n, classes)
+    priors : array-like of shape (classes,)
+        The class shares of the training split.
+    powers : sequence of float
+
+    Returns
+    -------
+    DataFrame
+        Index ``power``; columns ``accuracy`` and ``balanced_accuracy``.
+
+    Examples
+    --------
+    >>> labels = np.array([0, 0, 0, 1])
+    >>> probabilities = np.array([[0.4, 0.6], [0.6, 0.4], [0.6, 0.4], [0.3, 0.7]])
+    >>> decision_tradeoff(labels, probabilities, [0.75, 0.25], powers=(0.0, 1.0)).round(3).values.tolist()
+    [[0.75, 0.833], [0.75, 0.5]]
+    """
+    labels = np.asarray(labels)
+    rows = {}
+    for power in powers:
+        rows[float(power)] = _accuracies(labels, prior_shift(probabilities, priors, power))
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("power")
+
+
+def describe_tradeoff(table, goals):
+    """Say in words whether any power of :func:`decision_tradeoff` meets the accuracy and balanced-accuracy goals.
+
+    >>> table = pd.DataFrame({"accuracy": [0.7, 0.8], "balanced_accuracy": [0.7, 0.6]},
+    ...                      index=pd.Index([0.0, 1.0], name="power"))
+    >>> print(describe_tradeoff(table, {"accuracy": 0.85, "balanced_accuracy": 0.75}))  # doctest: +NORMALIZE_WHITESPACE
+    Unchanged (power 0): accuracy 0.700, balanced accuracy 0.700. The highest accuracy, 0.800 at power 1, comes with
+    balanced accuracy 0.600; the highest balanced accuracy, 0.700 at power 0, with accuracy 0.700. No power meets
+    both goals (accuracy 0.85, balanced accuracy 0.75): shifting the decisions toward the frequent classes does not
+    close the gap.
+    """
+    unchanged = table.loc[table.index[np.argmin(np.abs(table.index.to_numpy()))]]
+    best_accuracy, best_balanced = table["accuracy"].idxmax(), table["balanced_accuracy"].idxmax()
+    met = table[(table["accuracy"] >= goals["accuracy"]) & (table["balanced_accuracy"] >= goals["balanced_accuracy"])]
+    text = (f"Unchanged (power {unchanged.name:g}): accuracy {unchanged['accuracy']:.3f}, balanced accuracy "
+            f"{unchanged['balanced_accuracy']:.3f}. The highest accuracy, {table.loc[best_accuracy, 'accuracy']:.3f} "
+            f"at power {best_accuracy:g}, comes with balanced accuracy "
+            f"{table.loc[best_accuracy, 'balanced_accuracy']:.3f}; the highest balanced accuracy, "
+            f"{table.loc[best_balanced, 'balanced_accuracy']:.3f} at power {best_balanced:g}, with accuracy "
+            f"{table.loc[best_balanced, 'accuracy']:.3f}. ")
+    goal_words = f"accuracy {goals['accuracy']:g}, balanced accuracy {goals['balanced_accuracy']:g}"
+    if met.empty:
+        return text + (f"No power meets both goals ({goal_words}): shifting the decisions toward the frequent classes "
+                       "does not close the gap.")
+    return text + (f"{len(met)} of the {len(table)} powers meet both goals ({goal_words}), from power "
+                   f"{met.index.min():g} to {met.index.max():g}.")
 
 
 def per_class_intervals(labels, probabilities, *, groups=None, n_resamples=1000, seed=0, level=0.95):
