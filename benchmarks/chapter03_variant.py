@@ -100,15 +100,16 @@ def scores(metrics):
 
 def validation_curves(folder, runs):
     """Validation balanced accuracy after each epoch, for every run with a training history (its ``_history.csv``)."""
-    import csv
+    return {name: curve((folder / f"{name}_history.csv").read_text()) for name in runs
+            if (folder / f"{name}_history.csv").exists()}
 
-    curves = {}
-    for name in runs:
-        history = folder / f"{name}_history.csv"
-        if history.exists():
-            with history.open(newline="") as file:
-                curves[name] = [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(file)]
-    return curves
+
+def curve(history):
+    """The ``val_balanced_accuracy`` column of a training history (CSV text), rounded to four decimals."""
+    import csv
+    import io
+
+    return [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(io.StringIO(history))]
 
 
 def git(*arguments):
@@ -119,15 +120,18 @@ def committed_summary(rev):
     """Runs, time and machine of chapter 03 as committed at ``rev`` (its metric files and its executed notebook)."""
     executed = json.loads(git("show", f"{rev}:notebooks/03_Transfer_Learning.ipynb"))
     names = git("ls-tree", "-z", "--name-only", rev, "Saved_Models/").split("\0")
-    runs = {}
+    runs, curves = {}, {}
     for path in sorted(name for name in names if Path(name).name.startswith("03_") and name.endswith("_metrics.json")):
         metrics = json.loads(git("show", f"{rev}:{path}"))
         runs[Path(path).name[: -len("_metrics.json")]] = scores(metrics)
+        history = path[: -len("_metrics.json")] + "_history.csv"
+        if history in names:
+            curves[Path(path).name[: -len("_metrics.json")]] = curve(git("show", f"{rev}:{history}"))
     if not runs:
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
     # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may
     # be another run), so the record names none.
-    return {"runs": runs, "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
+    return {"runs": runs, "curves": curves, "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
 
 
 def command_line(settings, out):

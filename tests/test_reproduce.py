@@ -208,6 +208,11 @@ def test_chapter03_variant_records_a_committed_design(tmp_path):
                                       capture_output=True, text=True, check=True).stdout)
     assert record["runs"][committed[0]]["balanced_accuracy"] == first["balanced_accuracy"]
     assert "--set cut=block10_add" in record["command"] and len(record["from_commit"]) >= 7
+    trained = [name for name in committed if f"Saved_Models/{name}_history.csv" in listed]
+    assert sorted(record["curves"]) == trained and trained  # Each trained run's validation balanced accuracy per epoch.
+    history = subprocess.run(["git", "-C", str(root), "show", f"HEAD:Saved_Models/{trained[0]}_history.csv"],
+                             capture_output=True, text=True, check=True).stdout
+    assert len(record["curves"][trained[0]]) == len(history.strip().splitlines()) - 1
     refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapter03_variant.py"), "--from-commit", "HEAD",
                               "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--from-commit needs --set" in refused.stderr
