@@ -363,6 +363,17 @@ def decision_tradeoff(labels, probabilities, priors, *, powers=POWERS):
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("power")
 
 
+def tradeoff_table(records):
+    """The table of :func:`decision_tradeoff` back from its JSON form (``{"<power>": {metric: value}}``).
+
+    >>> tradeoff_table({"0": {"accuracy": 0.7, "balanced_accuracy": 0.7}}).index.tolist()
+    [0.0]
+    """
+    table = pd.DataFrame(records).T.rename_axis("power")
+    table.index = table.index.astype(float)
+    return table
+
+
 def describe_tradeoff(table, goals):
     """Say in words whether any power of :func:`decision_tradeoff` meets the accuracy and balanced-accuracy goals.
 

@@ -519,14 +519,11 @@ def _markdown_final(final):
                         f"{cams['pointing_centre']:.0%} of the time." if "inside_centre" in cams else "."))
     tradeoff = final.get("decision_tradeoff_validation")
     if tradeoff:
-        import pandas as pd
-
         from skinlib import metrics
 
-        table = pd.DataFrame(tradeoff).T.rename_axis("power")
-        table.index = table.index.astype(float)
+        table = metrics.tradeoff_table(tradeoff)
         lines.append("Decisions shifted toward the frequent classes (each class probability times its training share "
-                     "to a power), on the validation split: " + metrics.describe_tradeoff(table, metrics.GOALS))
+                     "to a power), on the validation split. " + metrics.describe_tradeoff(table, metrics.GOALS))
     return "\n".join(lines)
 
 
