@@ -21,6 +21,8 @@ rerun with today's code; ``from_commit`` says where the numbers came from)::
 """
 
 import argparse
+import csv
+import io
 import json
 import os
 import subprocess
@@ -79,7 +81,8 @@ def main():
                 continue
             metrics = json.loads(path.read_text())
             runs[path.name[: -len("_metrics.json")]] = scores(metrics)
-        curves = validation_curves(folder, runs)
+        curves = {name: values for name, values in validation_curves(folder, runs).items()
+                  if f"{name}_history.csv" in written}  # A history this run did not write is not its curve.
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         summary = {"settings": args.set, "runs": runs, "curves": curves, "chapter_seconds": round(seconds, 1),
@@ -106,9 +109,6 @@ def validation_curves(folder, runs):
 
 def curve(history):
     """The ``val_balanced_accuracy`` column of a training history (CSV text), rounded to four decimals."""
-    import csv
-    import io
-
     return [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(io.StringIO(history))]
 
 

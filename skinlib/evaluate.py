@@ -447,10 +447,11 @@ def plot_shifts(table, *, metrics=("accuracy", "balanced_accuracy", "malignant_a
 
 
 def plot_decision_tradeoff(table, *, goals=None, title=""):
-    """Accuracy against balanced accuracy as the decisions shift toward the frequent classes, with the goals.
+    """Accuracy against balanced accuracy as the decisions are re-weighted by the class shares, with the goals.
 
-    Each point is one power of :func:`skinlib.metrics.decision_tradeoff` (labelled; the ringed point is power 0,
-    the model's own decisions); the shaded corner is where both goals are met.
+    Each point is one power of :func:`skinlib.metrics.decision_tradeoff` (labelled; positive powers favour the
+    frequent classes, negative ones the rare; the ringed point is power 0, the model's own decisions); the shaded
+    corner is where both goals are met.
 
     Parameters
     ----------
@@ -478,7 +479,7 @@ def plot_decision_tradeoff(table, *, goals=None, title=""):
     axis.plot(x, y, "o-", color="#4c72b0", markersize=4)
     for power, (a, b) in zip(table.index, zip(x, y)):
         axis.annotate(f"{power:g}", (a, b), textcoords="offset points", xytext=(5, 3), fontsize=7, color="#4c72b0")
-    own = int(np.argmin(np.abs(table.index.to_numpy(dtype=float))))
+    own = list(table.index).index(0.0)  # decision_tradeoff always has the row of power 0.
     axis.plot(x[own], y[own], "o", markersize=11, markerfacecolor="none", markeredgecolor="black",
               label="the model's own decisions (power 0)")
     if goals:

@@ -309,19 +309,25 @@ def describe_seed_difference(table, first, second, *, metric="balanced_accuracy"
 
 
 def prior_shift(probabilities, priors, power):
-    """Probabilities times the class priors to ``power``, renormalised: a decision rule that favours frequent classes.
+    """Probabilities times the class shares to ``power``, renormalised: a decision rule that favours some classes.
 
-    A model trained to treat the classes equally (class weights, balanced
-    sampling) picks the class that is most likely as if every class were
-    equally common. Multiplying by the class shares of the training split to
-    a power moves its decisions toward the common classes (power 1: as if
-    trained without any balancing; Menon et al. 2021, "logit adjustment");
-    power 0 changes nothing, a negative power favours the rare classes more.
+    A model trained to treat the classes alike (class weights, balanced
+    sampling) decides as if every class were about equally common.
+    Multiplying its probabilities by the class shares of the training split
+    to a power moves its decisions toward the frequent classes (power > 0) or
+    the rare ones (power < 0); power 0 changes nothing. For a calibrated model
+    trained with weights inverse to the class counts and no label smoothing,
+    power 1 would in theory undo the weighting (the idea behind "logit
+    adjustment", Menon et al. 2021); for a real model it is a reference point.
 
     >>> prior_shift(np.array([[0.5, 0.5]]), np.array([0.8, 0.2]), 1.0).round(2).tolist()
     [[0.8, 0.2]]
     """
-    shifted = np.asarray(probabilities, dtype="float64") * np.asarray(priors, dtype="float64") ** power
+    priors = np.asarray(priors, dtype="float64")
+    if not (np.isfinite(priors).all() and (priors > 0).all()):
+        raise ValueError(f"every class share must be a positive number. Got {priors.round(4).tolist()} instead "
+                         "(a class missing from the training split?).")
+    shifted = np.asarray(probabilities, dtype="float64") * priors ** power
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
@@ -334,20 +340,22 @@ def decision_tradeoff(labels, probabilities, priors, *, powers=POWERS):
 
     Shows what one metric costs in the other when the decision rule, not the
     model, changes: with 67% nevi, calling more lesions a nevus raises
-    accuracy and lowers balanced accuracy.
+    accuracy (up to a point) and lowers balanced accuracy. Balanced accuracy
+    averages the recalls of the classes present in ``labels``.
 
     Parameters
     ----------
     labels : array-like of shape (n,)
     probabilities : array-like of shape (n, classes)
     priors : array-like of shape (classes,)
-        The class shares of the training split.
+        The class shares of the training split, all positive.
     powers : sequence of float
+        Must include 0, the model's own decisions.
 
     Returns
     -------
     DataFrame
-        Index ``power``; columns ``accuracy`` and ``balanced_accuracy``.
+        Index ``power`` (ascending); columns ``accuracy`` and ``balanced_accuracy``.
 
     Examples
     --------
@@ -356,50 +364,52 @@ def decision_tradeoff(labels, probabilities, priors, *, powers=POWERS):
     >>> decision_tradeoff(labels, probabilities, [0.75, 0.25], powers=(0.0, 1.0)).round(3).values.tolist()
     [[0.75, 0.833], [0.75, 0.5]]
     """
+    if 0 not in [float(power) for power in powers]:
+        raise ValueError(f"powers must include 0 (the model's own decisions). Got {list(powers)} instead.")
     labels = np.asarray(labels)
-    rows = {}
-    for power in powers:
-        rows[float(power)] = _accuracies(labels, prior_shift(probabilities, priors, power))
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("power")
+    rows = {float(power): _accuracies(labels, prior_shift(probabilities, priors, power)) for power in powers}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("power").sort_index()
 
 
 def tradeoff_table(records):
     """The table of :func:`decision_tradeoff` back from its JSON form (``{"<power>": {metric: value}}``).
 
-    >>> tradeoff_table({"0": {"accuracy": 0.7, "balanced_accuracy": 0.7}}).index.tolist()
-    [0.0]
+    >>> tradeoff_table({"0.5": {"accuracy": 0.8}, "0": {"accuracy": 0.7}}).index.tolist()
+    [0.0, 0.5]
     """
     table = pd.DataFrame(records).T.rename_axis("power")
     table.index = table.index.astype(float)
-    return table
+    return table.sort_index()
 
 
 def describe_tradeoff(table, goals):
-    """Say in words whether any power of :func:`decision_tradeoff` meets the accuracy and balanced-accuracy goals.
+    """Say in words what :func:`decision_tradeoff` found: the model's own decisions, the extremes, and the goals.
 
     >>> table = pd.DataFrame({"accuracy": [0.7, 0.8], "balanced_accuracy": [0.7, 0.6]},
     ...                      index=pd.Index([0.0, 1.0], name="power"))
     >>> print(describe_tradeoff(table, {"accuracy": 0.85, "balanced_accuracy": 0.75}))  # doctest: +NORMALIZE_WHITESPACE
-    Unchanged (power 0): accuracy 0.700, balanced accuracy 0.700. The highest accuracy, 0.800 at power 1, comes with
-    balanced accuracy 0.600; the highest balanced accuracy, 0.700 at power 0, with accuracy 0.700. No power meets
-    both goals (accuracy 0.85, balanced accuracy 0.75): shifting the decisions toward the frequent classes does not
-    close the gap.
+    The model's own decisions (power 0): accuracy 0.700, balanced accuracy 0.700. The highest accuracy, 0.800 at
+    power 1, comes with balanced accuracy 0.600; the highest balanced accuracy, 0.700 at power 0, with accuracy
+    0.700. No power meets both goals (accuracy 0.85, balanced accuracy 0.75): re-weighting the decisions by the
+    class shares does not close the gap.
     """
-    unchanged = table.loc[table.index[np.argmin(np.abs(table.index.to_numpy()))]]
+    if 0.0 not in table.index:
+        raise ValueError("the table has no row for power 0 (the model's own decisions).")
+    own = table.loc[0.0]
     best_accuracy, best_balanced = table["accuracy"].idxmax(), table["balanced_accuracy"].idxmax()
     met = table[(table["accuracy"] >= goals["accuracy"]) & (table["balanced_accuracy"] >= goals["balanced_accuracy"])]
-    text = (f"Unchanged (power {unchanged.name:g}): accuracy {unchanged['accuracy']:.3f}, balanced accuracy "
-            f"{unchanged['balanced_accuracy']:.3f}. The highest accuracy, {table.loc[best_accuracy, 'accuracy']:.3f} "
-            f"at power {best_accuracy:g}, comes with balanced accuracy "
-            f"{table.loc[best_accuracy, 'balanced_accuracy']:.3f}; the highest balanced accuracy, "
-            f"{table.loc[best_balanced, 'balanced_accuracy']:.3f} at power {best_balanced:g}, with accuracy "
-            f"{table.loc[best_balanced, 'accuracy']:.3f}. ")
+    text = (f"The model's own decisions (power 0): accuracy {own['accuracy']:.3f}, balanced accuracy "
+            f"{own['balanced_accuracy']:.3f}. The highest accuracy, {table.loc[best_accuracy, 'accuracy']:.3f} at "
+            f"power {best_accuracy:g}, comes with balanced accuracy {table.loc[best_accuracy, 'balanced_accuracy']:.3f};"
+            f" the highest balanced accuracy, {table.loc[best_balanced, 'balanced_accuracy']:.3f} at power "
+            f"{best_balanced:g}, with accuracy {table.loc[best_balanced, 'accuracy']:.3f}. ")
     goal_words = f"accuracy {goals['accuracy']:g}, balanced accuracy {goals['balanced_accuracy']:g}"
     if met.empty:
-        return text + (f"No power meets both goals ({goal_words}): shifting the decisions toward the frequent classes "
+        return text + (f"No power meets both goals ({goal_words}): re-weighting the decisions by the class shares "
                        "does not close the gap.")
-    return text + (f"{len(met)} of the {len(table)} powers meet both goals ({goal_words}), from power "
-                   f"{met.index.min():g} to {met.index.max():g}.")
+    powers = ", ".join(f"{power:g}" for power in met.index)
+    return text + (f"{len(met)} of the {len(table)} powers tried meet{'s' if len(met) == 1 else ''} both goals "
+                   f"({goal_words}): {powers}.")
 
 
 def per_class_intervals(labels, probabilities, *, groups=None, n_resamples=1000, seed=0, level=0.95):

@@ -522,8 +522,9 @@ def _markdown_final(final):
         from skinlib import metrics
 
         table = metrics.tradeoff_table(tradeoff)
-        lines.append("Decisions shifted toward the frequent classes (each class probability times its training share "
-                     "to a power), on the validation split. " + metrics.describe_tradeoff(table, metrics.GOALS))
+        lines.append("Decisions re-weighted by the class shares (each class probability times its share of the "
+                     "training split to a power), on the validation split: "
+                     + metrics.describe_tradeoff(table, metrics.GOALS))
     return "\n".join(lines)
 
 

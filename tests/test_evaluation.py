@@ -249,3 +249,17 @@ def test_describe_subgroups_leaves_out_small_pooled_rows():
     table.loc[metrics.POOLED.format(minimum=20), "images"] = 24
     said = metrics.describe_subgroups({"sex": table}, 0.7)
     assert "wholly above the overall 0.700 (sex other (<20 each): 1.000" in said
+
+
+def test_the_decision_tradeoff_refuses_what_it_cannot_mean():
+    labels, probabilities = np.array([0, 1]), np.array([[0.6, 0.4], [0.3, 0.7]])
+    with pytest.raises(ValueError, match="positive"):  # A class missing from the training split: NaN share.
+        metrics.decision_tradeoff(labels, probabilities, [1.0, np.nan])
+    with pytest.raises(ValueError, match="include 0"):
+        metrics.decision_tradeoff(labels, probabilities, [0.5, 0.5], powers=(0.5, 1.0))
+    table = metrics.decision_tradeoff(labels, probabilities, [0.9, 0.1], powers=(1.0, 0.0, -1.0))
+    assert table.index.tolist() == [-1.0, 0.0, 1.0]  # Ascending, whatever the order asked.
+    assert table.loc[0.0].tolist() == [1.0, 1.0] and table.loc[1.0, "balanced_accuracy"] == 0.5
+    back = metrics.tradeoff_table({f"{power:g}": row.to_dict() for power, row in table.iloc[::-1].iterrows()})
+    assert back.equals(table)
+    assert "meets both goals" in metrics.describe_tradeoff(table, {"accuracy": 0.9, "balanced_accuracy": 0.9})
