@@ -81,8 +81,9 @@ def main():
                 continue
             metrics = json.loads(path.read_text())
             runs[path.name[: -len("_metrics.json")]] = scores(metrics)
-        curves = {name: values for name, values in validation_curves(folder, runs).items()
-                  if f"{name}_history.csv" in written}  # A history this run did not write is not its curve.
+        # Only a history this run wrote is its curve (a re-scored run keeps its old one).
+        curves = {name: curve((folder / f"{name}_history.csv").read_text()) for name in runs
+                  if f"{name}_history.csv" in written}
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         summary = {"settings": args.set, "runs": runs, "curves": curves, "chapter_seconds": round(seconds, 1),
@@ -101,12 +102,6 @@ def scores(metrics):
     return {key: metrics[key] for key in KEYS if key in metrics}
 
 
-def validation_curves(folder, runs):
-    """Validation balanced accuracy after each epoch, for every run with a training history (its ``_history.csv``)."""
-    return {name: curve((folder / f"{name}_history.csv").read_text()) for name in runs
-            if (folder / f"{name}_history.csv").exists()}
-
-
 def curve(history):
     """The ``val_balanced_accuracy`` column of a training history (CSV text), rounded to four decimals."""
     return [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(io.StringIO(history))]
@@ -122,11 +117,10 @@ def committed_summary(rev):
     names = git("ls-tree", "-z", "--name-only", rev, "Saved_Models/").split("\0")
     runs, curves = {}, {}
     for path in sorted(name for name in names if Path(name).name.startswith("03_") and name.endswith("_metrics.json")):
-        metrics = json.loads(git("show", f"{rev}:{path}"))
-        runs[Path(path).name[: -len("_metrics.json")]] = scores(metrics)
-        history = path[: -len("_metrics.json")] + "_history.csv"
-        if history in names:
-            curves[Path(path).name[: -len("_metrics.json")]] = curve(git("show", f"{rev}:{history}"))
+        stem = path[: -len("_metrics.json")]
+        runs[Path(stem).name] = scores(json.loads(git("show", f"{rev}:{path}")))
+        if f"{stem}_history.csv" in names:
+            curves[Path(stem).name] = curve(git("show", f"{rev}:{stem}_history.csv"))
     if not runs:
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
     # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may
