@@ -282,8 +282,8 @@ def chapter_time(started, *, smoke):
 def chapter03_variants(root=None):
     """The validation scores of chapter 03's designs that were run once and not shipped, from ``benchmarks/results``.
 
-    Reads ``profile_full.json`` (the ``full`` profile) and every ``chapter03_*.json`` written by
-    ``benchmarks/chapter03_variant.py``.
+    Reads every ``profile_*.json`` (a complete run of the study with other parameters, chapter 04's test scores
+    included) and every ``chapter03_*.json`` written by ``benchmarks/chapter03_variant.py``.
 
     Returns
     -------
@@ -295,11 +295,10 @@ def chapter03_variants(root=None):
 
     folder = Path(root or repo_root()) / "benchmarks" / "results"
     rows = []
-    full = folder / "profile_full.json"
-    if full.is_file():
-        record = json.loads(full.read_text())
+    for path in sorted(folder.glob("profile_*.json")):
+        record = json.loads(path.read_text())
         settings = ", ".join(f"{k}={v}" for k, v in record["run"]["settings"].items())
-        rows += [{"variant": settings, **run, "file": full.name} for run in record["chapter03_validation"]]
+        rows += [{"variant": settings, **run, "file": path.name} for run in record["chapter03_validation"]]
     for path in sorted(folder.glob("chapter03_*.json")):
         record = json.loads(path.read_text())
         rows += [{"variant": ", ".join(record["settings"]), "name": name, **scores, "file": path.name}

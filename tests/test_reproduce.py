@@ -126,13 +126,13 @@ def test_every_parameter_line_of_the_notebooks_is_understood():
 def test_chapter03_variants_read_both_record_formats(tmp_path):
     folder = tmp_path / "benchmarks" / "results"
     folder.mkdir(parents=True)
-    (folder / "profile_full.json").write_text(json.dumps({"run": {"settings": {"profile": "full"}}, "chapter03_validation": [
+    (folder / "profile_larger.json").write_text(json.dumps({"run": {"settings": {"height": 150}}, "chapter03_validation": [
         {"name": "03_a", "accuracy": 0.7, "balanced_accuracy": 0.6, "macro_auc": 0.9, "epochs_run": 3}]}))
     (folder / "chapter03_lite2.json").write_text(json.dumps({"settings": ["backbone=efficientnet_lite2"], "runs": {
         "03_b": {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_auc": 0.8}}}))
     table = reproduce.chapter03_variants(tmp_path)
     assert table[["variant", "name", "balanced_accuracy", "file"]].values.tolist() == [
-        ["profile=full", "03_a", 0.6, "profile_full.json"],
+        ["height=150", "03_a", 0.6, "profile_larger.json"],
         ["backbone=efficientnet_lite2", "03_b", 0.5, "chapter03_lite2.json"]]
     assert reproduce.chapter03_variants(tmp_path / "nowhere").empty
 
