@@ -349,13 +349,15 @@ def readme_blocks(root=None):
     if (folder / RUN_FILE).is_file():
         run = json.loads((folder / RUN_FILE).read_text())
         rows = [f"| {Path(name).stem} | {_minutes(seconds)} |" for name, seconds in run["notebooks"].items()]
+        settings = dict(run["settings"])
+        profile = settings.pop("profile", "default")
         cpu = f"{run['processor']}, {run['machine']}"
         if run.get("avx512") is not None:  # Older records do not say.
             cpu += ", with AVX-512" if run["avx512"] else ", without AVX-512"
         blocks["run_times"] = "\n".join([
             f"Last complete run of `make reproduce` (notebooks only; from `Saved_Models/{RUN_FILE}`), on "
-            f"{run['cpu_count']} CPU cores ({cpu}), Python {run['python']}"
-            + (f", settings {run['settings']}" if run["settings"] else "") + ":", "",
+            f"{run['cpu_count']} CPU cores ({cpu}), Python {run['python']}, profile `{profile}`"
+            + (f", other settings {settings}" if settings else "") + ":", "",
             "| notebook | time |", "|---|---|", *rows, f"| **total** | **{_minutes(run['total_seconds'])}** |"])
     if (folder / RESULTS_FILE).is_file():
         results = read_results(folder)

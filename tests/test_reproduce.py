@@ -70,6 +70,7 @@ def test_parameters_are_listed_and_set_in_one_place(tmp_path):
     assert record["avx512"] == reproduce.cpu_has_avx512()  # Training time on 2 cores depends on it.
     header = reproduce.readme_blocks(tmp_path)["run_times"].splitlines()[0]
     assert {True: "with AVX-512", False: "without AVX-512", None: "Python"}[record["avx512"]] in header
+    assert header.endswith("profile `default`, other settings {'epochs': 2}:")  # No --set profile: the default.
     with pytest.raises(reproduce.ParameterError, match="no notebook to run has the parameter.*epoch"):
         reproduce.reproduce(root=tmp_path, settings={"epoch": 2}, echo=lambda *a, **k: None)
 
