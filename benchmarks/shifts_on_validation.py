@@ -5,7 +5,7 @@ choice, so it is measured on validation, never on test. Each model is applied on
 augmentation, like chapter 04's robustness table.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/shifts_on_validation.py \\
-        --model "colour constancy on=Saved_Models/03_efficientnet_lite0_views_seed0.keras" \\
+        --model "colour constancy on=Saved_Models/03_efficientnet_lite0_views.keras" \\
         --model "colour constancy off=WORKTREE/Saved_Models/03_efficientnet_lite0_views.keras" \\
         --out benchmarks/results/shifts_colour_constancy.json
 

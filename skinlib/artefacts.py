@@ -352,8 +352,10 @@ def forget_stale(folder, notebook, *, since):
     A row is stale when its ``<name>_metrics.json`` is older than ``since``
     (a ``time.time()`` taken before the run): a model of an earlier design or
     profile that the notebook no longer makes. Without this, chapter 04 could
-    choose a model that the current chapters do not produce. Call it only after
-    the notebook ran to the end, so a failed run leaves everything in place.
+    choose a model that the current chapters do not produce. Call it only once
+    the notebook has written all its results (chapter 03 calls it after its
+    last training; ``reproduce`` after each notebook), so a failed run leaves
+    everything in place.
 
     Returns
     -------

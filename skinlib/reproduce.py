@@ -283,7 +283,9 @@ def chapter03_variants(root=None):
     """The validation scores of chapter 03's designs that were run once and not shipped, from ``benchmarks/results``.
 
     Reads every ``profile_*.json`` (a complete run of the study with other parameters, chapter 04's test scores
-    included) and every ``chapter03_*.json`` written by ``benchmarks/chapter03_variant.py``.
+    included; its ``chapter03_validation`` rows) and every ``chapter03_*.json`` written by
+    ``benchmarks/chapter03_variant.py`` (its ``runs``). Both name in ``settings`` the parameters that repeat the run
+    with today's chapter.
 
     Returns
     -------
@@ -295,14 +297,10 @@ def chapter03_variants(root=None):
 
     folder = Path(root or repo_root()) / "benchmarks" / "results"
     rows = []
-    for path in sorted(folder.glob("profile_*.json")):
+    for path in sorted(folder.glob("profile_*.json")) + sorted(folder.glob("chapter03_*.json")):
         record = json.loads(path.read_text())
-        settings = ", ".join(f"{k}={v}" for k, v in record["run"]["settings"].items())
-        rows += [{"variant": settings, **run, "file": path.name} for run in record["chapter03_validation"]]
-    for path in sorted(folder.glob("chapter03_*.json")):
-        record = json.loads(path.read_text())
-        rows += [{"variant": ", ".join(record["settings"]), "name": name, **scores, "file": path.name}
-                 for name, scores in record["runs"].items()]
+        runs = record.get("chapter03_validation") or [{"name": n, **scores} for n, scores in record["runs"].items()]
+        rows += [{"variant": ", ".join(record["settings"]), **run, "file": path.name} for run in runs]
     columns = ["variant", "name", "accuracy", "balanced_accuracy", "macro_auc", "file"]
     return pd.DataFrame(rows).reindex(columns=columns)
 

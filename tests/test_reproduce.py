@@ -127,7 +127,7 @@ def test_every_parameter_line_of_the_notebooks_is_understood():
 def test_chapter03_variants_read_both_record_formats(tmp_path):
     folder = tmp_path / "benchmarks" / "results"
     folder.mkdir(parents=True)
-    (folder / "profile_larger.json").write_text(json.dumps({"run": {"settings": {"height": 150}}, "chapter03_validation": [
+    (folder / "profile_larger.json").write_text(json.dumps({"settings": ["height=150"], "chapter03_validation": [
         {"name": "03_a", "accuracy": 0.7, "balanced_accuracy": 0.6, "macro_auc": 0.9, "epochs_run": 3}]}))
     (folder / "chapter03_lite2.json").write_text(json.dumps({"settings": ["backbone=efficientnet_lite2"], "runs": {
         "03_b": {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_auc": 0.8}}}))
