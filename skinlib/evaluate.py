@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from skinlib.data import CLASSES
-from skinlib.metrics import MALIGNANT_INDEX, confusion, malignant_probability, metrics_table, screening
+from skinlib.metrics import (MALIGNANT_INDEX, confusion, malignant_probability, metrics_table, own_decisions,
+                             screening)
 
 
 def plot_history(history, *, title=""):
@@ -479,9 +480,9 @@ def plot_decision_tradeoff(table, *, goals=None, title=""):
     axis.plot(x, y, "o-", color="#4c72b0", markersize=4)
     for power, (a, b) in zip(table.index, zip(x, y)):
         axis.annotate(f"{power:g}", (a, b), textcoords="offset points", xytext=(5, 3), fontsize=7, color="#4c72b0")
-    own = list(table.index).index(0.0)  # decision_tradeoff always has the row of power 0.
-    axis.plot(x[own], y[own], "o", markersize=11, markerfacecolor="none", markeredgecolor="black",
-              label="the model's own decisions (power 0)")
+    own = own_decisions(table)
+    axis.plot(own["balanced_accuracy"], own["accuracy"], "o", markersize=11, markerfacecolor="none",
+              markeredgecolor="black", label="the model's own decisions (power 0)")
     if goals:
         axis.fill_between([goals["balanced_accuracy"], 1], goals["accuracy"], 1, color="#55a868", alpha=0.2,
                           label="both goals met")

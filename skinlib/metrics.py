@@ -382,6 +382,18 @@ def tradeoff_table(records):
     return table.sort_index()
 
 
+def own_decisions(table):
+    """The row of power 0 of a :func:`decision_tradeoff` table: the model's own decisions.
+
+    >>> own_decisions(pd.DataFrame({"accuracy": [0.7, 0.8]}, index=pd.Index([0.0, 1.0], name="power"))).to_dict()
+    {'accuracy': 0.7}
+    """
+    if 0.0 not in table.index:
+        raise ValueError(f"the table has no row for power 0 (the model's own decisions). Got powers "
+                         f"{list(table.index)} instead.")
+    return table.loc[0.0]
+
+
 def describe_tradeoff(table, goals):
     """Say in words what :func:`decision_tradeoff` found: the model's own decisions, the extremes, and the goals.
 
@@ -393,9 +405,7 @@ def describe_tradeoff(table, goals):
     0.700. No power meets both goals (accuracy 0.85, balanced accuracy 0.75): re-weighting the decisions by the
     class shares does not close the gap.
     """
-    if 0.0 not in table.index:
-        raise ValueError("the table has no row for power 0 (the model's own decisions).")
-    own = table.loc[0.0]
+    own = own_decisions(table)
     best_accuracy, best_balanced = table["accuracy"].idxmax(), table["balanced_accuracy"].idxmax()
     met = table[(table["accuracy"] >= goals["accuracy"]) & (table["balanced_accuracy"] >= goals["balanced_accuracy"])]
     text = (f"The model's own decisions (power 0): accuracy {own['accuracy']:.3f}, balanced accuracy "

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import artefacts, calibrate, data, explain, explanation_scores, final, metrics, models
+from skinlib import artefacts, calibrate, data, evaluate, explain, explanation_scores, final, metrics, models
 from tests.test_models_train import toy_splits
 
 
@@ -263,3 +263,8 @@ def test_the_decision_tradeoff_refuses_what_it_cannot_mean():
     back = metrics.tradeoff_table({f"{power:g}": row.to_dict() for power, row in table.iloc[::-1].iterrows()})
     assert back.equals(table)
     assert "meets both goals" in metrics.describe_tradeoff(table, {"accuracy": 0.9, "balanced_accuracy": 0.9})
+    without_own = table.drop(index=0.0)
+    for refuses in (lambda: metrics.describe_tradeoff(without_own, metrics.GOALS),
+                    lambda: evaluate.plot_decision_tradeoff(without_own)):
+        with pytest.raises(ValueError, match="no row for power 0"):
+            refuses()
