@@ -13,7 +13,10 @@ spelled once:
   :func:`record_result`, :func:`record_metrics` and :func:`read_results`;
 - the test results of chapter 04 (:data:`FINAL_METRICS_FILE`): built by
   :func:`final_metrics`, written by :func:`write_final_metrics`, read by
-  :func:`read_final_metrics` (the README, the slides and the lesion checker).
+  :func:`read_final_metrics` (the README, the slides and the lesion checker);
+- the scores of runs repeated with other seeds only to measure the noise
+  (:func:`write_seed_repeats`, :func:`read_seed_repeats`), so that a run
+  that skips them can show the last ones.
 
 It imports no other skinlib module but the package itself, so every module
 can use it.
@@ -47,6 +50,9 @@ RESULTS_FILE = "results.csv"
 
 FINAL_METRICS_FILE = "final_metrics.json"
 """The test results of chapter 04, inside ``Saved_Models/``: the only source of the test numbers quoted elsewhere."""
+
+SEED_REPEATS_SUFFIX = "_seed_repeats.json"
+"""``<notebook><suffix>`` in ``Saved_Models/``: the scores of a notebook's runs repeated with other seeds."""
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -377,3 +383,54 @@ def forget_stale(folder, notebook, *, since):
             for suffix in (".keras", ".tflite", "_history.csv", "_metrics.json"):
                 (folder / f"{name}{suffix}").unlink(missing_ok=True)
     return stale
+
+
+def write_seed_repeats(folder, notebook, repeats, *, metrics):
+    """Keep the validation scores of runs repeated with other seeds, which are not saved as models.
+
+    Written atomically as ``<notebook>_seed_repeats.json`` in ``folder``, so
+    that a run which skips the repeats (chapter 02's default profile) can
+    still show the spread of the last run that trained them.
+
+    Parameters
+    ----------
+    folder : str or Path
+    notebook : str
+        The notebook's name without ``.ipynb``.
+    repeats : dict of str to list of dict
+        By recipe name, each seed's metrics (first seed first), as
+        :func:`skinlib.metrics.seed_spread` takes them.
+    metrics : sequence of str
+        The metrics to keep.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path = write_seed_repeats(folder, "02_x", {"a": [{"accuracy": 0.5, "loss": 1.0}]}, metrics=["accuracy"])
+    >>> read_seed_repeats(folder, "02_x")["repeats"]
+    {'a': [{'accuracy': 0.5}]}
+    """
+    import datetime
+
+    record = {"notebook": notebook,
+              "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "repeats": {name: [{metric: float(run[metric]) for metric in metrics} for run in runs]
+                          for name, runs in repeats.items()}}
+    return write_json_atomic(Path(folder) / f"{notebook}{SEED_REPEATS_SUFFIX}", record, end="\n")
+
+
+def read_seed_repeats(folder, notebook):
+    """The record of :func:`write_seed_repeats`: a dict with ``notebook``, ``written`` and ``repeats``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no run of ``notebook`` has trained the repeats into ``folder``; the message says how to make them.
+    """
+    path = Path(folder) / f"{notebook}{SEED_REPEATS_SUFFIX}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: no run of {notebook} has trained its seed repeats here. Run it "
+                                "once with them (`python -m skinlib reproduce --only "
+                                f"{notebook} --set profile=full`).")
+    return json.loads(path.read_text())

@@ -156,6 +156,32 @@ def change(before, after, *, metrics=HEADLINE):
     return table.round(3)
 
 
+def goal_table(goals, reached, *, label="reached", **others):
+    """Each goal beside the score reached, other columns (a baseline, an interval) and whether it is met.
+
+    Parameters
+    ----------
+    goals : dict of str to float
+        The least score wanted, by metric.
+    reached : dict of str to float
+        The scores, by metric; ``met`` compares them at full precision, the table shows three decimals.
+    label : str, default="reached"
+        The name of the scores' column.
+    **others : dict of str to float
+        Further columns, by name, shown between the scores and ``met``.
+
+    Examples
+    --------
+    >>> goal_table({"accuracy": 0.85}, {"accuracy": 0.84999}, label="model", baseline={"accuracy": 0.67})
+              goal  model  baseline    met
+    accuracy  0.85   0.85      0.67  False
+    """
+    columns = {"goal": goals, label: reached, **others}
+    table = pd.DataFrame({name: {key: round(float(values[key]), 3) for key in goals} for name, values in columns.items()})
+    table["met"] = [bool(reached[key] >= goal) for key, goal in goals.items()]
+    return table
+
+
 def describe_change(before, after, *, metric="balanced_accuracy"):
     """One sentence saying how a metric moved between two runs.
 

@@ -47,6 +47,25 @@ def notebooks_in_order(root=None):
 
 RUN_FILE = "reproduce_run.json"
 
+PROFILES = ("default", "full")
+"""The study's two profiles (a notebook parameter): ``default`` fits ``make reproduce`` on 2 cores, ``full`` trains
+the seed repeats that measure the noise between runs."""
+
+
+def by_profile(profile, values, setting=None):
+    """A setting's value: ``setting`` when given (not None), else its value for ``profile`` in ``values``.
+
+    >>> by_profile("full", {"default": 1, "full": 3}), by_profile("full", {"default": 1, "full": 3}, 2)
+    (3, 2)
+    >>> by_profile("fast", {"default": 1, "full": 3})
+    Traceback (most recent call last):
+    ...
+    ValueError: profile must be one of ['default', 'full']. Got 'fast' instead.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {list(PROFILES)}. Got {profile!r} instead.")
+    return values[profile] if setting is None else setting
+
 
 def parameters(root=None):
     """Every notebook's parameters in one table: notebook, name, default and the comment that explains it.
@@ -88,7 +107,9 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
 
     Papermill writes cell by cell into a scratch copy under ``.papermill/running/``;
     only a notebook that ran to the end replaces ``output``, so a failure
-    leaves the last good notebook in place.
+    leaves the last good notebook in place. The cell of parameters that
+    papermill injected into an earlier run (``--set``) is dropped first, so a
+    run without them uses the notebook's defaults, not that run's values.
 
     Raises
     ------
@@ -98,15 +119,18 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
     """
     import os
 
+    import nbformat
     import papermill
 
     path = Path(path)
     output = Path(output or path)
     scratch = repo_root() / ".papermill" / "running" / output.name
     scratch.parent.mkdir(parents=True, exist_ok=True)
+    source = nbformat.read(path, as_version=4)
+    source.cells = [cell for cell in source.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
     try:
         papermill.execute_notebook(
-            str(path), str(scratch), parameters=parameters or {}, cwd=str(path.parent),
+            source, str(scratch), parameters=parameters or {}, cwd=str(path.parent),
             progress_bar=False, log_output=log_output, kernel_name="python3",
         )
     except papermill.PapermillExecutionError as error:

@@ -88,3 +88,22 @@ def test_forget_stale_drops_rows_and_files_the_last_run_did_not_write(tmp_path):
     assert not (tmp_path / "03_old.keras").exists() and not (tmp_path / "03_old_metrics.json").exists()
     assert (tmp_path / "03_new.keras").exists() and (tmp_path / "02_kept.keras").exists()
     assert artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50) == []
+
+
+def test_seed_repeats_are_kept_for_a_run_that_skips_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="02_x_seed_repeats.json is missing.*--set profile=full"):
+        artefacts.read_seed_repeats(tmp_path, "02_x")
+    runs = {"a": [{"accuracy": np.float32(0.5), "balanced_accuracy": 0.4, "per_class": [1, 2]},
+                  {"accuracy": 0.75, "balanced_accuracy": 0.5, "per_class": [3, 4]}]}
+    artefacts.write_seed_repeats(tmp_path, "02_x", runs, metrics=("accuracy", "balanced_accuracy"))
+    record = artefacts.read_seed_repeats(tmp_path, "02_x")
+    assert record["repeats"] == {"a": [{"accuracy": 0.5, "balanced_accuracy": 0.4},
+                                       {"accuracy": 0.75, "balanced_accuracy": 0.5}]}
+    assert record["notebook"] == "02_x" and record["written"].endswith("UTC")
+
+
+def test_the_committed_seed_repeats_are_the_full_profiles():
+    # The default profile shows them instead of training them: three seeds of each of the last two iterations.
+    repeats = artefacts.read_seed_repeats(artefacts.models_dir(), "02_CNN_Iterations")["repeats"]
+    assert sorted(repeats) == ["02_cnn_class_weights", "02_cnn_cosine"]
+    assert all(len(runs) == 3 for runs in repeats.values())

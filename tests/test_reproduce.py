@@ -30,6 +30,17 @@ def test_a_notebook_runs_with_parameters_and_clean_metadata(tmp_path):
     assert all("papermill" not in cell["metadata"] for cell in notebook["cells"])
 
 
+def test_a_run_without_parameters_forgets_those_of_the_run_before(tmp_path):
+    # Papermill leaves its injected cell in the executed notebook; run again without parameters, it would keep them.
+    path = write_notebook(tmp_path / "01_ok.ipynb", "print('smoke is', smoke)")
+    reproduce.run_notebook(path, parameters={"smoke": True})
+    reproduce.run_notebook(path)
+    notebook = json.loads(path.read_text())
+    assert not any("injected-parameters" in cell["metadata"].get("tags", []) for cell in notebook["cells"])
+    assert "smoke is False" in "".join("".join(o.get("text", "")) for cell in notebook["cells"]
+                                       for o in cell.get("outputs", []))
+
+
 def test_a_failing_notebook_names_the_cell_and_keeps_the_last_good_file(tmp_path):
     path = write_notebook(tmp_path / "02_bad.ipynb", "x = 1", "raise ValueError('broken on purpose')")
     before = path.read_text()
