@@ -420,17 +420,28 @@ def write_seed_repeats(folder, notebook, repeats, *, metrics):
     return write_json_atomic(Path(folder) / f"{notebook}{SEED_REPEATS_SUFFIX}", record, end="\n")
 
 
-def read_seed_repeats(folder, notebook):
+def read_seed_repeats(folder, notebook, *, names=None):
     """The record of :func:`write_seed_repeats`: a dict with ``notebook``, ``written`` and ``repeats``.
+
+    Parameters
+    ----------
+    names : collection of str, default=None
+        The recipes the record must hold, when given.
 
     Raises
     ------
     FileNotFoundError
         When no run of ``notebook`` has trained the repeats into ``folder``; the message says how to make them.
+    ValueError
+        When the record's recipes are not ``names`` (it was written by another version of the notebook).
     """
     path = Path(folder) / f"{notebook}{SEED_REPEATS_SUFFIX}"
+    rerun = f"`python -m skinlib reproduce --only {notebook} --set profile=full`"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: no run of {notebook} has trained its seed repeats here. Run it "
-                                "once with them (`python -m skinlib reproduce --only "
-                                f"{notebook} --set profile=full`).")
-    return json.loads(path.read_text())
+                                f"once with them ({rerun}).")
+    record = json.loads(path.read_text())
+    if names is not None and set(record["repeats"]) != set(names):
+        raise ValueError(f"{path} holds the repeats of {sorted(record['repeats'])}, not of {sorted(names)}: it was "
+                         f"written by another version of {notebook}. Run it again with them ({rerun}).")
+    return record

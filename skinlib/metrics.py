@@ -177,7 +177,11 @@ def goal_table(goals, reached, *, label="reached", **others):
     accuracy  0.85   0.85      0.67  False
     """
     columns = {"goal": goals, label: reached, **others}
-    table = pd.DataFrame({name: {key: round(float(values[key]), 3) for key in goals} for name, values in columns.items()})
+    if len(columns) < 2 + len(others) or {"goal", "met"} & {label, *others}:
+        raise ValueError(f"the columns' names must differ from each other and from 'goal' and 'met'. Got "
+                         f"{[label, *others]} instead.")
+    table = pd.DataFrame({name: {key: round(float(values[key]), 3) for key in goals}
+                          for name, values in columns.items()})
     table["met"] = [bool(reached[key] >= goal) for key, goal in goals.items()]
     return table
 

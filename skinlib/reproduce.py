@@ -52,8 +52,8 @@ PROFILES = ("default", "full")
 the seed repeats that measure the noise between runs."""
 
 
-def by_profile(profile, values, setting=None):
-    """A setting's value: ``setting`` when given (not None), else its value for ``profile`` in ``values``.
+def by_profile(profile, values, setting=None, *, name="setting", minimum=0):
+    """A whole-number setting: ``setting`` when given (not None), else its value for ``profile`` in ``values``.
 
     >>> by_profile("full", {"default": 1, "full": 3}), by_profile("full", {"default": 1, "full": 3}, 2)
     (3, 2)
@@ -61,10 +61,18 @@ def by_profile(profile, values, setting=None):
     Traceback (most recent call last):
     ...
     ValueError: profile must be one of ['default', 'full']. Got 'fast' instead.
+    >>> by_profile("default", {"default": 1, "full": 3}, 0, name="seeds", minimum=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: seeds must be a whole number of at least 1, or None to follow the profile. Got 0 instead.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {list(PROFILES)}. Got {profile!r} instead.")
-    return values[profile] if setting is None else setting
+    value = values[profile] if setting is None else setting
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, or None to follow the profile. "
+                         f"Got {setting!r} instead.")
+    return value
 
 
 def parameters(root=None):
@@ -126,11 +134,13 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
     output = Path(output or path)
     scratch = repo_root() / ".papermill" / "running" / output.name
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    source = nbformat.read(path, as_version=4)
+    source = nbformat.read(path, as_version=4)  # Without an earlier run's injected values, in cell or metadata:
     source.cells = [cell for cell in source.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
+    source.metadata.setdefault("papermill", {})["parameters"] = dict(parameters or {})
+    nbformat.write(source, scratch)
     try:
         papermill.execute_notebook(
-            source, str(scratch), parameters=parameters or {}, cwd=str(path.parent),
+            str(scratch), str(scratch), parameters=parameters or {}, cwd=str(path.parent),
             progress_bar=False, log_output=log_output, kernel_name="python3",
         )
     except papermill.PapermillExecutionError as error:

@@ -100,10 +100,14 @@ def test_seed_repeats_are_kept_for_a_run_that_skips_them(tmp_path):
     assert record["repeats"] == {"a": [{"accuracy": 0.5, "balanced_accuracy": 0.4},
                                        {"accuracy": 0.75, "balanced_accuracy": 0.5}]}
     assert record["notebook"] == "02_x" and record["written"].endswith("UTC")
+    with pytest.raises(ValueError, match="holds the repeats of \\['a'\\], not of \\['a', 'b'\\]"):
+        artefacts.read_seed_repeats(tmp_path, "02_x", names=["a", "b"])
 
 
-def test_the_committed_seed_repeats_are_the_full_profiles():
-    # The default profile shows them instead of training them: three seeds of each of the last two iterations.
-    repeats = artefacts.read_seed_repeats(artefacts.models_dir(), "02_CNN_Iterations")["repeats"]
-    assert sorted(repeats) == ["02_cnn_class_weights", "02_cnn_cosine"]
-    assert all(len(runs) == 3 for runs in repeats.values())
+def test_the_committed_seed_repeats_give_a_spread():
+    # A check of committed data: the default profile shows these instead of training them, so each of chapter
+    # 02's last two iterations needs at least two seeds.
+    folder = artefacts.models_dir()
+    repeats = artefacts.read_seed_repeats(folder, "02_CNN_Iterations",
+                                          names=["02_cnn_class_weights", "02_cnn_cosine"])["repeats"]
+    assert all(len(runs) >= 2 for runs in repeats.values())

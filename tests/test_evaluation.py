@@ -268,3 +268,15 @@ def test_the_decision_tradeoff_refuses_what_it_cannot_mean():
                     lambda: evaluate.plot_decision_tradeoff(without_own)):
         with pytest.raises(ValueError, match="no row for power 0"):
             refuses()
+
+
+def test_a_goal_table_compares_at_full_precision_and_refuses_clashing_columns():
+    goals = {"accuracy": 0.85, "balanced_accuracy": 0.75}
+    table = metrics.goal_table(goals, {"accuracy": 0.8499, "balanced_accuracy": 0.8}, label="model",
+                               **{"95% low": {"accuracy": 0.8, "balanced_accuracy": 0.7}})
+    assert table.columns.tolist() == ["goal", "model", "95% low", "met"]
+    assert table["model"].tolist() == [0.85, 0.8] and table["met"].tolist() == [False, True]
+    scores = {"accuracy": 0.9, "balanced_accuracy": 0.8}
+    for clash in (dict(label="goal"), dict(label="met"), dict(label="x", x=scores)):
+        with pytest.raises(ValueError, match="must differ"):
+            metrics.goal_table(goals, scores, **clash)

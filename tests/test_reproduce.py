@@ -37,6 +37,8 @@ def test_a_run_without_parameters_forgets_those_of_the_run_before(tmp_path):
     reproduce.run_notebook(path)
     notebook = json.loads(path.read_text())
     assert not any("injected-parameters" in cell["metadata"].get("tags", []) for cell in notebook["cells"])
+    assert notebook["metadata"]["papermill"]["parameters"] == {}  # The record says so too.
+    assert "input_path" not in json.dumps(notebook["metadata"])
     assert "smoke is False" in "".join("".join(o.get("text", "")) for cell in notebook["cells"]
                                        for o in cell.get("outputs", []))
 
