@@ -176,10 +176,11 @@ def goal_table(goals, reached, *, label="reached", **others):
               goal  model  baseline    met
     accuracy  0.85   0.85      0.67  False
     """
-    columns = {"goal": goals, label: reached, **others}
-    if len(columns) < 2 + len(others) or {"goal", "met"} & {label, *others}:
+    names = [label, *others]
+    if len(set(names)) < len(names) or {"goal", "met"} & set(names):
         raise ValueError(f"the columns' names must differ from each other and from 'goal' and 'met'. Got "
-                         f"{[label, *others]} instead.")
+                         f"{names} instead.")
+    columns = {"goal": goals, label: reached, **others}
     table = pd.DataFrame({name: {key: round(float(values[key]), 3) for key in goals}
                           for name, values in columns.items()})
     table["met"] = [bool(reached[key] >= goal) for key, goal in goals.items()]

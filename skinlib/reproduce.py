@@ -382,7 +382,7 @@ def readme_blocks(root=None):
         run = json.loads((folder / RUN_FILE).read_text())
         rows = [f"| {Path(name).stem} | {_minutes(seconds)} |" for name, seconds in run["notebooks"].items()]
         settings = dict(run["settings"])
-        profile = settings.pop("profile", "default")
+        profile = settings.pop("profile", PROFILES[0])
         cpu = f"{run['processor']}, {run['machine']}"
         if run.get("avx512") is not None:  # Older records do not say.
             cpu += ", with AVX-512" if run["avx512"] else ", without AVX-512"
