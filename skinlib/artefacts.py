@@ -264,7 +264,8 @@ def record_metrics(name, metrics, *, folder, notebook, extra=None, details=None)
 
 def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels, test_lesion_ids,
                   bootstrap_resamples, finals, per_class, target_sensitivity, threshold, screening,
-                  screening_interval, temperature, temperature_kept, ece, subgroups, explanations, decision_tradeoff):
+                  screening_interval, temperature, temperature_kept, ece, subgroups, explanations, decision_tradeoff,
+                  tta_comparison):
     """The content of ``final_metrics.json``, from chapter 04's tables: its one definition.
 
     Parameters
@@ -304,6 +305,8 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         :func:`skinlib.explanation_scores.summarise_scores`, indexed by (class, predictions).
     decision_tradeoff : DataFrame
         :func:`skinlib.metrics.decision_tradeoff` of the first final on the validation split.
+    tta_comparison : dict
+        :func:`skinlib.final.compare_tta`: what TTA did for the first final's model, on validation and on test.
 
     Returns
     -------
@@ -325,6 +328,7 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         "explanations": {f"{name}/{predictions}": row.to_dict()
                          for (name, predictions), row in explanations.iterrows()},
         "decision_tradeoff_validation": {f"{power:g}": row.to_dict() for power, row in decision_tradeoff.iterrows()},
+        "tta_comparison": tta_comparison,
     }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skinlib.infer import predict_proba, predict_tta
+from skinlib.infer import TTA_VIEWS, predict_proba, predict_tta
 from skinlib.models import load_model
 
 RULE = ("highest validation balanced accuracy among saved single models (TTA if it raised validation balanced "
@@ -195,3 +195,111 @@ def _load_model(path, modified):
     """Load a saved model once per file version: chapter 04 predicts validation and test with the same models."""
     return load_model(path)
 
+
+def compare_tta(first, candidates_table, *, one_pass, procedure):
+    """What TTA did for the first final: on validation (where the rule decided) and on the test split.
+
+    Parameters
+    ----------
+    first : Final
+        The first final (a single model, with or without TTA).
+    candidates_table : DataFrame
+        :func:`candidates` (validation balanced accuracy of each model, one pass and with TTA).
+    one_pass, procedure : mapping
+        Test ``accuracy`` and ``balanced_accuracy`` of one pass of the model on the unchanged test images,
+        and of the final procedure (the headline estimates).
+
+    Raises
+    ------
+    ValueError
+        When ``first`` uses TTA but the table has no TTA score of its model.
+
+    Returns
+    -------
+    dict
+        ``tta``, ``validation`` (``one_pass`` and ``tta`` balanced accuracy; ``tta`` is None when not
+        measured) and ``test`` (``one_pass`` and ``procedure``, each with both metrics): JSON-ready, for
+        ``final_metrics.json`` and :func:`describe_tta`.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"name": ["a"], "balanced_accuracy": [0.70], "balanced_accuracy_tta": [0.71]})
+    >>> comparison = compare_tta(Final("a_tta", ["a"], True, 0.71), table,
+    ...                          one_pass={"accuracy": 0.74, "balanced_accuracy": 0.73},
+    ...                          procedure={"accuracy": 0.74, "balanced_accuracy": 0.70})
+    >>> comparison["validation"]
+    {'one_pass': 0.7, 'tta': 0.71}
+    """
+    row = candidates_table.set_index("name").loc[first.members[0]]
+    with_tta = row.get("balanced_accuracy_tta", np.nan)
+    if first.tta and pd.isna(with_tta):
+        raise ValueError(f"{first.name} uses TTA, but the candidates table has no validation score of "
+                         f"{first.members[0]} with TTA")
+    keys = ("accuracy", "balanced_accuracy")
+    return {"tta": bool(first.tta),
+            "validation": {"one_pass": float(row["balanced_accuracy"]),
+                           "tta": None if pd.isna(with_tta) else float(with_tta)},
+            "test": {"one_pass": {key: float(one_pass[key]) for key in keys},
+                     "procedure": {key: float(procedure[key]) for key in keys}}}
+
+
+def describe_tta(comparison):
+    """:func:`compare_tta` in words, for chapter 04, the main notebook and the README.
+
+    Each pair of scores is printed to three decimals, or to four where three would make the two look equal (the rule
+    compares them to four); a change on the test split is the difference of the printed scores.
+
+    Parameters
+    ----------
+    comparison : dict
+        From :func:`compare_tta` (as ``final_metrics.json`` keeps it).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(describe_tta({"tta": True, "validation": {"one_pass": 0.708, "tta": 0.716},
+    ...                     "test": {"one_pass": {"accuracy": 0.743, "balanced_accuracy": 0.728},
+    ...                              "procedure": {"accuracy": 0.740, "balanced_accuracy": 0.704}}}))
+    On the test images, one pass of the model scores a balanced accuracy of 0.728 (accuracy 0.743); the final
+    procedure, TTA (the mean of 4 passes), scores 0.704 (0.740): TTA lowered balanced accuracy by 0.024. On
+    validation, where the rule chose it, TTA scored 0.716 against 0.708 for one pass.
+    >>> print(describe_tta({"tta": False, "validation": {"one_pass": 0.7203, "tta": 0.7198},
+    ...                     "test": {"one_pass": {"accuracy": 0.75, "balanced_accuracy": 0.71},
+    ...                              "procedure": {"accuracy": 0.75, "balanced_accuracy": 0.71}}}))
+    The final procedure is one pass of the model: on the test images it scores a balanced accuracy of 0.710
+    (accuracy 0.750). The rule left TTA out because on validation it did not raise balanced accuracy (0.7198
+    against 0.7203).
+    """
+    validation, test = comparison["validation"], comparison["test"]
+    one_pass, procedure = test["one_pass"], test["procedure"]
+    if not comparison["tta"]:
+        if validation["tta"] is None:
+            reason = "no TTA score was measured on validation"
+        else:
+            with_tta, without = _pair(validation["tta"], validation["one_pass"])
+            reason = f"on validation it did not raise balanced accuracy ({with_tta} against {without})"
+        return (f"The final procedure is one pass of the model: on the test images it scores a balanced accuracy of "
+                f"{procedure['balanced_accuracy']:.3f} (accuracy {procedure['accuracy']:.3f}). The rule left TTA out "
+                f"because {reason}.")
+    single, four = _pair(one_pass["balanced_accuracy"], procedure["balanced_accuracy"])
+    change = float(four) - float(single)
+    effect = ("TTA left balanced accuracy unchanged" if change == 0 else
+              f"TTA {'raised' if change > 0 else 'lowered'} balanced accuracy by {abs(change):.{len(four) - 2}f}")
+    with_tta, without = _pair(validation["tta"], validation["one_pass"])
+    return (f"On the test images, one pass of the model scores a balanced accuracy of {single} (accuracy "
+            f"{one_pass['accuracy']:.3f}); the final procedure, TTA (the mean of {len(TTA_VIEWS)} passes), scores "
+            f"{four} ({procedure['accuracy']:.3f}): {effect}. On validation, where the rule chose it, TTA scored "
+            f"{with_tta} against {without} for one pass.")
+
+
+def _pair(first, second):
+    """Two scores as text, to three decimals, or to four where three would show them equal.
+
+    >>> _pair(0.7084, 0.7081), _pair(0.716, 0.708)
+    (('0.7084', '0.7081'), ('0.716', '0.708'))
+    """
+    digits = 3 if f"{first:.3f}" != f"{second:.3f}" else 4
+    return f"{first:.{digits}f}", f"{second:.{digits}f}"

@@ -541,6 +541,10 @@ def _markdown_final(final):
     per_class = ", ".join(f"{name} {_number(row['recall'], 2)} / {_number(row['precision'], 2)} ({row['support']:.0f})"
                           for name, row in final["per_class"].items())
     lines += ["", f"Per class, test recall / precision (images): {per_class}."]
+    if final.get("tta_comparison"):
+        from skinlib.final import describe_tta
+
+        lines.append(describe_tta(final["tta_comparison"]))
     cams = final.get("explanations", {}).get("all/all")
     if cams:
         lines.append(f"Grad-CAM of {cams['images']:.0f} test images against the lesion masks: {cams['inside']:.0%} of "

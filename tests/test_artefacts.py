@@ -57,18 +57,22 @@ def test_final_metrics_are_built_written_and_read_back(tmp_path):
         temperature=1.5, temperature_kept=np.bool_(True), ece={"val": {"raw": 0.1, "scaled": 0.05}},
         subgroups={"sex": pd.DataFrame({"images": [3]}, index=pd.Index(["male"], name="sex"))}, explanations=scores,
         decision_tradeoff=pd.DataFrame({"accuracy": [0.7, 0.8], "balanced_accuracy": [0.6, 0.5]},
-                                       index=pd.Index([0.0, 0.5], name="power")))
+                                       index=pd.Index([0.0, 0.5], name="power")),
+        tta_comparison={"tta": True, "validation": {"one_pass": 0.7, "tta": 0.71},
+                        "test": {"one_pass": {"accuracy": 0.8, "balanced_accuracy": 0.6},
+                                 "procedure": {"accuracy": 0.8, "balanced_accuracy": 0.5}}})
     path = artefacts.write_final_metrics(payload, tmp_path)
     assert path.name == artefacts.FINAL_METRICS_FILE
     read = artefacts.read_final_metrics(tmp_path)
     assert list(read) == ["rule", "model", "procedure", "tta", "input_size", "smoke", "test_images", "test_lesions",
                           "bootstrap_resamples", "finals", "per_class", "screening", "calibration", "subgroups",
-                          "explanations", "decision_tradeoff_validation"]
+                          "explanations", "decision_tradeoff_validation", "tta_comparison"]
     assert read["test_images"] == 3 and read["test_lesions"] == 2 and read["input_size"] == [120, 160]
     assert read["finals"]["03_m_tta"]["accuracy"] == {"estimate": 0.8, "low": 0.7, "high": 0.9, "validation": 0.82}
     assert read["calibration"]["temperature_kept"] is True and read["explanations"]["all/all"]["inside"] == 0.6
     assert read["screening"]["test_interval"]["sensitivity"] == {"low": 0.7, "high": 0.9}
     assert read["decision_tradeoff_validation"]["0.5"] == {"accuracy": 0.8, "balanced_accuracy": 0.5}
+    assert read["tta_comparison"]["validation"] == {"one_pass": 0.7, "tta": 0.71}
     assert artefacts.read_final_metrics(tmp_path / "none", missing_ok=True) is None
 
 

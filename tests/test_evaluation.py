@@ -147,6 +147,44 @@ def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
     assert json.loads(path.read_text()) == {"model": "03_big", "score": 0.5}
 
 
+def test_tta_comparison_is_read_from_the_candidates_and_described_either_way():
+    table = pd.DataFrame({"name": ["03_big", "02_small"], "balanced_accuracy": [0.60, 0.50],
+                          "balanced_accuracy_tta": [0.58, np.nan]})
+    test = pd.Series({"accuracy": 0.7, "balanced_accuracy": 0.55, "macro_auc": 0.9})
+    without = final.compare_tta(final.Final("03_big", ["03_big"], False, 0.60), table, one_pass=test, procedure=test)
+    assert without == {"tta": False, "validation": {"one_pass": 0.60, "tta": 0.58},
+                       "test": {"one_pass": {"accuracy": 0.7, "balanced_accuracy": 0.55},
+                                "procedure": {"accuracy": 0.7, "balanced_accuracy": 0.55}}}
+    assert json.loads(json.dumps(without)) == without  # JSON-ready, for final_metrics.json.
+    assert "did not raise balanced accuracy (0.580 against 0.600)" in final.describe_tta(without)
+    unmeasured = final.compare_tta(final.Final("02_small", ["02_small"], False, 0.5), table, one_pass=test,
+                                   procedure=test)
+    assert unmeasured["validation"]["tta"] is None
+    assert "no TTA score was measured on validation" in final.describe_tta(unmeasured)
+    with pytest.raises(ValueError, match="02_small_tta uses TTA"):
+        final.compare_tta(final.Final("02_small_tta", ["02_small"], True, 0.5), table, one_pass=test, procedure=test)
+
+
+@pytest.mark.parametrize("one_pass, with_tta, expected", [
+    (0.7004, 0.7008, "a balanced accuracy of 0.700 (accuracy 0.700); the final procedure, TTA (the mean of 4 "
+                     "passes), scores 0.701 (0.700): TTA raised balanced accuracy by 0.001."),
+    (0.7001, 0.7004, "a balanced accuracy of 0.7001 (accuracy 0.700); the final procedure, TTA (the mean of 4 "
+                     "passes), scores 0.7004 (0.700): TTA raised balanced accuracy by 0.0003."),
+    (0.7286, 0.7044, "a balanced accuracy of 0.729 (accuracy 0.700); the final procedure, TTA (the mean of 4 "
+                     "passes), scores 0.704 (0.700): TTA lowered balanced accuracy by 0.025."),
+    (0.71, 0.71, ": TTA left balanced accuracy unchanged."),
+])
+def test_tta_description_subtracts_the_scores_it_prints(one_pass, with_tta, expected):
+    # A change is the difference of the printed scores, which go to four decimals where three would show a tie.
+    table = pd.DataFrame({"name": ["03_big"], "balanced_accuracy": [0.7081], "balanced_accuracy_tta": [0.7084]})
+    comparison = final.compare_tta(final.Final("03_big_tta", ["03_big"], True, 0.7084), table,
+                                   one_pass={"accuracy": 0.7, "balanced_accuracy": one_pass},
+                                   procedure={"accuracy": 0.7, "balanced_accuracy": with_tta})
+    text = final.describe_tta(comparison)
+    assert expected in text
+    assert text.endswith("On validation, where the rule chose it, TTA scored 0.7084 against 0.7081 for one pass.")
+
+
 def test_finals_predict_each_member_once_with_the_same_probabilities(tmp_path, monkeypatch):
     """The ensemble that contains the single final reuses its predictions: fewer passes, identical numbers."""
     splits = toy_splits(count=140, side=32)

@@ -110,6 +110,15 @@ def test_readme_result_tables_are_those_of_the_saved_results():
         assert reproduce.readme_block(text, name) == block + "\n", stale
 
 
+def test_readme_final_block_says_what_tta_did_when_the_results_record_it():
+    from skinlib import artefacts, final, repo_root
+
+    record = artefacts.read_final_metrics(repo_root() / "Saved_Models")
+    comparison = record.pop("tta_comparison")
+    assert final.describe_tta(comparison) not in reproduce._markdown_final(record)  # An older file: left out.
+    assert final.describe_tta(comparison) in reproduce._markdown_final({**record, "tta_comparison": comparison})
+
+
 def test_readme_blocks_are_rewritten_in_place(tmp_path):
     folder = tmp_path / "Saved_Models"
     folder.mkdir()
