@@ -3,8 +3,8 @@
 A design choice of chapter 03 (another backbone, colour constancy off) is measured by the chapter itself, not by a
 re-implementation: the committed code runs in a temporary ``git worktree`` of HEAD, so ``Saved_Models/`` and
 ``Images/`` of this checkout stay as they are. The summary (validation metrics of every run of the variant, plain
-and with TTA, the validation balanced accuracy after each epoch of every trained run, and the chapter's time) goes
-to ``--out``.
+and with TTA, the validation balanced accuracy after each epoch of every trained run, the class balancing the
+chapter chose for it, and the chapter's time) goes to ``--out``.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py \\
         --set backbone=efficientnet_lite2 --set seeds=1 --out benchmarks/results/chapter03_lite2.json
@@ -86,7 +86,9 @@ def main():
                   if f"{name}_history.csv" in written}
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
-        summary = {"settings": args.set, "runs": runs, "curves": curves, "chapter_seconds": round(seconds, 1),
+        chosen = balancing((folder / "results.csv").read_text(), runs)
+        summary = {"settings": args.set, "runs": runs, "curves": curves, "balancing": chosen,
+                   "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
                    "command": command_line(args.set, args.out)}
         write(summary, args.out)
@@ -107,6 +109,19 @@ def curve(history):
     return [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(io.StringIO(history))]
 
 
+def balancing(results, names):
+    """The class balancing chapter 03 chose for each of ``names``, from its results table (CSV text).
+
+    A variant can choose another balancing than the shipped design (the heads compare them on its own views), and
+    the choice moves accuracy against balanced accuracy, so the record keeps it.
+
+    >>> balancing('name,balancing\\na,"class weights, power 1"\\na_tta,\\n', ["a", "a_tta"])
+    {'a': 'class weights, power 1'}
+    """
+    rows = {row["name"]: row.get("balancing") for row in csv.DictReader(io.StringIO(results))}
+    return {name: rows[name] for name in names if rows.get(name)}
+
+
 def git(*arguments):
     return subprocess.run(["git", "-C", str(ROOT), *arguments], check=True, capture_output=True, text=True).stdout
 
@@ -125,7 +140,9 @@ def committed_summary(rev):
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
     # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may
     # be another run), so the record names none.
-    return {"runs": runs, "curves": curves, "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
+    chosen = balancing(git("show", f"{rev}:Saved_Models/results.csv"), runs)
+    return {"runs": runs, "curves": curves, "balancing": chosen,
+            "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
 
 
 def command_line(settings, out):

@@ -230,6 +230,7 @@ def test_chapter03_variant_records_a_committed_design(tmp_path):
     first = json.loads(subprocess.run(["git", "-C", str(root), "show", f"HEAD:Saved_Models/{committed[0]}_metrics.json"],
                                       capture_output=True, text=True, check=True).stdout)
     assert record["runs"][committed[0]]["balanced_accuracy"] == first["balanced_accuracy"]
+    assert set(record["balancing"]) == {name for name in committed if not name.endswith("_tta")}  # Trained runs.
     assert "--set cut=block10_add" in record["command"] and len(record["from_commit"]) >= 7
     trained = [name for name in committed if f"Saved_Models/{name}_history.csv" in listed]
     assert sorted(record["curves"]) == trained and trained  # Each trained run's validation balanced accuracy per epoch.
