@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib.infer import TTA_VIEWS, predict_proba, predict_tta
+from skinlib.metrics import headline, paired_change
 from skinlib.models import load_model
 
 RULE = ("highest validation balanced accuracy among saved single models (TTA if it raised validation balanced "
@@ -196,7 +197,7 @@ def _load_model(path, modified):
     return load_model(path)
 
 
-def compare_tta(first, candidates_table, *, one_pass, procedure):
+def compare_tta(first, candidates_table, labels, one_pass, procedure, *, groups=None, n_resamples=1000, seed=0):
     """What TTA did for the first final: on validation (where the rule decided) and on the test split.
 
     Parameters
@@ -205,9 +206,13 @@ def compare_tta(first, candidates_table, *, one_pass, procedure):
         The first final (a single model, with or without TTA).
     candidates_table : DataFrame
         :func:`candidates` (validation balanced accuracy of each model, one pass and with TTA).
-    one_pass, procedure : mapping
-        Test ``accuracy`` and ``balanced_accuracy`` of one pass of the model on the unchanged test images,
-        and of the final procedure (the headline estimates).
+    labels : array-like of shape (n,)
+        The test labels.
+    one_pass, procedure : ndarray of shape (n, 7)
+        Test probabilities of one pass of the model and of the final procedure.
+    groups : array-like of shape (n,), default=None
+        The lesion of each image, for the paired bootstrap of the change (:func:`skinlib.metrics.paired_change`).
+    n_resamples, seed : int
 
     Raises
     ------
@@ -217,30 +222,34 @@ def compare_tta(first, candidates_table, *, one_pass, procedure):
     Returns
     -------
     dict
-        ``tta``, ``validation`` (``one_pass`` and ``tta`` balanced accuracy; ``tta`` is None when not
-        measured) and ``test`` (``one_pass`` and ``procedure``, each with both metrics): JSON-ready, for
-        ``final_metrics.json`` and :func:`describe_tta`.
+        ``tta``; ``validation``: ``one_pass`` and ``tta`` balanced accuracy (``tta`` None when not measured);
+        ``test``: ``one_pass`` and ``procedure`` (accuracy and balanced accuracy each) and ``change`` (of balanced
+        accuracy only, procedure minus one pass: ``estimate``, ``low``, ``high``, and ``resampled``: "lesions",
+        or "images" without ``groups``). JSON-ready, for ``final_metrics.json`` and :func:`describe_tta`.
 
     Examples
     --------
     >>> table = pd.DataFrame({"name": ["a"], "balanced_accuracy": [0.70], "balanced_accuracy_tta": [0.71]})
-    >>> comparison = compare_tta(Final("a_tta", ["a"], True, 0.71), table,
-    ...                          one_pass={"accuracy": 0.74, "balanced_accuracy": 0.73},
-    ...                          procedure={"accuracy": 0.74, "balanced_accuracy": 0.70})
-    >>> comparison["validation"]
-    {'one_pass': 0.7, 'tta': 0.71}
+    >>> labels = np.tile(np.arange(7), 10)
+    >>> comparison = compare_tta(Final("a_tta", ["a"], True, 0.71), table, labels, np.eye(7)[labels],
+    ...                          np.eye(7)[labels], n_resamples=20)
+    >>> comparison["validation"], comparison["test"]["change"]
+    ({'one_pass': 0.7, 'tta': 0.71}, {'estimate': 0.0, 'low': 0.0, 'high': 0.0, 'resampled': 'images'})
     """
     row = candidates_table.set_index("name").loc[first.members[0]]
     with_tta = row.get("balanced_accuracy_tta", np.nan)
     if first.tta and pd.isna(with_tta):
         raise ValueError(f"{first.name} uses TTA, but the candidates table has no validation score of "
                          f"{first.members[0]} with TTA")
-    keys = ("accuracy", "balanced_accuracy")
+    change = paired_change(labels, one_pass, procedure, groups=groups, n_resamples=n_resamples, seed=seed)
+    scores = {name: {key: value for key, value in headline(labels, probabilities).items()
+                     if key in ("accuracy", "balanced_accuracy")}
+              for name, probabilities in (("one_pass", one_pass), ("procedure", procedure))}
+    interval = {key: float(value) for key, value in change.loc["balanced_accuracy"].items()}
     return {"tta": bool(first.tta),
             "validation": {"one_pass": float(row["balanced_accuracy"]),
                            "tta": None if pd.isna(with_tta) else float(with_tta)},
-            "test": {"one_pass": {key: float(one_pass[key]) for key in keys},
-                     "procedure": {key: float(procedure[key]) for key in keys}}}
+            "test": {**scores, "change": {**interval, "resampled": "images" if groups is None else "lesions"}}}
 
 
 def describe_tta(comparison):
@@ -262,9 +271,12 @@ def describe_tta(comparison):
     --------
     >>> print(describe_tta({"tta": True, "validation": {"one_pass": 0.708, "tta": 0.716},
     ...                     "test": {"one_pass": {"accuracy": 0.743, "balanced_accuracy": 0.728},
-    ...                              "procedure": {"accuracy": 0.740, "balanced_accuracy": 0.704}}}))
+    ...                              "procedure": {"accuracy": 0.740, "balanced_accuracy": 0.704},
+    ...                              "change": {"estimate": -0.024, "low": -0.041, "high": -0.006,
+    ...                                         "resampled": "lesions"}}}))
     On the test images, one pass of the model scores a balanced accuracy of 0.728 (accuracy 0.743); the final
-    procedure, TTA (the mean of 4 passes), scores 0.704 (0.740): TTA lowered balanced accuracy by 0.024. On
+    procedure, TTA (the mean of 4 passes), scores 0.704 (0.740): TTA lowered balanced accuracy by 0.024 (95%
+    interval of the change, resampling lesions with both procedures on each resample: -0.041 to -0.006). On
     validation, where the rule chose it, TTA scored 0.716 against 0.708 for one pass.
     >>> print(describe_tta({"tta": False, "validation": {"one_pass": 0.7203, "tta": 0.7198},
     ...                     "test": {"one_pass": {"accuracy": 0.75, "balanced_accuracy": 0.71},
@@ -288,6 +300,10 @@ def describe_tta(comparison):
     change = float(four) - float(single)
     effect = ("TTA left balanced accuracy unchanged" if change == 0 else
               f"TTA {'raised' if change > 0 else 'lowered'} balanced accuracy by {abs(change):.{len(four) - 2}f}")
+    interval = test.get("change")  # Not in the files of commits before the interval.
+    if interval:
+        effect += (f" (95% interval of the change, resampling {interval['resampled']} with both procedures on each "
+                   f"resample: {interval['low']:+.3f} to {interval['high']:+.3f})")
     with_tta, without = _pair(validation["tta"], validation["one_pass"])
     return (f"On the test images, one pass of the model scores a balanced accuracy of {single} (accuracy "
             f"{one_pass['accuracy']:.3f}); the final procedure, TTA (the mean of {len(TTA_VIEWS)} passes), scores "
@@ -296,10 +312,10 @@ def describe_tta(comparison):
 
 
 def _pair(first, second):
-    """Two scores as text, to three decimals, or to four where three would show them equal.
+    """Two scores as text, to three decimals, or to four where three would show them equal and four would not.
 
-    >>> _pair(0.7084, 0.7081), _pair(0.716, 0.708)
-    (('0.7084', '0.7081'), ('0.716', '0.708'))
+    >>> _pair(0.7084, 0.7081), _pair(0.716, 0.708), _pair(0.71, 0.71)
+    (('0.7084', '0.7081'), ('0.716', '0.708'), ('0.710', '0.710'))
     """
-    digits = 3 if f"{first:.3f}" != f"{second:.3f}" else 4
+    digits = 4 if f"{first:.3f}" == f"{second:.3f}" and f"{first:.4f}" != f"{second:.4f}" else 3
     return f"{first:.{digits}f}", f"{second:.{digits}f}"

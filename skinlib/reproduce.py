@@ -339,6 +339,81 @@ def chapter03_variants(root=None):
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
+def against_recorded_seeds(compared, records, *, seed=0, root=None, metrics=("balanced_accuracy", "accuracy")):
+    """This run's scores beside recorded runs of several seeds of the same recipe: their same seed and their spread.
+
+    Whether a run moved from a recorded one by more than a change of seed moves it: ``sds from mean`` says how many
+    of a record's standard deviations over seeds this run lies from their mean. A record from another machine can
+    differ by the machine as well, so each row names the record's machine.
+
+    Parameters
+    ----------
+    compared : DataFrame
+        Indexed by (run name, "plain" or "TTA"), with a column per metric, as chapter 03 builds it (unrounded). The
+        run of ``seed`` is the one named ``..._seed<seed>``, or the only run when there is one.
+    records : sequence of str
+        ``benchmarks/chapter03_variant.py`` records in ``benchmarks/results``, each with at least two seeds (runs
+        named ``..._seed<n>`` and ``..._seed<n>_tta``).
+    seed : int
+    root : str or Path, default=None
+        The repository (default: this one).
+    metrics : sequence of str
+
+    Returns
+    -------
+    DataFrame
+        Indexed by (record, metric, procedure); columns ``this run``, ``recorded seed <seed>``, ``recorded mean``,
+        ``recorded sd``, ``recorded min``, ``recorded max``, ``sds from mean`` (NaN where the sd is 0) and
+        ``machine`` (the record's processor, or "not recorded").
+
+    Raises
+    ------
+    ValueError
+        When ``compared`` has no run of ``seed``, or a record has fewer than two seeds of a procedure.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile
+    >>> root = Path(tempfile.mkdtemp()); (root / "benchmarks" / "results").mkdir(parents=True)
+    >>> runs = {f"m_seed{n}{suffix}": {"balanced_accuracy": 0.70 + n / 100}
+    ...         for n in range(3) for suffix in ("", "_tta")}
+    >>> _ = (root / "benchmarks" / "results" / "r.json").write_text(json.dumps({"runs": runs}))
+    >>> compared = pd.DataFrame({"balanced_accuracy": [0.72, 0.73]}, index=pd.MultiIndex.from_tuples(
+    ...     [("m", "plain"), ("m", "TTA")]))
+    >>> table = against_recorded_seeds(compared, ["r.json"], root=root, metrics=("balanced_accuracy",))
+    >>> rounded = table.round(3).loc[("r.json", "balanced_accuracy", "plain")]
+    >>> rounded[["this run", "recorded seed 0", "sds from mean"]].astype(float).tolist(), rounded["machine"]
+    ([0.72, 0.7, 1.0], 'not recorded')
+    """
+    import numpy as np
+    import pandas as pd
+
+    names = compared.index.get_level_values(0).unique()
+    mine = next((name for name in names if name.endswith(f"_seed{seed}")), names[0] if len(names) == 1 else None)
+    if mine is None:
+        raise ValueError(f"no run of seed {seed} among {', '.join(names)}")
+    rows = {}
+    for record in records:
+        content = json.loads((Path(root or repo_root()) / "benchmarks" / "results" / record).read_text())
+        machine = content.get("machine", {}).get("processor", "not recorded")
+        for metric in metrics:
+            for procedure, suffix in (("plain", ""), ("TTA", "_tta")):
+                values = pd.Series({int(match.group(1)): scores[metric] for name, scores in content["runs"].items()
+                                    if (match := re.search(rf"_seed(\d+){suffix}$", name))}, dtype=float)
+                if len(values) < 2:
+                    raise ValueError(f"{record} has {len(values)} seed(s) of the {procedure} procedure; a spread "
+                                     "needs two or more")
+                this, spread = float(compared.loc[(mine, procedure), metric]), values.std()
+                rows[(record, metric, procedure)] = {
+                    "this run": this, f"recorded seed {seed}": values.get(seed, np.nan),
+                    "recorded mean": values.mean(), "recorded sd": spread, "recorded min": values.min(),
+                    "recorded max": values.max(),
+                    "sds from mean": (this - values.mean()) / spread if spread > 0 else np.nan, "machine": machine}
+    table = pd.DataFrame(rows).T
+    numbers = table.columns.drop("machine")
+    return table.astype(dict.fromkeys(numbers, float))  # Rows of mixed types come out as objects, which round skips.
+
+
 def recorded_shifts(name, root=None):
     """Balanced accuracy under each acquisition shift, per model, from a ``benchmarks/shifts_on_validation.py`` record.
 

@@ -60,7 +60,8 @@ def test_final_metrics_are_built_written_and_read_back(tmp_path):
                                        index=pd.Index([0.0, 0.5], name="power")),
         tta_comparison={"tta": True, "validation": {"one_pass": 0.7, "tta": 0.71},
                         "test": {"one_pass": {"accuracy": 0.8, "balanced_accuracy": 0.6},
-                                 "procedure": {"accuracy": 0.8, "balanced_accuracy": 0.5}}})
+                                 "procedure": {"accuracy": 0.8, "balanced_accuracy": 0.5},
+                                 "change": {"estimate": -0.1, "low": -0.2, "high": 0.0}}})
     path = artefacts.write_final_metrics(payload, tmp_path)
     assert path.name == artefacts.FINAL_METRICS_FILE
     read = artefacts.read_final_metrics(tmp_path)

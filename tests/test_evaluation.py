@@ -150,38 +150,65 @@ def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
 def test_tta_comparison_is_read_from_the_candidates_and_described_either_way():
     table = pd.DataFrame({"name": ["03_big", "02_small"], "balanced_accuracy": [0.60, 0.50],
                           "balanced_accuracy_tta": [0.58, np.nan]})
-    test = pd.Series({"accuracy": 0.7, "balanced_accuracy": 0.55, "macro_auc": 0.9})
-    without = final.compare_tta(final.Final("03_big", ["03_big"], False, 0.60), table, one_pass=test, procedure=test)
-    assert without == {"tta": False, "validation": {"one_pass": 0.60, "tta": 0.58},
-                       "test": {"one_pass": {"accuracy": 0.7, "balanced_accuracy": 0.55},
-                                "procedure": {"accuracy": 0.7, "balanced_accuracy": 0.55}}}
+    labels = np.tile(np.arange(7), 10)
+    right, wrong = np.eye(7)[labels], np.eye(7)[np.where(np.arange(70) < 7, (labels + 1) % 7, labels)]
+    lesions = np.arange(70) // 2  # Two images per lesion: the bootstrap draws them together.
+    without = final.compare_tta(final.Final("03_big", ["03_big"], False, 0.60), table, labels, right, right,
+                                groups=lesions, n_resamples=30)
+    assert without["tta"] is False and without["validation"] == {"one_pass": 0.60, "tta": 0.58}
+    assert without["test"]["one_pass"] == without["test"]["procedure"] == {"accuracy": 1.0, "balanced_accuracy": 1.0}
+    assert without["test"]["change"] == {"estimate": 0.0, "low": 0.0, "high": 0.0, "resampled": "lesions"}
     assert json.loads(json.dumps(without)) == without  # JSON-ready, for final_metrics.json.
     assert "did not raise balanced accuracy (0.580 against 0.600)" in final.describe_tta(without)
-    unmeasured = final.compare_tta(final.Final("02_small", ["02_small"], False, 0.5), table, one_pass=test,
-                                   procedure=test)
+    table.loc[0, "balanced_accuracy_tta"] = 0.62
+    worse = final.compare_tta(final.Final("03_big_tta", ["03_big"], True, 0.62), table, labels, right, wrong,
+                              groups=lesions, n_resamples=30)
+    change = worse["test"]["change"]
+    assert change["estimate"] == pytest.approx(-0.1) and change["low"] <= -0.1 <= change["high"] < 0
+    assert "TTA lowered balanced accuracy by 0.100 (95% interval of the change" in final.describe_tta(worse)
+    unmeasured = final.compare_tta(final.Final("02_small", ["02_small"], False, 0.5), table, labels, right, right,
+                                   n_resamples=5)
     assert unmeasured["validation"]["tta"] is None
     assert "no TTA score was measured on validation" in final.describe_tta(unmeasured)
     with pytest.raises(ValueError, match="02_small_tta uses TTA"):
-        final.compare_tta(final.Final("02_small_tta", ["02_small"], True, 0.5), table, one_pass=test, procedure=test)
+        final.compare_tta(final.Final("02_small_tta", ["02_small"], True, 0.5), table, labels, right, right)
+
+
+def test_paired_change_scores_both_predictions_on_the_same_resample():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 300)
+    noisy = rng.dirichlet(np.ones(7), 300)  # About one in seven right: resamples vary a lot.
+    same = metrics.paired_change(labels, noisy, noisy.copy(), groups=np.arange(300) // 3, n_resamples=50)
+    assert same.to_numpy().tolist() == [[0.0] * 3] * 2  # Unpaired resamples would give an interval around 0.
+    better = np.where(np.arange(300)[:, None] < 150, np.eye(7)[labels], noisy)
+    change = metrics.paired_change(labels, noisy, better, n_resamples=50)
+    assert 0 < change.loc["accuracy", "low"] <= change.loc["accuracy", "estimate"] <= change.loc["accuracy", "high"]
+
+
+def test_tta_description_of_an_older_file_leaves_the_interval_out():
+    text = final.describe_tta({"tta": True, "validation": {"one_pass": 0.70, "tta": 0.71},
+                               "test": {"one_pass": {"accuracy": 0.7, "balanced_accuracy": 0.72},
+                                        "procedure": {"accuracy": 0.7, "balanced_accuracy": 0.70}}})
+    assert "TTA lowered balanced accuracy by 0.020. On validation" in text and "interval" not in text
 
 
 @pytest.mark.parametrize("one_pass, with_tta, expected", [
     (0.7004, 0.7008, "a balanced accuracy of 0.700 (accuracy 0.700); the final procedure, TTA (the mean of 4 "
-                     "passes), scores 0.701 (0.700): TTA raised balanced accuracy by 0.001."),
+                     "passes), scores 0.701 (0.700): TTA raised balanced accuracy by 0.001 ("),
     (0.7001, 0.7004, "a balanced accuracy of 0.7001 (accuracy 0.700); the final procedure, TTA (the mean of 4 "
-                     "passes), scores 0.7004 (0.700): TTA raised balanced accuracy by 0.0003."),
+                     "passes), scores 0.7004 (0.700): TTA raised balanced accuracy by 0.0003 ("),
     (0.7286, 0.7044, "a balanced accuracy of 0.729 (accuracy 0.700); the final procedure, TTA (the mean of 4 "
-                     "passes), scores 0.704 (0.700): TTA lowered balanced accuracy by 0.025."),
-    (0.71, 0.71, ": TTA left balanced accuracy unchanged."),
+                     "passes), scores 0.704 (0.700): TTA lowered balanced accuracy by 0.025 ("),
+    (0.71, 0.71, ": TTA left balanced accuracy unchanged ("),
 ])
 def test_tta_description_subtracts_the_scores_it_prints(one_pass, with_tta, expected):
     # A change is the difference of the printed scores, which go to four decimals where three would show a tie.
-    table = pd.DataFrame({"name": ["03_big"], "balanced_accuracy": [0.7081], "balanced_accuracy_tta": [0.7084]})
-    comparison = final.compare_tta(final.Final("03_big_tta", ["03_big"], True, 0.7084), table,
-                                   one_pass={"accuracy": 0.7, "balanced_accuracy": one_pass},
-                                   procedure={"accuracy": 0.7, "balanced_accuracy": with_tta})
-    text = final.describe_tta(comparison)
-    assert expected in text
+    text = final.describe_tta({"tta": True, "validation": {"one_pass": 0.7081, "tta": 0.7084},
+                               "test": {"one_pass": {"accuracy": 0.7, "balanced_accuracy": one_pass},
+                                        "procedure": {"accuracy": 0.7, "balanced_accuracy": with_tta},
+                                        "change": {"estimate": with_tta - one_pass, "low": -0.01, "high": 0.01,
+                                                   "resampled": "lesions"}}})
+    assert expected in text and "-0.010 to +0.010)" in text
     assert text.endswith("On validation, where the rule chose it, TTA scored 0.7084 against 0.7081 for one pass.")
 
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from skinlib import reproduce
@@ -119,6 +120,27 @@ def test_readme_final_block_says_what_tta_did_when_the_results_record_it():
     assert final.describe_tta(comparison) in reproduce._markdown_final({**record, "tta_comparison": comparison})
 
 
+def test_a_run_is_set_beside_the_recorded_seeds_of_its_recipe():
+    # chapter03_profile_full.json: seeds 0-2 of the recipe, plain and with TTA, machine not recorded.
+    record = json.loads((reproduce.repo_root() / "benchmarks" / "results" / "chapter03_profile_full.json").read_text())
+    seed1 = record["runs"]["03_efficientnet_lite0_views_seed1_tta"]["balanced_accuracy"]
+    index = pd.MultiIndex.from_tuples([(f"m_seed{n}", p) for n in (0, 1) for p in ("plain", "TTA")])
+    compared = pd.DataFrame({"balanced_accuracy": [0.5, 0.6, 0.7, seed1], "accuracy": [0.7] * 4}, index=index)
+    records = ["chapter03_profile_full.json", "trial_120x160_full_xeon.json"]
+    table = reproduce.against_recorded_seeds(compared, records, seed=1)
+    assert list(table.index)[:2] == [(records[0], "balanced_accuracy", procedure) for procedure in ("plain", "TTA")]
+    row = table.loc[(records[0], "balanced_accuracy", "TTA")]
+    assert row["this run"] == row["recorded seed 1"] == seed1  # The run named _seed1, against the recorded seed 1.
+    assert row["recorded min"] <= row["recorded mean"] <= row["recorded max"] and row["recorded sd"] > 0
+    assert row["sds from mean"] == pytest.approx((seed1 - row["recorded mean"]) / row["recorded sd"])
+    machines = table["machine"].groupby(level=0).unique()
+    assert list(machines[records[0]]) == ["not recorded"] and "Xeon" in machines[records[1]][0]
+    with pytest.raises(ValueError, match="no run of seed 2"):
+        reproduce.against_recorded_seeds(compared, records, seed=2)
+    with pytest.raises(ValueError, match="chapter03_lite2.json has 0 seed"):  # One run, no seeds: no spread.
+        reproduce.against_recorded_seeds(compared, ["chapter03_lite2.json"], seed=1)
+
+
 def test_readme_blocks_are_rewritten_in_place(tmp_path):
     folder = tmp_path / "Saved_Models"
     folder.mkdir()
@@ -230,10 +252,10 @@ def test_chapter03_variant_records_a_committed_design(tmp_path):
     first = json.loads(subprocess.run(["git", "-C", str(root), "show", f"HEAD:Saved_Models/{committed[0]}_metrics.json"],
                                       capture_output=True, text=True, check=True).stdout)
     assert record["runs"][committed[0]]["balanced_accuracy"] == first["balanced_accuracy"]
-    assert set(record["balancing"]) == {name for name in committed if not name.endswith("_tta")}  # Trained runs.
     assert "--set cut=block10_add" in record["command"] and len(record["from_commit"]) >= 7
     trained = [name for name in committed if f"Saved_Models/{name}_history.csv" in listed]
     assert sorted(record["curves"]) == trained and trained  # Each trained run's validation balanced accuracy per epoch.
+    assert sorted(record["balancing"]) == trained  # The balancing chosen for each trained run.
     history = subprocess.run(["git", "-C", str(root), "show", f"HEAD:Saved_Models/{trained[0]}_history.csv"],
                              capture_output=True, text=True, check=True).stdout
     assert len(record["curves"][trained[0]]) == len(history.strip().splitlines()) - 1
