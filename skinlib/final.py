@@ -300,11 +300,10 @@ def describe_tta(comparison):
     change = float(four) - float(single)
     effect = ("TTA left balanced accuracy unchanged" if change == 0 else
               f"TTA {'raised' if change > 0 else 'lowered'} balanced accuracy by {abs(change):.{len(four) - 2}f}")
-    interval = test.get("change")  # Not in the files of commits before the interval.
-    if interval:
-        covers = ", which includes no change" if interval["low"] <= 0 <= interval["high"] and change else ""
-        effect += (f" (95% interval of the change, resampling {interval['resampled']} with both procedures on each "
-                   f"resample: {interval['low']:+.3f} to {interval['high']:+.3f}{covers})")
+    interval = test["change"]
+    covers = ", which includes no change" if interval["low"] <= 0 <= interval["high"] and change else ""
+    effect += (f" (95% interval of the change, resampling {interval['resampled']} with both procedures on each "
+               f"resample: {interval['low']:+.3f} to {interval['high']:+.3f}{covers})")
     with_tta, without = _pair(validation["tta"], validation["one_pass"])
     return (f"On the test images, one pass of the model scores a balanced accuracy of {single} (accuracy "
             f"{one_pass['accuracy']:.3f}); the final procedure, TTA (the mean of {len(TTA_VIEWS)} passes), scores "

@@ -185,13 +185,6 @@ def test_paired_change_scores_both_predictions_on_the_same_resample():
     assert 0 < change.loc["accuracy", "low"] <= change.loc["accuracy", "estimate"] <= change.loc["accuracy", "high"]
 
 
-def test_tta_description_of_an_older_file_leaves_the_interval_out():
-    text = final.describe_tta({"tta": True, "validation": {"one_pass": 0.70, "tta": 0.71},
-                               "test": {"one_pass": {"accuracy": 0.7, "balanced_accuracy": 0.72},
-                                        "procedure": {"accuracy": 0.7, "balanced_accuracy": 0.70}}})
-    assert "TTA lowered balanced accuracy by 0.020. On validation" in text and "interval" not in text
-
-
 @pytest.mark.parametrize("one_pass, with_tta, expected", [
     (0.7004, 0.7008, "a balanced accuracy of 0.700 (accuracy 0.700); the final procedure, TTA (the mean of 4 "
                      "passes), scores 0.701 (0.700): TTA raised balanced accuracy by 0.001 ("),
