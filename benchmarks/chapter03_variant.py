@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -146,7 +147,13 @@ def committed_summary(rev):
 
 
 def command_line(settings, out):
-    return "python benchmarks/chapter03_variant.py " + " ".join(f"--set {s}" for s in settings) + f" --out {out}"
+    """The shell command that repeats a run (a setting with spaces is quoted).
+
+    >>> command_line(["height=150", "balancing=class weights, power 1"], "x.json")
+    "python benchmarks/chapter03_variant.py --set height=150 --set 'balancing=class weights, power 1' --out x.json"
+    """
+    return "python benchmarks/chapter03_variant.py " + " ".join(f"--set {shlex.quote(s)}" for s in settings) + \
+        f" --out {shlex.quote(out)}"
 
 
 def write(summary, out):
