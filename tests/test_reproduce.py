@@ -126,7 +126,7 @@ def test_a_run_is_set_beside_the_recorded_seeds_of_its_recipe():
     seed1 = record["runs"]["03_efficientnet_lite0_views_seed1_tta"]["balanced_accuracy"]
     index = pd.MultiIndex.from_tuples([(f"m_seed{n}", p) for n in (0, 1) for p in ("plain", "TTA")])
     compared = pd.DataFrame({"balanced_accuracy": [0.5, 0.6, 0.7, seed1], "accuracy": [0.7] * 4}, index=index)
-    records = ["chapter03_profile_full.json", "trial_120x160_full_xeon.json"]
+    records = ["chapter03_profile_full.json", "chapter03_120x160_full_xeon.json"]
     table = reproduce.against_recorded_seeds(compared, records, seed=1)
     assert list(table.index)[:2] == [(records[0], "balanced_accuracy", procedure) for procedure in ("plain", "TTA")]
     row = table.loc[(records[0], "balanced_accuracy", "TTA")]
