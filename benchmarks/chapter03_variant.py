@@ -7,17 +7,18 @@ and with TTA, the validation balanced accuracy after each epoch of every trained
 chapter chose for it, and the chapter's time) goes to ``--out``.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py \\
-        --set backbone=efficientnet_lite2 --set seeds=1 --out benchmarks/results/chapter03_lite2.json
+        --set height=120 --set 'balancing=""' --set backbone=efficientnet_lite2 --set seeds=1 \\
+        --out benchmarks/results/chapter03_lite2.json
 
 Takes as long as the chapter (about 9 minutes for one seed of Lite2 at 120x160 on 2 cores).
 
 When chapter 03's default changes, the design it replaces is recorded from the commit that still ran it, without
 running it again: ``--from-commit REV`` reads that commit's executed chapter and its ``Saved_Models/03_*_metrics.json``
-(``--set`` then names the setting that repeats it under the new default, and the recorded ``command`` is that
+(``--set`` then names the settings that repeat it under today's defaults, and the recorded ``command`` is that
 rerun with today's code; ``from_commit`` says where the numbers came from)::
 
-    python benchmarks/chapter03_variant.py --from-commit dec6772 --set cut=block10_add \\
-        --out benchmarks/results/chapter03_block10.json
+    python benchmarks/chapter03_variant.py --from-commit dec6772 --set height=120 --set 'balancing=""' \\
+        --set cut=block10_add --set profile=full --out benchmarks/results/chapter03_block10.json
 """
 
 import argparse
