@@ -4,7 +4,7 @@ A design choice of chapter 03 (another backbone, colour constancy off) is measur
 re-implementation: the committed code runs in a temporary ``git worktree`` of HEAD, so ``Saved_Models/`` and
 ``Images/`` of this checkout stay as they are. The summary (validation metrics of every run of the variant, plain
 and with TTA, the validation balanced accuracy after each epoch of every trained run, the class balancing the
-chapter chose for it, and the chapter's time) goes to ``--out``.
+chapter chose for it, the chapter's time, and the commit whose code ran) goes to ``--out``.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py \\
         --set height=120 --set 'balancing=""' --set backbone=efficientnet_lite2 --set seeds=1 \\
@@ -92,7 +92,9 @@ def main():
         summary = {"settings": args.set, "runs": runs, "curves": curves, "balancing": chosen,
                    "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
-                   "command": command_line(args.set, args.out)}
+                   "command": command_line(args.set, args.out),
+                   # The code that ran: its chapter's defaults complete ``settings`` when today's have moved on.
+                   "commit": git("rev-parse", "--short", "HEAD", root=scratch).strip()}
         write(summary, args.out)
     finally:
         if args.keep:
@@ -124,8 +126,8 @@ def balancing(results, names):
     return {name: rows[name] for name in names if rows.get(name)}
 
 
-def git(*arguments):
-    return subprocess.run(["git", "-C", str(ROOT), *arguments], check=True, capture_output=True, text=True).stdout
+def git(*arguments, root=ROOT):
+    return subprocess.run(["git", "-C", str(root), *arguments], check=True, capture_output=True, text=True).stdout
 
 
 def committed_summary(rev):
