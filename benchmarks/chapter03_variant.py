@@ -4,7 +4,8 @@ A design choice of chapter 03 (another backbone, colour constancy off) is measur
 re-implementation: the committed code runs in a temporary ``git worktree`` of HEAD, so ``Saved_Models/`` and
 ``Images/`` of this checkout stay as they are. The summary (validation metrics of every run of the variant, plain
 and with TTA, the validation balanced accuracy after each epoch of every trained run, the class balancing the
-chapter chose for it, the chapter's time, and the commit whose code ran) goes to ``--out``.
+chapter chose for it and the number of training images, the chapter's time, and the commit whose code ran) goes to
+``--out``.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py \\
         --set height=120 --set 'balancing=""' --set backbone=efficientnet_lite2 --set seeds=1 \\
@@ -88,8 +89,10 @@ def main():
                   if f"{name}_history.csv" in written}
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
-        chosen = balancing((folder / "results.csv").read_text(), runs)
+        results = (folder / "results.csv").read_text()
+        chosen = balancing(results, runs)
         summary = {"settings": args.set, "runs": runs, "curves": curves, "balancing": chosen,
+                   "train_images": column(results, runs, "train_images"),
                    "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
                    "command": command_line(args.set, args.out),
@@ -124,6 +127,16 @@ def balancing(results, names):
     """
     rows = {row["name"]: row.get("balancing") for row in csv.DictReader(io.StringIO(results))}
     return {name: rows[name] for name in names if rows.get(name)}
+
+
+def column(results, names, key):
+    """The value of ``key`` in the results table (CSV text) for each of ``names`` that has one, as an integer.
+
+    >>> column('name,train_images\\na,1752\\na_tta,\\n', ["a", "a_tta"], "train_images")
+    {'a': 1752}
+    """
+    rows = {row["name"]: row.get(key) for row in csv.DictReader(io.StringIO(results))}
+    return {name: int(float(rows[name])) for name in names if rows.get(name)}
 
 
 def git(*arguments, root=ROOT):

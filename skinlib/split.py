@@ -251,3 +251,44 @@ def load_split_images(size=(64, 64), *, splits=("train", "val"), per_split=None,
         pixels = load_images(table["image_path"], size=size, progress=progress)
         result[name] = SplitImages(table=table, images=pixels, labels=table["label"].to_numpy())
     return result
+
+
+def lesion_share(table, share, *, seed=0):
+    """Rows of the images of a share of the lesions, drawn per diagnosis: for training on less data.
+
+    Within each diagnosis the lesions are put in a seeded random order and the first ``round(share * count)`` (at
+    least one) are kept, with all of their images. With one seed the shares are nested: the lesions of a quarter
+    are among those of a half, so a curve over shares adds data rather than drawing new data at each point.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per image, with columns ``lesion_id`` and ``dx`` (a split's ``SplitImages.table``).
+    share : float
+        In (0, 1]; 1 keeps every row.
+    seed : int, default=0
+
+    Returns
+    -------
+    ndarray of int
+        Positions of the kept rows in ``table``, in its order.
+
+    >>> table = pd.DataFrame({"lesion_id": ["a", "a", "b", "c", "d", "e"], "dx": ["nv"] * 4 + ["mel"] * 2})
+    >>> lesion_share(table, 1.0).tolist()
+    [0, 1, 2, 3, 4, 5]
+    >>> half = lesion_share(table, 0.5, seed=1)
+    >>> len(set(table["lesion_id"].iloc[half])), sorted(set(table["dx"].iloc[half]))
+    (3, ['mel', 'nv'])
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1]. Got {share!r} instead.")
+    for column in ("lesion_id", "dx"):
+        if column not in table.columns:
+            raise ValueError(f"lesion_share needs columns lesion_id and dx; '{column}' is missing.")
+    lesions = table.drop_duplicates("lesion_id")[["lesion_id", "dx"]].sort_values("lesion_id")
+    rng = np.random.default_rng(seed)
+    kept = []
+    for _, group in lesions.groupby("dx", observed=True, sort=True):
+        order = group["lesion_id"].to_numpy()[rng.permutation(len(group))]
+        kept.extend(order[: max(1, round(share * len(group)))])
+    return np.flatnonzero(table["lesion_id"].isin(kept).to_numpy())

@@ -71,3 +71,20 @@ def test_apply_split_refuses_images_it_does_not_know(tiny_data):
     manifest.loc[0, "dx"] = "vasc"
     with pytest.raises(data.DataError, match="manifest's dx differs"):
         split.apply_split(table, manifest)
+
+
+def test_lesion_share_keeps_whole_lesions_per_class_and_nests():
+    manifest = split.load_manifest()
+    train = manifest[manifest["split"] == "train"].reset_index(drop=True)
+    quarter = split.lesion_share(train, 0.25, seed=0)
+    half = split.lesion_share(train, 0.5, seed=0)
+    assert set(quarter) < set(half)  # nested: a larger share adds lesions
+    kept = train.iloc[half]
+    # Whole lesions: every image of a kept lesion is kept.
+    assert train["lesion_id"].isin(kept["lesion_id"]).sum() == len(kept)
+    lesions = train.drop_duplicates("lesion_id")["dx"].value_counts()
+    kept_lesions = kept.drop_duplicates("lesion_id")["dx"].value_counts()
+    assert ((kept_lesions / lesions).reindex(lesions.index) - 0.5).abs().max() < 0.02  # per diagnosis
+    assert set(split.lesion_share(train, 0.5, seed=1)) != set(half)
+    with pytest.raises(ValueError, match="share must be in"):
+        split.lesion_share(train, 0.0)
