@@ -495,3 +495,62 @@ def plot_decision_tradeoff(table, *, goals=None, title=""):
     axis.set_title(title)
     figure.tight_layout()
     return figure
+
+
+def plot_data_curve(table, goals, *, title=""):
+    """Validation scores against training images (log scale): single runs, their mean, the goal and a line.
+
+    One panel per metric of ``goals`` (balanced accuracy, malignant AUC, ...) and one colour per ``recipe``: dots
+    are single runs (one pass, no TTA), the solid line their mean per share, the dashed line the least-squares line
+    of :func:`skinlib.metrics.scaling_fit` drawn on to twice the most images, the dotted green line the goal.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`skinlib.reproduce.recorded_data_curve`.
+    goals : dict of str to float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"recipe": "10 epochs", "train_images": [1000, 2000], "seed": 0,
+    ...                       "procedure": "plain", "balanced_accuracy": [0.6, 0.65]})
+    >>> plot_data_curve(table, {"balanced_accuracy": 0.75}).axes[0].get_xscale()
+    'log'
+    """
+    import matplotlib.pyplot as plt
+
+    from skinlib.metrics import scaling_fit
+
+    shown = [metric for metric in goals if metric in table]
+    figure, axes = plt.subplots(1, len(shown), figsize=(5.4 * len(shown), 4.4), squeeze=False)
+    plain = table[table["procedure"] == "plain"]
+    counts = np.sort(plain["train_images"].unique())
+    reach = np.array([counts[0], 2 * counts[-1]], dtype=float)
+    colours = ["#4c72b0", "#dd8452", "#8172b3", "#937860"]
+    for axis, metric in zip(axes[0], shown):
+        fits = scaling_fit(plain, {metric: goals[metric]})
+        for colour, (recipe, runs) in zip(colours, plain.groupby("recipe", sort=False)):
+            axis.plot(runs["train_images"], runs[metric], "o", color=colour, alpha=0.35, markersize=4)
+            means = runs.groupby("train_images")[metric].mean()
+            axis.plot(means.index, means.to_numpy(), "o-", color=colour, label=f"{recipe}: mean over seeds")
+            fit = fits.loc[(recipe, metric)]
+            line = fit["at the most images"] + fit["per doubling"] * np.log2(reach / runs["train_images"].max())
+            axis.plot(reach, line, "--", color=colour, alpha=0.7,
+                      label=f"{recipe}: {fit['per doubling']:+.3f} per doubling")
+        axis.axhline(goals[metric], color="#55a868", linestyle=":", label=f"goal {goals[metric]:g}")
+        axis.set_xscale("log")
+        ticks = [*counts, reach[-1]]
+        axis.set_xticks(ticks, [f"{int(tick):,}" for tick in counts] + [f"{int(reach[-1]):,}\n(twice)"])
+        axis.minorticks_off()
+        axis.set_xlabel("training images (log scale)")
+        axis.set_ylabel(f"validation {metric.replace('_', ' ').replace('auc', 'AUC')}, one pass")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -658,3 +658,50 @@ def age_band(ages):
     """
     bands = pd.cut(ages, [0, 20, 40, 60, 80, 200], right=False, labels=["0-19", "20-39", "40-59", "60-79", "80+"])
     return bands.astype(str).where(ages.notna(), "unknown")
+
+
+def scaling_fit(table, goals, *, procedure="plain"):
+    """What more training data would buy, if the gain per doubling held: a line of each score against log2(images).
+
+    Least squares over every seed's run of a recipe (equal seeds per share weigh the shares equally). A curve of this
+    kind usually flattens as data grows, so the images a goal needs by the line are a lower bound, not a forecast.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per run, with ``train_images``, ``procedure``, a column per metric of ``goals`` and, optionally,
+        ``recipe`` (one line per recipe; :func:`skinlib.reproduce.recorded_data_curve`).
+    goals : dict of str to float
+        Metric to goal; metrics missing from ``table`` are skipped.
+    procedure : str, default="plain"
+
+    Returns
+    -------
+    DataFrame
+        One row per recipe and metric: ``per doubling`` (the slope), ``at the most images`` (the line's value
+        there), ``goal``, ``images for the goal`` (infinite when the line does not rise) and ``times the most``.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"train_images": [1000, 2000, 4000], "procedure": "plain",
+    ...                       "balanced_accuracy": [0.6, 0.65, 0.7]})
+    >>> fit = scaling_fit(table, {"balanced_accuracy": 0.75}).loc[("all", "balanced_accuracy")]
+    >>> fit[["per doubling", "images for the goal", "times the most"]].round(3).tolist()
+    [0.05, 8000.0, 2.0]
+    """
+    runs = table[table["procedure"] == procedure]
+    recipes = runs["recipe"] if "recipe" in runs else pd.Series("all", index=runs.index)
+    rows = {}
+    for recipe, group in runs.groupby(recipes, sort=False):
+        if group["train_images"].nunique() < 2:
+            continue  # No line through one point.
+        x = np.log2(group["train_images"].to_numpy(float))
+        for metric, goal in goals.items():
+            if metric not in group:
+                continue
+            slope, intercept = np.polyfit(x, group[metric].to_numpy(float), 1)
+            needed = 2 ** ((goal - intercept) / slope) if slope > 0 else np.inf
+            rows[(recipe, metric)] = {"per doubling": slope, "at the most images": intercept + slope * x.max(),
+                                      "goal": goal, "images for the goal": needed,
+                                      "times the most": needed / 2 ** x.max()}
+    return pd.DataFrame(rows).T.rename_axis(["recipe", "metric"])

@@ -666,3 +666,55 @@ def readme_block(text, name):
 
     found = re.search(rf"<!-- begin:{name} -->\n(.*?)<!-- end:{name} -->", text, re.DOTALL)
     return found.group(1) if found else None
+
+
+def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, root=None):
+    """Chapter 03's validation scores against the number of training images, from ``benchmarks/results``.
+
+    Reads every ``data_share_*.json`` (``benchmarks/chapter03_variant.py --set train_share=...``: the same recipe
+    on a share of the training lesions) and ``full``, a record of the same recipe on every training image. A share
+    trained for ``epochs`` epochs (the chapter's default) belongs to the recipe "10 epochs"; one trained for
+    ``epochs / share`` epochs, as many steps as the full split gets, to "equal steps". The full split's runs belong
+    to every recipe recorded, so each recipe is a whole curve.
+
+    Returns
+    -------
+    DataFrame
+        One row per recipe, run and procedure: ``recipe``, ``share``, ``train_images``, ``epochs``, ``seed``,
+        ``procedure`` ("plain" or "TTA"), ``accuracy``, ``balanced_accuracy``, ``malignant_auc``, ``file``; empty
+        when no share was recorded.
+    """
+    import pandas as pd
+
+    from skinlib import split
+
+    folder = Path(root or repo_root()) / "benchmarks" / "results"
+    paths = sorted(folder.glob("data_share_*.json"))
+    if not paths:
+        return pd.DataFrame()
+    every = int((split.load_manifest()["split"] == "train").sum())
+    rows, records = [], [(path, json.loads(path.read_text())) for path in [*paths, folder / full]]
+    found = []  # The recipes of the shares, in the order of their files.
+    for path, record in records:
+        settings = dict(item.split("=", 1) for item in record["settings"])
+        share, trained = float(settings.get("train_share", 1.0)), int(settings.get("epochs", epochs))
+        if share == 1:
+            recipes = found
+        else:
+            recipes = [f"{epochs} epochs" if trained == epochs else
+                       "equal steps" if abs(trained * share - epochs) < 1e-6 else f"{trained} epochs"]
+            found += [recipe for recipe in recipes if recipe not in found]
+        for name, scores in record["runs"].items():
+            match = re.search(r"_seed(\d+)(_tta)?$", name)
+            if not match:
+                continue  # The ensemble.
+            plain = name[: -len("_tta")] if match.group(2) else name
+            images = record.get("train_images", {}).get(plain, every if share == 1 else None)
+            if images is None:
+                raise ValueError(f"{path.name} does not record the training images of {plain}.")
+            rows += [{"recipe": recipe, "share": share, "train_images": images, "epochs": trained,
+                      "seed": int(match.group(1)), "procedure": "TTA" if match.group(2) else "plain",
+                      **{key: scores[key] for key in ("accuracy", "balanced_accuracy", "malignant_auc")},
+                      "file": path.name} for recipe in recipes]
+    order = ["recipe", "train_images", "procedure", "seed"]
+    return pd.DataFrame(rows).sort_values(order, ignore_index=True)

@@ -7,7 +7,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from skinlib import reproduce
+from skinlib import metrics, reproduce
 
 
 def write_notebook(path, *sources):
@@ -180,6 +180,39 @@ def test_chapter03_variants_read_both_record_formats(tmp_path):
         ["height=150", "03_a", 0.6, "profile_larger.json"],
         ["backbone=efficientnet_lite2", "03_b", 0.5, "chapter03_lite2.json"]]
     assert reproduce.chapter03_variants(tmp_path / "nowhere").empty
+
+
+def test_recorded_data_curve_reads_shares_and_the_full_record(tmp_path):
+    folder = tmp_path / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    scores = lambda ba: {"accuracy": 0.7, "balanced_accuracy": ba, "malignant_auc": 0.9, "macro_auc": 0.9}  # noqa: E731
+    images = {"03_x_seed0": 3500, "03_x_seed1": 3500}
+    (folder / "data_share_0.5.json").write_text(json.dumps({
+        "settings": ["train_share=0.5", "profile=full"], "train_images": images,
+        "runs": {"03_x_seed0": scores(0.60), "03_x_seed0_tta": scores(0.62), "03_x_seed1": scores(0.64),
+                 "03_x_seed1_tta": scores(0.66), "03_ensemble": scores(0.7)}}))
+    (folder / "data_share_0.5_steps.json").write_text(json.dumps({
+        "settings": ["train_share=0.5", "epochs=20"], "train_images": images,
+        "runs": {"03_x_seed0": scores(0.66), "03_x_seed1": scores(0.66)}}))
+    (folder / "full.json").write_text(json.dumps({
+        "settings": ["profile=full"], "runs": {"03_x_seed0": scores(0.67), "03_x_seed1": scores(0.69)}}))
+    table = reproduce.recorded_data_curve("full.json", root=tmp_path)
+    plain = table[table["procedure"] == "plain"]
+    assert plain[["recipe", "train_images", "epochs", "seed", "balanced_accuracy"]].values.tolist() == [
+        ["10 epochs", 3500, 10, 0, 0.60], ["10 epochs", 3500, 10, 1, 0.64],
+        ["10 epochs", 7009, 10, 0, 0.67], ["10 epochs", 7009, 10, 1, 0.69],
+        ["equal steps", 3500, 20, 0, 0.66], ["equal steps", 3500, 20, 1, 0.66],
+        ["equal steps", 7009, 10, 0, 0.67], ["equal steps", 7009, 10, 1, 0.69]]
+    assert len(table) == 10  # the ensemble is not a seed; the full split's plain runs are in both recipes
+    fit = metrics.scaling_fit(table, {"balanced_accuracy": 0.75, "absent": 1.0})
+    assert fit.index.tolist() == [("10 epochs", "balanced_accuracy"), ("equal steps", "balanced_accuracy")]
+    slopes = fit["per doubling"].astype(float)
+    assert slopes.tolist() == pytest.approx([0.06, 0.02], abs=0.001)  # 0.62 -> 0.68 and 0.66 -> 0.68
+    assert reproduce.recorded_data_curve("full.json", root=tmp_path / "nowhere").empty
+    (folder / "data_share_0.25.json").write_text(json.dumps({"settings": ["train_share=0.25"],
+                                                             "runs": {"03_x_seed0": scores(0.5)}}))
+    with pytest.raises(ValueError, match="data_share_0.25.json does not record the training images"):
+        reproduce.recorded_data_curve("full.json", root=tmp_path)
 
 
 def test_recorded_shifts_table(tmp_path):
