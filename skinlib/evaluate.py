@@ -502,7 +502,8 @@ def plot_data_curve(table, goals, *, title=""):
 
     One panel per metric of ``goals`` (balanced accuracy, malignant AUC, ...) and one colour per ``recipe``: dots
     are single runs (one pass, no TTA), the solid line their mean per share, the dashed line the least-squares line
-    of :func:`skinlib.metrics.scaling_fit` drawn on to twice the most images, the dotted green line the goal.
+    of :func:`skinlib.metrics.scaling_fit` from the recipe's fewest images to twice the most, the dotted green line
+    the goal.
 
     Parameters
     ----------
@@ -527,25 +528,31 @@ def plot_data_curve(table, goals, *, title=""):
     from skinlib.metrics import scaling_fit
 
     shown = [metric for metric in goals if metric in table]
+    if not shown:
+        raise ValueError("plot_data_curve needs recorded runs (skinlib.reproduce.recorded_data_curve) with a column "
+                         f"for one of the goals {list(goals)}; the table has none (no data_share_*.json recorded?).")
     figure, axes = plt.subplots(1, len(shown), figsize=(5.4 * len(shown), 4.4), squeeze=False)
     plain = table[table["procedure"] == "plain"]
     counts = np.sort(plain["train_images"].unique())
-    reach = np.array([counts[0], 2 * counts[-1]], dtype=float)
-    colours = ["#4c72b0", "#dd8452", "#8172b3", "#937860"]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, metric in zip(axes[0], shown):
         fits = scaling_fit(plain, {metric: goals[metric]})
-        for colour, (recipe, runs) in zip(colours, plain.groupby("recipe", sort=False)):
+        for number, (recipe, runs) in enumerate(plain.groupby("recipe", sort=False)):
+            colour = colours[number % len(colours)]
             axis.plot(runs["train_images"], runs[metric], "o", color=colour, alpha=0.35, markersize=4)
             means = runs.groupby("train_images")[metric].mean()
             axis.plot(means.index, means.to_numpy(), "o-", color=colour, label=f"{recipe}: mean over seeds")
+            if (recipe, metric) not in fits.index:
+                continue  # One size of training set: no line.
             fit = fits.loc[(recipe, metric)]
-            line = fit["at the most images"] + fit["per doubling"] * np.log2(reach / runs["train_images"].max())
+            reach = np.array([runs["train_images"].min(), 2 * counts[-1]], dtype=float)  # From this recipe's runs.
+            line = fit["line at the most images"] + fit["per doubling"] * np.log2(reach / runs["train_images"].max())
             axis.plot(reach, line, "--", color=colour, alpha=0.7,
                       label=f"{recipe}: {fit['per doubling']:+.3f} per doubling")
         axis.axhline(goals[metric], color="#55a868", linestyle=":", label=f"goal {goals[metric]:g}")
         axis.set_xscale("log")
-        ticks = [*counts, reach[-1]]
-        axis.set_xticks(ticks, [f"{int(tick):,}" for tick in counts] + [f"{int(reach[-1]):,}\n(twice)"])
+        labels = [f"{int(tick):,}" for tick in counts] + [f"{int(2 * counts[-1]):,}\n(twice)"]
+        axis.set_xticks([*counts, 2 * counts[-1]], labels)
         axis.minorticks_off()
         axis.set_xlabel("training images (log scale)")
         axis.set_ylabel(f"validation {metric.replace('_', ' ').replace('auc', 'AUC')}, one pass")

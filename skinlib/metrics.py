@@ -678,8 +678,10 @@ def scaling_fit(table, goals, *, procedure="plain"):
     Returns
     -------
     DataFrame
-        One row per recipe and metric: ``per doubling`` (the slope), ``at the most images`` (the line's value
-        there), ``goal``, ``images for the goal`` (infinite when the line does not rise) and ``times the most``.
+        One row per recipe and metric: ``per doubling`` (the slope), ``line at the most images`` (the line's value
+        there), ``goal``, ``images for the goal`` and ``times the most`` (both infinite when the line does not rise,
+        or needs more than :data:`FAR` times the most images); empty, with the same columns, for an empty table.
+        A recipe with one size of training set has no line and no row.
 
     Examples
     --------
@@ -689,6 +691,9 @@ def scaling_fit(table, goals, *, procedure="plain"):
     >>> fit[["per doubling", "images for the goal", "times the most"]].round(3).tolist()
     [0.05, 8000.0, 2.0]
     """
+    columns = ["per doubling", "line at the most images", "goal", "images for the goal", "times the most"]
+    if table.empty:
+        return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["recipe", "metric"]))
     runs = table[table["procedure"] == procedure]
     recipes = runs["recipe"] if "recipe" in runs else pd.Series("all", index=runs.index)
     rows = {}
@@ -700,8 +705,12 @@ def scaling_fit(table, goals, *, procedure="plain"):
             if metric not in group:
                 continue
             slope, intercept = np.polyfit(x, group[metric].to_numpy(float), 1)
-            needed = 2 ** ((goal - intercept) / slope) if slope > 0 else np.inf
-            rows[(recipe, metric)] = {"per doubling": slope, "at the most images": intercept + slope * x.max(),
-                                      "goal": goal, "images for the goal": needed,
-                                      "times the most": needed / 2 ** x.max()}
-    return pd.DataFrame(rows).T.rename_axis(["recipe", "metric"])
+            doublings = (goal - intercept) / slope - x.max() if slope > 0 else np.inf
+            times = 2.0 ** doublings if doublings <= np.log2(FAR) else np.inf
+            rows[(recipe, metric)] = [slope, intercept + slope * x.max(), goal, times * 2 ** x.max(), times]
+    index = pd.MultiIndex.from_tuples(list(rows), names=["recipe", "metric"])
+    return pd.DataFrame(list(rows.values()), index=index, columns=columns)
+
+
+FAR = 1000
+"""Beyond this many times the most images, :func:`scaling_fit` says the line does not reach a goal (``inf``)."""

@@ -209,6 +209,10 @@ def test_recorded_data_curve_reads_shares_and_the_full_record(tmp_path):
     slopes = fit["per doubling"].astype(float)
     assert slopes.tolist() == pytest.approx([0.06, 0.02], abs=0.001)  # 0.62 -> 0.68 and 0.66 -> 0.68
     assert reproduce.recorded_data_curve("full.json", root=tmp_path / "nowhere").empty
+    flat = pd.DataFrame({"train_images": [1000, 2000], "procedure": "plain", "accuracy": [0.7, 0.7]})
+    assert metrics.scaling_fit(flat, {"accuracy": 0.85}).loc[("all", "accuracy"), "images for the goal"] == float("inf")
+    assert metrics.scaling_fit(flat.iloc[:1], {"accuracy": 0.85}).empty  # one size: no line
+    assert metrics.scaling_fit(pd.DataFrame(), {"accuracy": 0.85}).empty
     (folder / "data_share_0.25.json").write_text(json.dumps({"settings": ["train_share=0.25"],
                                                              "runs": {"03_x_seed0": scores(0.5)}}))
     with pytest.raises(ValueError, match="data_share_0.25.json does not record the training images"):
