@@ -90,9 +90,9 @@ def main():
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         results = (folder / "results.csv").read_text()
-        chosen = balancing(results, runs)
-        summary = {"settings": args.set, "runs": runs, "curves": curves, "balancing": chosen,
-                   "train_images": column(results, runs, "train_images"),
+        summary = {"settings": args.set, "runs": runs, "curves": curves,
+                   "balancing": column(results, runs, "balancing"),
+                   "train_images": column(results, runs, "train_images", lambda value: int(float(value))),
                    "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
                    "command": command_line(args.set, args.out),
@@ -116,27 +116,19 @@ def curve(history):
     return [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(io.StringIO(history))]
 
 
-def balancing(results, names):
-    """The class balancing chapter 03 chose for each of ``names``, from its results table (CSV text).
+def column(results, names, key, convert=str):
+    """The value of ``key`` in the results table (CSV text) for each of ``names`` that has one, through ``convert``.
 
     A variant can choose another balancing than the shipped design (the heads compare them on its own views), and
-    the choice moves accuracy against balanced accuracy, so the record keeps it.
+    the choice moves accuracy against balanced accuracy, so the record keeps it, and the training images of each run.
 
-    >>> balancing('name,balancing\\na,"class weights, power 1"\\na_tta,\\n', ["a", "a_tta"])
+    >>> column('name,balancing\\na,"class weights, power 1"\\na_tta,\\n', ["a", "a_tta"], "balancing")
     {'a': 'class weights, power 1'}
-    """
-    rows = {row["name"]: row.get("balancing") for row in csv.DictReader(io.StringIO(results))}
-    return {name: rows[name] for name in names if rows.get(name)}
-
-
-def column(results, names, key):
-    """The value of ``key`` in the results table (CSV text) for each of ``names`` that has one, as an integer.
-
-    >>> column('name,train_images\\na,1752\\na_tta,\\n', ["a", "a_tta"], "train_images")
+    >>> column('name,train_images\\na,1752.0\\na_tta,\\n', ["a", "a_tta"], "train_images", lambda v: int(float(v)))
     {'a': 1752}
     """
     rows = {row["name"]: row.get(key) for row in csv.DictReader(io.StringIO(results))}
-    return {name: int(float(rows[name])) for name in names if rows.get(name)}
+    return {name: convert(rows[name]) for name in names if rows.get(name)}
 
 
 def git(*arguments, root=ROOT):
@@ -157,7 +149,7 @@ def committed_summary(rev):
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
     # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may
     # be another run), so the record names none.
-    chosen = balancing(git("show", f"{rev}:Saved_Models/results.csv"), runs)
+    chosen = column(git("show", f"{rev}:Saved_Models/results.csv"), runs, "balancing")
     return {"runs": runs, "curves": curves, "balancing": chosen,
             "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
 

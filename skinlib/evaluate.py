@@ -535,8 +535,8 @@ def plot_data_curve(table, goals, *, title=""):
     plain = table[table["procedure"] == "plain"]
     counts = np.sort(plain["train_images"].unique())
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fits = scaling_fit(plain, {metric: goals[metric] for metric in shown})
     for axis, metric in zip(axes[0], shown):
-        fits = scaling_fit(plain, {metric: goals[metric]})
         for number, (recipe, runs) in enumerate(plain.groupby("recipe", sort=False)):
             colour = colours[number % len(colours)]
             axis.plot(runs["train_images"], runs[metric], "o", color=colour, alpha=0.35, markersize=4)

@@ -660,6 +660,10 @@ def age_band(ages):
     return bands.astype(str).where(ages.notna(), "unknown")
 
 
+FAR = 1000
+"""Beyond this many times the most images, :func:`scaling_fit` says the line does not reach a goal (``inf``)."""
+
+
 def scaling_fit(table, goals, *, procedure="plain"):
     """What more training data would buy, if the gain per doubling held: a line of each score against log2(images).
 
@@ -711,6 +715,3 @@ def scaling_fit(table, goals, *, procedure="plain"):
     index = pd.MultiIndex.from_tuples(list(rows), names=["recipe", "metric"])
     return pd.DataFrame(list(rows.values()), index=index, columns=columns)
 
-
-FAR = 1000
-"""Beyond this many times the most images, :func:`scaling_fit` says the line does not reach a goal (``inf``)."""

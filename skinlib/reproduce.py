@@ -339,6 +339,29 @@ def chapter03_variants(root=None):
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
+def seed_runs(runs):
+    """The runs of a ``benchmarks/chapter03_variant.py`` record that belong to one seed, and which.
+
+    Parameters
+    ----------
+    runs : dict of str to dict
+        A record's ``runs``: ``..._seed<n>`` (plain), ``..._seed<n>_tta`` (TTA) and others (the ensemble, skipped).
+
+    Returns
+    -------
+    list of (seed, procedure, plain run name, scores)
+
+    >>> seed_runs({"m_seed1": {"a": 1}, "m_seed1_tta": {"a": 2}, "03_ensemble": {"a": 3}})
+    [(1, 'plain', 'm_seed1', {'a': 1}), (1, 'TTA', 'm_seed1', {'a': 2})]
+    """
+    found = []
+    for name, scores in runs.items():
+        if match := re.search(r"_seed(\d+)(_tta)?$", name):
+            found.append((int(match.group(1)), "TTA" if match.group(2) else "plain",
+                          name[: -len("_tta")] if match.group(2) else name, scores))
+    return found
+
+
 def against_recorded_seeds(compared, records, *, seed=0, root=None, metrics=("balanced_accuracy", "accuracy")):
     """This run's scores beside recorded runs of several seeds of the same recipe: their same seed and their spread.
 
@@ -397,9 +420,9 @@ def against_recorded_seeds(compared, records, *, seed=0, root=None, metrics=("ba
         content = json.loads((Path(root or repo_root()) / "benchmarks" / "results" / record).read_text())
         machine = content.get("machine", {}).get("processor", "not recorded")
         for metric in metrics:
-            for procedure, suffix in (("plain", ""), ("TTA", "_tta")):
-                values = pd.Series({int(match.group(1)): scores[metric] for name, scores in content["runs"].items()
-                                    if (match := re.search(rf"_seed(\d+){suffix}$", name))}, dtype=float)
+            for procedure in ("plain", "TTA"):
+                values = pd.Series({seed: scores[metric] for seed, kind, _, scores in seed_runs(content["runs"])
+                                    if kind == procedure}, dtype=float)
                 if len(values) < 2:
                     raise ValueError(f"{record} has {len(values)} seed(s) of the {procedure} procedure; a spread "
                                      "needs two or more")
@@ -704,16 +727,12 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
             recipes = [f"{epochs} epochs" if trained == epochs else
                        "equal steps" if abs(trained * share - epochs) < 1e-6 else f"{trained} epochs"]
             found += [recipe for recipe in recipes if recipe not in found]
-        for name, scores in record["runs"].items():
-            match = re.search(r"_seed(\d+)(_tta)?$", name)
-            if not match:
-                continue  # The ensemble.
-            plain = name[: -len("_tta")] if match.group(2) else name
+        for seed, procedure, plain, scores in seed_runs(record["runs"]):
             images = record.get("train_images", {}).get(plain, every if share == 1 else None)
             if images is None:
                 raise ValueError(f"{path.name} does not record the training images of {plain}.")
             rows += [{"recipe": recipe, "share": share, "train_images": images, "epochs": trained,
-                      "seed": int(match.group(1)), "procedure": "TTA" if match.group(2) else "plain",
+                      "seed": seed, "procedure": procedure,
                       **{key: scores[key] for key in ("accuracy", "balanced_accuracy", "malignant_auc")},
                       "file": path.name} for recipe in recipes]
     order = ["recipe", "train_images", "procedure", "seed"]
