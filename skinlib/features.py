@@ -4,8 +4,8 @@ Fine-tuning a whole backbone on a 2-core CPU spends most of each step on the
 lower blocks, whose generic edge and texture filters hardly need to change.
 Here the backbone is cut in two (:func:`split_backbone`): the **lower part**
 stays frozen and runs **once** over ``K`` seeded views of every training image
-(the four flips a 4:3 image allows, each with its own colour jitter, see
-:func:`make_views`), its feature maps are stored on disk in float16
+(the four flips a 4:3 image allows, each with its own colour jitter, and
+further jitter streams of the same flips, see :func:`make_views`), its feature maps are stored on disk in float16
 (:func:`cached_features`, keyed like the image cache), and the **upper part**
 (the last stages and a new head) trains for many epochs on them, each epoch
 drawing one stored view per image (:func:`view_dataset`). The trained upper
@@ -75,22 +75,38 @@ def split_backbone(base, cut=None):
 VIEWS = ("original", "flipped left-right", "flipped up-down", "rotated 180 degrees")
 """The four views a 4:3 image allows without changing its shape (the flips and the half turn)."""
 
+STREAMS = 3
+"""Most jitter streams: view ``v`` is flip ``v % 4`` of :data:`VIEWS` with jitter stream ``v // 4``, so at most
+``STREAMS * len(VIEWS)`` (12) stored views per image, every one a new draw of the jitter."""
+
 
 def make_views(pixels, view, *, seed=0, jitter=1.0, start=0):
-    """View ``view`` (0-3, :data:`VIEWS`) of a batch, with seeded acquisition jitter (TensorFlow, float 0-255).
+    """View ``view`` of a batch, with seeded acquisition jitter (TensorFlow, float 0-255).
 
-    ``start`` is the index of the batch's first image in its split: with
-    ``seed`` and ``view`` it seeds each image's jitter, so a view is the same
-    on every run. ``jitter=0`` gives the plain flips (for test-time augmentation).
+    View ``view`` is the flip ``view % 4`` of :data:`VIEWS`; views 4-7 (and
+    8-11) repeat the four flips with new draws of the jitter. ``start`` is the
+    index of the batch's first image in its split: with ``seed`` and ``view``
+    it seeds each image's jitter, so a view is the same on every run.
+    ``jitter=0`` gives the plain flips (for test-time augmentation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pixels = np.arange(24, dtype="uint8").reshape(1, 2, 4, 3)
+    >>> bool((np.asarray(make_views(pixels, 5, jitter=0)) == pixels[:, :, ::-1]).all())  # view 5: flip 1
+    True
     """
     import tensorflow as tf
 
     from skinlib import acquisition
 
+    if not 0 <= view < STREAMS * len(VIEWS):
+        raise ValueError(f"view must be between 0 and {STREAMS * len(VIEWS) - 1}. Got {view!r} instead.")
     images = tf.cast(pixels, tf.float32)
-    if view % 2:
+    flip = view % len(VIEWS)
+    if flip % 2:
         images = tf.reverse(images, axis=[2])
-    if view // 2:
+    if flip // 2:
         images = tf.reverse(images, axis=[1])
     if jitter:
         key = tf.stack([tf.constant(seed * 7919 + view, tf.int64), tf.cast(start, tf.int64)])
@@ -128,7 +144,9 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64
         From :func:`split_backbone` (pixels in, a feature map out).
     pixels : ndarray of shape (n, height, width, 3), uint8
     views : int, default=4
-        How many views per image (1-4, in the order of :data:`VIEWS`).
+        How many views per image (1-12): the four flips of :data:`VIEWS` in
+        order, then the same flips again with new jitter (:func:`make_views`).
+        Beyond four the jitter must not be 0, or the views would repeat.
     seed : int, default=0
         Seed of the jitter.
     jitter : float, default=1.0
@@ -148,8 +166,10 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64
 
     from skinlib import artefacts, images as image_cache
 
-    if not 1 <= views <= len(VIEWS):
-        raise ValueError(f"views must be between 1 and {len(VIEWS)}. Got {views!r} instead.")
+    if not 1 <= views <= STREAMS * len(VIEWS):
+        raise ValueError(f"views must be between 1 and {STREAMS * len(VIEWS)}. Got {views!r} instead.")
+    if views > len(VIEWS) and not jitter:
+        raise ValueError(f"views={views} needs jitter: without it, views beyond {len(VIEWS)} repeat the flips.")
     folder = Path(cache_dir) if cache_dir else image_cache.default_cache_dir() / "features"
     layers = [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
               for layer in lower.layers]  # Weightless layers (colour constancy, rescaling) count too.

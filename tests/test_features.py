@@ -55,8 +55,24 @@ def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
     features.cached_features(other_lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 3
     np.testing.assert_allclose(plain[0], np.asarray(lower(pixels.astype("float32"))), rtol=1e-2, atol=1e-2)
-    with pytest.raises(ValueError, match="views must be between 1 and 4"):
-        features.cached_features(lower, pixels, views=5, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="views must be between 1 and 12"):
+        features.cached_features(lower, pixels, views=13, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="views=5 needs jitter"):
+        features.cached_features(lower, pixels, views=5, jitter=0, cache_dir=tmp_path)
+
+
+def test_views_beyond_four_repeat_the_flips_with_new_jitter():
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 6, 8, 3)).astype("uint8")
+    for view in range(4, 12):
+        np.testing.assert_array_equal(np.asarray(features.make_views(pixels, view, jitter=0)),
+                                      np.asarray(features.make_views(pixels, view % 4, jitter=0)))
+    drawn = [np.asarray(features.make_views(pixels, view, seed=2)) for view in (1, 5, 9)]
+    assert not np.array_equal(drawn[0], drawn[1]) and not np.array_equal(drawn[1], drawn[2])
+    # A stream's draw does not collide with another seed's: seed 2, view 5 against seed 3's views 0-11.
+    assert all(not np.array_equal(drawn[1], np.asarray(features.make_views(pixels, view, seed=3)))
+               for view in range(12))
+    with pytest.raises(ValueError, match="view must be between 0 and 11"):
+        features.make_views(pixels, 12)
 
 
 def test_balanced_sampling_evens_out_classes():
