@@ -691,7 +691,7 @@ def readme_block(text, name):
     return found.group(1) if found else None
 
 
-def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, root=None):
+def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, root=None, defaults=None):
     """Chapter 03's validation scores against the number of training images, from ``benchmarks/results``.
 
     Reads every ``data_share_*.json`` (``benchmarks/chapter03_variant.py --set train_share=...``: the same recipe
@@ -700,6 +700,11 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
     ``epochs / share`` epochs, as many steps as the full split gets, to "equal steps". The full split's runs belong
     to every recipe recorded, so each recipe is a whole curve.
 
+    A share must have run the full record's settings but for ``train_share``, ``epochs`` and ``patience``; a
+    setting spelled out at its default (``defaults``: chapter 03's parameters by default) counts as left out, so
+    ``height=150`` and no ``height`` are the same recipe. Anything else raises a ValueError that names the file.
+    The check sees the settings only: a record made when a default was different reads as the same recipe.
+
     Returns
     -------
     DataFrame
@@ -707,7 +712,10 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
         ``procedure`` ("plain" or "TTA"), ``accuracy``, ``balanced_accuracy``, ``malignant_auc``, ``file``; empty
         when no share was recorded.
     """
+    import ast
+
     import pandas as pd
+    import papermill
 
     from skinlib import split
 
@@ -717,6 +725,20 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
         return pd.DataFrame()
     every = int((split.load_manifest()["split"] == "train").sum())
     rows, records = [], [(path, json.loads(path.read_text())) for path in [*paths, folder / full]]
+    if defaults is None:
+        defaults = {name: ast.literal_eval(spec["default"]) for name, spec in
+                    papermill.inspect_notebook(str(repo_root() / "notebooks" / "03_Transfer_Learning.ipynb")).items()}
+    varied = ("train_share", "epochs", "patience")
+
+    def recipe_of(record):
+        return {name: value for name, value in map(parse_assignment, record["settings"])
+                if name not in varied and (name not in defaults or defaults[name] != value)}
+
+    expected = recipe_of(records[-1][1])
+    for path, record in records[:-1]:
+        if recipe_of(record) != expected:
+            raise ValueError(f"{path.name} ran other settings than {full}: {sorted(recipe_of(record).items())} "
+                             f"against {sorted(expected.items())} (train_share, epochs and patience aside).")
     found = []  # The recipes of the shares, in the order of their files.
     for path, record in records:
         settings = dict(item.split("=", 1) for item in record["settings"])

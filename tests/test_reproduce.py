@@ -192,11 +192,11 @@ def test_recorded_data_curve_reads_shares_and_the_full_record(tmp_path):
         "runs": {"03_x_seed0": scores(0.60), "03_x_seed0_tta": scores(0.62), "03_x_seed1": scores(0.64),
                  "03_x_seed1_tta": scores(0.66), "03_ensemble": scores(0.7)}}))
     (folder / "data_share_0.5_steps.json").write_text(json.dumps({
-        "settings": ["train_share=0.5", "epochs=20"], "train_images": images,
+        "settings": ["train_share=0.5", "epochs=20", "patience=20", "profile=full"], "train_images": images,
         "runs": {"03_x_seed0": scores(0.66), "03_x_seed1": scores(0.66)}}))
     (folder / "full.json").write_text(json.dumps({
-        "settings": ["profile=full"], "runs": {"03_x_seed0": scores(0.67), "03_x_seed1": scores(0.69)}}))
-    table = reproduce.recorded_data_curve("full.json", root=tmp_path)
+        "settings": ["height=150", "profile=full"], "runs": {"03_x_seed0": scores(0.67), "03_x_seed1": scores(0.69)}}))
+    table = reproduce.recorded_data_curve("full.json", root=tmp_path, defaults={"height": 150})
     plain = table[table["procedure"] == "plain"]
     assert plain[["recipe", "train_images", "epochs", "seed", "balanced_accuracy"]].values.tolist() == [
         ["10 epochs", 3500, 10, 0, 0.60], ["10 epochs", 3500, 10, 1, 0.64],
@@ -208,15 +208,19 @@ def test_recorded_data_curve_reads_shares_and_the_full_record(tmp_path):
     assert fit.index.tolist() == [("10 epochs", "balanced_accuracy"), ("equal steps", "balanced_accuracy")]
     slopes = fit["per doubling"].astype(float)
     assert slopes.tolist() == pytest.approx([0.06, 0.02], abs=0.001)  # 0.62 -> 0.68 and 0.66 -> 0.68
-    assert reproduce.recorded_data_curve("full.json", root=tmp_path / "nowhere").empty
+    assert reproduce.recorded_data_curve("full.json", root=tmp_path / "nowhere", defaults={}).empty
     flat = pd.DataFrame({"train_images": [1000, 2000], "procedure": "plain", "accuracy": [0.7, 0.7]})
     assert metrics.scaling_fit(flat, {"accuracy": 0.85}).loc[("all", "accuracy"), "images for the goal"] == float("inf")
     assert metrics.scaling_fit(flat.iloc[:1], {"accuracy": 0.85}).empty  # one size: no line
     assert metrics.scaling_fit(pd.DataFrame(), {"accuracy": 0.85}).empty
-    (folder / "data_share_0.25.json").write_text(json.dumps({"settings": ["train_share=0.25"],
+    (folder / "data_share_0.25.json").write_text(json.dumps({"settings": ["train_share=0.25", "profile=full"],
                                                              "runs": {"03_x_seed0": scores(0.5)}}))
     with pytest.raises(ValueError, match="data_share_0.25.json does not record the training images"):
-        reproduce.recorded_data_curve("full.json", root=tmp_path)
+        reproduce.recorded_data_curve("full.json", root=tmp_path, defaults={"height": 150})
+    other = {"settings": ["train_share=0.25", "profile=full", "height=120"], "runs": {"03_x_seed0": scores(0.5)}}
+    (folder / "data_share_0.25.json").write_text(json.dumps(other))  # Another input size: not the same curve.
+    with pytest.raises(ValueError, match=r"data_share_0.25.json ran other settings than full.json: \[\('height', 120"):
+        reproduce.recorded_data_curve("full.json", root=tmp_path, defaults={"height": 150})
 
 
 def test_recorded_shifts_table(tmp_path):

@@ -86,5 +86,6 @@ def test_lesion_share_keeps_whole_lesions_per_class_and_nests():
     kept_lesions = kept.drop_duplicates("lesion_id")["dx"].value_counts()
     assert ((kept_lesions / lesions).reindex(lesions.index) - 0.5).abs().max() < 0.02  # per diagnosis
     assert set(split.lesion_share(train, 0.5, seed=1)) != set(half)
-    with pytest.raises(ValueError, match="share must be in"):
-        split.lesion_share(train, 0.0)
+    for outside in (0.0, 1.5):
+        with pytest.raises(ValueError, match="share must be in"):
+            split.lesion_share(train, outside)
