@@ -700,10 +700,12 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
     ``epochs / share`` epochs, as many steps as the full split gets, to "equal steps". The full split's runs belong
     to every recipe recorded, so each recipe is a whole curve.
 
-    A share must have run the full record's settings but for ``train_share``, ``epochs`` and ``patience``; a
-    setting spelled out at its default (``defaults``: chapter 03's parameters by default) counts as left out, so
-    ``height=150`` and no ``height`` are the same recipe. Anything else raises a ValueError that names the file.
-    The check sees the settings only: a record made when a default was different reads as the same recipe.
+    A share must have run the full record's settings but for ``train_share``, ``epochs``, ``patience`` and
+    ``seed`` (another ``seed`` redraws the share's lesions, the jitter and the training seeds: the same recipe on
+    another draw); a setting spelled out at its default (``defaults``: chapter 03's parameters by default) counts
+    as left out, so ``height=150`` and no ``height`` are the same recipe. Anything else raises a ValueError that
+    names the file. The check sees the settings only: a record made when a default was different reads as the same
+    recipe.
 
     Returns
     -------
@@ -728,7 +730,7 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
     if defaults is None:
         defaults = {name: ast.literal_eval(spec["default"]) for name, spec in
                     papermill.inspect_notebook(str(repo_root() / "notebooks" / "03_Transfer_Learning.ipynb")).items()}
-    varied = ("train_share", "epochs", "patience")
+    varied = ("train_share", "epochs", "patience", "seed")
 
     def recipe_of(record):
         return {name: value for name, value in map(parse_assignment, record["settings"])
@@ -738,7 +740,7 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
     for path, record in records[:-1]:
         if recipe_of(record) != expected:
             raise ValueError(f"{path.name} ran other settings than {full}: {sorted(recipe_of(record).items())} "
-                             f"against {sorted(expected.items())} (train_share, epochs and patience aside).")
+                             f"against {sorted(expected.items())} (train_share, epochs, patience and seed aside).")
     found = []  # The recipes of the shares, in the order of their files.
     for path, record in records:
         settings = dict(item.split("=", 1) for item in record["settings"])
