@@ -63,6 +63,11 @@ def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
 
 def test_views_beyond_four_repeat_the_flips_with_new_jitter():
     pixels = np.random.default_rng(5).integers(0, 256, (3, 6, 8, 3)).astype("uint8")
+    flips = [pixels, pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
+    for view, flipped in enumerate(flips):  # Views 0-3 as they were stored before streams: the same jitter keys.
+        expected = acquisition.random_acquisition(flipped.astype("float32"), [2 * 7919 + view, 5])
+        np.testing.assert_array_equal(np.asarray(features.make_views(pixels, view, seed=2, start=5)),
+                                      np.asarray(expected))
     for view in range(4, 12):
         np.testing.assert_array_equal(np.asarray(features.make_views(pixels, view, jitter=0)),
                                       np.asarray(features.make_views(pixels, view % 4, jitter=0)))

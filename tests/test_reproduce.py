@@ -192,7 +192,7 @@ def test_recorded_data_curve_reads_shares_and_the_full_record(tmp_path):
         "runs": {"03_x_seed0": scores(0.60), "03_x_seed0_tta": scores(0.62), "03_x_seed1": scores(0.64),
                  "03_x_seed1_tta": scores(0.66), "03_ensemble": scores(0.7)}}))
     (folder / "data_share_0.5_steps.json").write_text(json.dumps({
-        "settings": ["train_share=0.5", "epochs=20", "patience=20", "profile=full"], "train_images": images,
+        "settings": ["train_share=0.5", "epochs=20", "patience=20", "profile=full", "seed=1"], "train_images": images,
         "runs": {"03_x_seed0": scores(0.66), "03_x_seed1": scores(0.66)}}))
     (folder / "full.json").write_text(json.dumps({
         "settings": ["height=150", "profile=full"], "runs": {"03_x_seed0": scores(0.67), "03_x_seed1": scores(0.69)}}))
