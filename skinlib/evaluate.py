@@ -501,9 +501,10 @@ def plot_data_curve(table, goals, *, title=""):
     """Validation scores against training images (log scale): single runs, their mean, the goal and a line.
 
     One panel per metric of ``goals`` (balanced accuracy, malignant AUC, ...) and one colour per ``recipe``: dots
-    are single runs (one pass, no TTA), the solid line their mean per share, the dashed line the least-squares line
-    of :func:`skinlib.metrics.scaling_fit` from the recipe's fewest images to twice the most, the dotted green line
-    the goal.
+    are single runs (one pass, no TTA), the solid line their mean per share (over seeds, and over draws of the
+    lesions where a share was drawn more than once, at their mean number of images), the dashed line the
+    least-squares line of :func:`skinlib.metrics.scaling_fit` from the recipe's fewest images to twice the most,
+    the dotted green line the goal. Each share's tick gives the range of its training images.
 
     Parameters
     ----------
@@ -533,26 +534,29 @@ def plot_data_curve(table, goals, *, title=""):
                          f"for one of the goals {list(goals)}; the table has none (no data_share_*.json recorded?).")
     figure, axes = plt.subplots(1, len(shown), figsize=(5.4 * len(shown), 4.4), squeeze=False)
     plain = table[table["procedure"] == "plain"]
-    counts = np.sort(plain["train_images"].unique())
+    share = plain["share"] if "share" in plain else plain["train_images"]  # Draws of a share differ a little.
+    plain = plain.assign(point=share.to_numpy())
+    sizes = plain.groupby("point")["train_images"].agg(["mean", "min", "max"]).sort_values("mean")
+    most = plain["train_images"].max()
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fits = scaling_fit(plain, {metric: goals[metric] for metric in shown})
     for axis, metric in zip(axes[0], shown):
         for number, (recipe, runs) in enumerate(plain.groupby("recipe", sort=False)):
             colour = colours[number % len(colours)]
             axis.plot(runs["train_images"], runs[metric], "o", color=colour, alpha=0.35, markersize=4)
-            means = runs.groupby("train_images")[metric].mean()
-            axis.plot(means.index, means.to_numpy(), "o-", color=colour, label=f"{recipe}: mean over seeds")
+            means = runs.groupby("point")[["train_images", metric]].mean().sort_values("train_images")
+            axis.plot(means["train_images"], means[metric], "o-", color=colour, label=f"{recipe}: mean over runs")
             if (recipe, metric) not in fits.index:
                 continue  # One size of training set: no line.
             fit = fits.loc[(recipe, metric)]
-            reach = np.array([runs["train_images"].min(), 2 * counts[-1]], dtype=float)  # From this recipe's runs.
+            reach = np.array([runs["train_images"].min(), 2 * most], dtype=float)  # From this recipe's runs.
             line = fit["line at the most images"] + fit["per doubling"] * np.log2(reach / runs["train_images"].max())
             axis.plot(reach, line, "--", color=colour, alpha=0.7,
                       label=f"{recipe}: {fit['per doubling']:+.3f} per doubling")
         axis.axhline(goals[metric], color="#55a868", linestyle=":", label=f"goal {goals[metric]:g}")
         axis.set_xscale("log")
-        labels = [f"{int(tick):,}" for tick in counts] + [f"{int(2 * counts[-1]):,}\n(twice)"]
-        axis.set_xticks([*counts, 2 * counts[-1]], labels)
+        labels = [f"{low:,}" if low == high else f"{low:,}-\n{high:,}" for low, high in zip(sizes["min"], sizes["max"])]
+        axis.set_xticks([*sizes["mean"], 2 * most], labels + [f"{int(2 * most):,}\n(twice)"])
         axis.minorticks_off()
         axis.set_xlabel("training images (log scale)")
         axis.set_ylabel(f"validation {metric.replace('_', ' ').replace('auc', 'AUC')}, one pass")

@@ -339,3 +339,14 @@ def test_a_goal_table_compares_at_full_precision_and_refuses_clashing_columns():
     for clash in (dict(label="goal"), dict(label="met"), dict(label="x", x=scores)):
         with pytest.raises(ValueError, match="must differ"):
             metrics.goal_table(goals, scores, **clash)
+
+
+def test_data_curve_pools_the_draws_of_a_share():
+    table = pd.DataFrame({"recipe": "10 epochs", "share": [0.5, 0.5, 0.5, 0.5, 1.0, 1.0],
+                          "train_images": [3500, 3500, 3540, 3540, 7000, 7000], "procedure": "plain",
+                          "balanced_accuracy": [0.60, 0.62, 0.64, 0.66, 0.70, 0.72]})
+    axis = evaluate.plot_data_curve(table, {"balanced_accuracy": 0.75}).axes[0]
+    mean_line = axis.lines[1]  # After the dots of single runs: one point per share, draws pooled.
+    assert mean_line.get_xdata().tolist() == [3520, 7000]
+    assert mean_line.get_ydata().tolist() == pytest.approx([0.63, 0.71])
+    assert [label.get_text() for label in axis.get_xticklabels()] == ["3,500-\n3,540", "7,000", "14,000\n(twice)"]
