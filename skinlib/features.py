@@ -4,9 +4,10 @@ Fine-tuning a whole backbone on a 2-core CPU spends most of each step on the
 lower blocks, whose generic edge and texture filters hardly need to change.
 Here the backbone is cut in two (:func:`split_backbone`): the **lower part**
 stays frozen and runs **once** over ``K`` seeded views of every training image
-(the four flips a 4:3 image allows, each with its own colour jitter, and
-further jitter streams of the same flips, see :func:`make_views`), its feature maps are stored on disk in float16
-(:func:`cached_features`, keyed like the image cache), and the **upper part**
+(the four flips a 4:3 image allows, each with its own colour jitter, then the
+same flips with new jitter, see :func:`make_views`), its feature maps are
+stored on disk in float16 (:func:`cached_features`, keyed like the image
+cache), and the **upper part**
 (the last stages and a new head) trains for many epochs on them, each epoch
 drawing one stored view per image (:func:`view_dataset`). The trained upper
 part shares its layers with the backbone, so the final model is the usual

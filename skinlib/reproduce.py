@@ -714,8 +714,6 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
         ``procedure`` ("plain" or "TTA"), ``accuracy``, ``balanced_accuracy``, ``malignant_auc``, ``file``; empty
         when no share was recorded.
     """
-    import ast
-
     import pandas as pd
     import papermill
 
@@ -726,25 +724,23 @@ def recorded_data_curve(full="trial_150x200_power1_xeon.json", *, epochs=10, roo
     if not paths:
         return pd.DataFrame()
     every = int((split.load_manifest()["split"] == "train").sum())
-    rows, records = [], [(path, json.loads(path.read_text())) for path in [*paths, folder / full]]
+    records = [(path, json.loads(path.read_text())) for path in [*paths, folder / full]]
+    settings = {path: dict(map(parse_assignment, record["settings"])) for path, record in records}  # Parsed once.
     if defaults is None:
-        defaults = {name: ast.literal_eval(spec["default"]) for name, spec in
-                    papermill.inspect_notebook(str(repo_root() / "notebooks" / "03_Transfer_Learning.ipynb")).items()}
+        notebook = repo_root() / "notebooks" / "03_Transfer_Learning.ipynb"
+        defaults = dict(parse_assignment(f"{name}={spec['default']}")
+                        for name, spec in papermill.inspect_notebook(str(notebook)).items())
     varied = ("train_share", "epochs", "patience", "seed")
-
-    def recipe_of(record):
-        return {name: value for name, value in map(parse_assignment, record["settings"])
-                if name not in varied and (name not in defaults or defaults[name] != value)}
-
-    expected = recipe_of(records[-1][1])
-    for path, record in records[:-1]:
-        if recipe_of(record) != expected:
-            raise ValueError(f"{path.name} ran other settings than {full}: {sorted(recipe_of(record).items())} "
+    ran = {path: {name: value for name, value in settings[path].items()  # The recipe, defaults left out.
+                  if name not in varied and (name not in defaults or defaults[name] != value)} for path in settings}
+    expected = ran[folder / full]
+    for path in paths:
+        if ran[path] != expected:
+            raise ValueError(f"{path.name} ran other settings than {full}: {sorted(ran[path].items())} "
                              f"against {sorted(expected.items())} (train_share, epochs, patience and seed aside).")
-    found = []  # The recipes of the shares, in the order of their files.
+    rows, found = [], []  # found: the recipes of the shares, in the order of their files.
     for path, record in records:
-        settings = dict(item.split("=", 1) for item in record["settings"])
-        share, trained = float(settings.get("train_share", 1.0)), int(settings.get("epochs", epochs))
+        share, trained = float(settings[path].get("train_share", 1.0)), int(settings[path].get("epochs", epochs))
         if share == 1:
             recipes = found
         else:
