@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from skinlib import reproduce
+from skinlib import reproduce, split
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
@@ -21,45 +21,74 @@ def gpu_benchmark():
     return module
 
 
-def test_augmentation_is_seeded_and_keeps_pixels_in_range(gpu_benchmark):
+def test_augmentation_is_seeded(gpu_benchmark):
     x = torch.rand((6, 3, 30, 40), generator=torch.Generator().manual_seed(1)) * 255
     first = gpu_benchmark.augment(x, torch.Generator().manual_seed(0), torch)
-    again = gpu_benchmark.augment(x, torch.Generator().manual_seed(0), torch)
-    other = gpu_benchmark.augment(x, torch.Generator().manual_seed(5), torch)
     assert first.shape == x.shape
-    assert float(first.min()) >= 0 and float(first.max()) <= 255
-    assert torch.equal(first, again)
-    assert not torch.allclose(first, other)
+    assert torch.equal(first, gpu_benchmark.augment(x, torch.Generator().manual_seed(0), torch))
+    assert not torch.allclose(first, gpu_benchmark.augment(x, torch.Generator().manual_seed(5), torch))
 
 
-def test_augmentation_moves_a_spot_only_as_far_as_the_zoom_and_offset_allow(gpu_benchmark):
-    """A bright spot at the centre stays near the centre: the offset is at most 20% of the half-width."""
-    x = torch.zeros((64, 3, 30, 40))
-    x[:, :, 13:17, 18:22] = 255
-    out = gpu_benchmark.augment(x, torch.Generator().manual_seed(0), torch).mean(dim=1)
-    rows, columns = torch.meshgrid(torch.arange(30.0), torch.arange(40.0), indexing="ij")
-    weight = out / out.sum(dim=(1, 2), keepdim=True)
-    centre_row, centre_column = (weight * rows).sum(dim=(1, 2)), (weight * columns).sum(dim=(1, 2))
-    assert float((centre_row - 14.5).abs().max()) < 0.2 * 15 + 1
-    assert float((centre_column - 19.5).abs().max()) < 0.2 * 20 + 1
+def _spot_after(gpu_benchmark, draws):
+    """Where a spot 10 px right of the centre of a 4:3 image lands: (dx, dy) from the centre, in pixels."""
+    x = torch.zeros((1, 1, 60, 80))
+    x[:, :, 29:31, 49:51] = 1.0  # centre (29.5, 39.5) + 10 px to the right
+    u = torch.zeros((1, 10))
+    u[0, :len(draws)] = torch.tensor(draws, dtype=torch.float32)
+    out = gpu_benchmark.warp(x, gpu_benchmark.affine(u, 60, 80, torch), torch)[0, 0]
+    rows, columns = torch.meshgrid(torch.arange(60.0), torch.arange(80.0), indexing="ij")
+    weight = out / out.sum()
+    return float((weight * columns).sum() - 39.5), float((weight * rows).sum() - 29.5)
 
 
-def test_four_flip_tta_of_a_flip_invariant_model_equals_its_plain_prediction(gpu_benchmark):
-    class Mean(torch.nn.Module):
+def test_affine_turns_flips_and_zooms_pixels_not_normalised_coordinates(gpu_benchmark):
+    # Draws: angle, zoom, flip left-right, flip up-down, offsets. Zoom draw -1 is 1x, +1 is 1.25x; flips where < 0.
+    dx, dy = _spot_after(gpu_benchmark, [0.0, -1.0, 1.0, 1.0])
+    assert (dx, dy) == pytest.approx((10.0, 0.0), abs=0.05)
+    dx, dy = _spot_after(gpu_benchmark, [1.0, -1.0, 1.0, 1.0])  # 20 degrees: the spot stays 10 px away
+    assert np.hypot(dx, dy) == pytest.approx(10.0, abs=0.3)
+    assert np.degrees(abs(np.arctan2(dy, dx))) == pytest.approx(20.0, abs=1.5)
+    assert _spot_after(gpu_benchmark, [0.0, -1.0, -1.0, 1.0]) == pytest.approx((-10.0, 0.0), abs=0.05)
+    assert _spot_after(gpu_benchmark, [0.0, 1.0, 1.0, 1.0]) == pytest.approx((12.5, 0.0), abs=0.3)
+
+
+def test_shades_of_gray_matches_skinlib(gpu_benchmark):
+    from skinlib import acquisition
+
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 12, 16, 3), dtype=np.uint8)
+    pixels[1] = (pixels[1] * np.array([1.0, 0.7, 0.4])).astype(np.uint8)  # a colour cast
+    ours = gpu_benchmark.shades_of_gray(torch.from_numpy(pixels).permute(0, 3, 1, 2).float())
+    np.testing.assert_allclose(ours.permute(0, 2, 3, 1).numpy(), acquisition.shades_of_gray(pixels), atol=0.51)
+
+
+def test_four_flip_tta_averages_the_flipped_images(gpu_benchmark):
+    class Linear(torch.nn.Module):  # depends on where each pixel is, so every flip gives other logits
+        def __init__(self):
+            super().__init__()
+            self.weights = torch.randn((12 * 16 * 3, 7), generator=torch.Generator().manual_seed(0)) / 100
+
         def forward(self, x):
-            return torch.stack([x.mean(dim=(1, 2, 3))] * 7, dim=1) * torch.arange(7.0)
+            return x.permute(0, 2, 3, 1).reshape(len(x), -1) @ self.weights
 
     pixels = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (5, 12, 16, 3), dtype=np.uint8))
-    plain = gpu_benchmark.predict(Mean(), pixels, (12, 16), torch)
-    tta = gpu_benchmark.predict(Mean(), pixels, (12, 16), torch, tta=True)
-    np.testing.assert_allclose(plain, tta, atol=1e-6)
-    np.testing.assert_allclose(plain.sum(axis=1), 1, atol=1e-5)
+    model = Linear()
+    flips = [gpu_benchmark.predict(model, pixels.flip(dims) if dims else pixels, (12, 16), torch)
+             for dims in ([], [2], [1], [1, 2])]
+    assert not np.allclose(flips[0], flips[1])
+    np.testing.assert_allclose(gpu_benchmark.predict(model, pixels, (12, 16), torch, tta=True), np.mean(flips, 0),
+                               atol=1e-6)
 
 
-def test_smoke_run_writes_a_record_and_the_shift_scores(gpu_benchmark, real_data_dir, tmp_path):
+def test_smoke_run_reads_no_test_image_and_writes_a_record_and_the_shift_scores(gpu_benchmark, real_data_dir,
+                                                                                  tmp_path, monkeypatch):
     out, weights = tmp_path / "record.json", tmp_path / "weights"
     common = ["--images", str(real_data_dir / "images"), "--out", str(out), "--smoke"]
+    read, original = [], gpu_benchmark.images.read_image
+    monkeypatch.setattr(gpu_benchmark.images, "read_image", lambda path, **kw: read.append(path.stem) or original(
+        path, **kw))
     record = gpu_benchmark.main([*common, "--seeds", "0", "1", "--weights-dir", str(weights)])
+    manifest = split.load_manifest()
+    assert len(read) == 56 and not set(read) & set(manifest.loc[manifest["split"] == "test", "image_id"])
     assert record == json.loads(out.read_text())
     assert [run["seed"] for run in record["runs"]] == [0, 1] and record["smoke"]
     assert len(record["runs"][0]["curve"]) == 1
