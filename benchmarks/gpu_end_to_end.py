@@ -174,6 +174,17 @@ def scores(labels, probabilities):
     return result
 
 
+def weighted_loss(logits, labels, weight, torch, smoothing=0.1):
+    """Cross-entropy with label smoothing, each image's loss times its own class's weight, averaged over the batch.
+
+    This is what Keras computes for ``class_weight`` with ``CategoricalCrossentropy(label_smoothing=...)``
+    (chapter 03). torch's ``CrossEntropyLoss(weight=...)`` differs: it also weights the smoothing term of
+    every other class by that class's weight, which pulls every image towards the rare classes.
+    """
+    losses = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+    return (weight[labels] * losses).mean()
+
+
 def train_one(data, *, size, seed, epochs, batch_size, learning_rate, weight_decay, torch, device, weights,
               log=print, progress=None):
     """Fine-tune every layer; return the run's record and the best epoch's state dict (on the CPU)."""
@@ -184,12 +195,6 @@ def train_one(data, *, size, seed, epochs, batch_size, learning_rate, weight_dec
     model = build(size, weights, torch).to(device)
     weight = torch.tensor([class_weights(train_labels.cpu().numpy())[k] for k in range(len(CLASSES))],
                           dtype=torch.float32, device=device)
-
-    def loss_function(logits, labels):
-        # Keras' class_weight: each image's smoothed loss times its own class's weight, averaged over the batch.
-        # (torch's CrossEntropyLoss(weight=...) would also weight the smoothing term of every other class.)
-        losses = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1, reduction="none")
-        return (weight[labels] * losses).mean()
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps_per_epoch = max(1, len(train_labels) // batch_size)
@@ -208,7 +213,7 @@ def train_one(data, *, size, seed, epochs, batch_size, learning_rate, weight_dec
             index = order[step * batch_size:(step + 1) * batch_size]
             x = to_input(augment(as_float(train_pixels[index]), generator, torch), size, torch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = loss_function(model(x).float(), train_labels[index])
+                loss = weighted_loss(model(x).float(), train_labels[index], weight, torch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -271,16 +276,16 @@ def train_main(args, torch):
         weights = weights_file("lite0")
     per_class = 4 if args.smoke else None
     started = time.perf_counter()
-    data, val_lesions = {}, None
+    data = {}
     for name in ("train", "val"):
-        pixels, labels, lesions = read_split(images_dir, name, per_class=per_class)
+        pixels, labels, _ = read_split(images_dir, name, per_class=per_class)
         data[name] = (torch.from_numpy(pixels).to(device), torch.from_numpy(labels).to(device))
-        val_lesions = lesions if name == "val" else val_lesions
     print(f"read and prepared {len(data['train'][1])} training and {len(data['val'][1])} validation images "
           f"in {time.perf_counter() - started:.0f} s on {device}", flush=True)
     record = {"benchmark": "gpu_end_to_end", "device": torch.cuda.get_device_name() if device.type == "cuda" else
               "cpu", "torch": torch.__version__, "settings": {
-                  "backbone": "EfficientNet-Lite0 (ImageNet)", "trained": "every layer", "epochs": args.epochs,
+                  "backbone": "EfficientNet-Lite0 (ImageNet)", "trained": "every layer",
+                  "epochs": 1 if args.smoke else args.epochs,
                   "batch_size": args.batch_size, "optimizer": "AdamW", "learning_rate": args.learning_rate,
                   "weight_decay": args.weight_decay, "schedule": "linear warm-up over 10% of the steps, cosine decay",
                   "loss": "cross-entropy with label smoothing 0.1, times the image's class weight (power 1)",
@@ -368,7 +373,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--budget", type=float, default=None, help="seconds: skip a run that would end past it")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds: skip a run expected to end past it (the last run's time scaled by the pixel "
+                             "count, which overestimates on a GPU that small inputs leave idle)")
     parser.add_argument("--images", help="folder of the ISIC_*.jpg images (default: SKINLIB_DATA/images)")
     parser.add_argument("--lite0-weights", help="the efficientnet-lite0 .pth file (default: the installed package's)")
     parser.add_argument("--weights-dir", help="keep each run's best weights here (float16), for --shifts")
