@@ -195,7 +195,6 @@ def train_one(data, *, size, seed, epochs, batch_size, learning_rate, weight_dec
     model = build(size, weights, torch).to(device)
     weight = torch.tensor([class_weights(train_labels.cpu().numpy())[k] for k in range(len(CLASSES))],
                           dtype=torch.float32, device=device)
-
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps_per_epoch = max(1, len(train_labels) // batch_size)
     total, warmup = steps_per_epoch * epochs, max(1, int(0.1 * steps_per_epoch * epochs))
