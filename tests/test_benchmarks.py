@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,9 +105,9 @@ def test_four_flip_tta_averages_the_flipped_images(gpu_benchmark):
 def test_smoke_run_reads_no_test_image_and_writes_a_record_and_the_shift_scores(gpu_benchmark, real_data_dir,
                                                                                   tmp_path, monkeypatch):
     out, weights = tmp_path / "record.json", tmp_path / "weights"
-    common = ["--images", str(real_data_dir / "images"), "--out", str(out), "--smoke"]
+    common = ["--images", str(real_data_dir), "--out", str(out), "--smoke"]
     read, original = [], gpu_benchmark.images.read_image
-    monkeypatch.setattr(gpu_benchmark.images, "read_image", lambda path, **kw: read.append(path.stem) or original(
+    monkeypatch.setattr(gpu_benchmark.images, "read_image", lambda path, **kw: read.append(Path(path).stem) or original(
         path, **kw))
     calls, augment, shades_of_gray = [], gpu_benchmark.augment, gpu_benchmark.shades_of_gray
     monkeypatch.setattr(gpu_benchmark, "augment", lambda *a: calls.append("augment") or augment(*a))
