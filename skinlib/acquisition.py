@@ -170,7 +170,7 @@ def shift(pixels, name, *, batch_size=256):
                            for start in range(0, len(pixels), batch_size)])
 
 
-def random_acquisition(images, seed, *, strength=1.0):
+def random_acquisition(images, seed, *, strength=1.0, jpeg=False):
     """Random zoom, colour temperature, saturation, contrast, brightness and blur, per image (TensorFlow).
 
     ``images`` is a float batch (0-255); ``seed`` a pair of integers (stateless
@@ -178,6 +178,9 @@ def random_acquisition(images, seed, *, strength=1.0):
     scales every range (0: no change). Ranges at strength 1: zoom 1-1.2x with
     a random offset, colour temperature +-20%, saturation x0.7-1.3, contrast
     x0.8-1.2, brightness x0.8-1.2, and a blur of sigma 1 px on a third of the images.
+    ``jpeg=True`` also compresses a third of the images again as JPEG, at a quality
+    drawn from 30-90 (:data:`JPEG_QUALITIES`), as another camera or site might
+    save them; its draws come from their own stream, so the other draws do not change.
     """
     import tensorflow as tf
 
@@ -198,4 +201,28 @@ def random_acquisition(images, seed, *, strength=1.0):
     images = ((images - mean) * (1.0 + 0.2 * column(5)) + mean) * (1.0 + 0.2 * column(6))
     blurred = column(7) < -strength / 3
     images = tf.where(blurred, _blur(images, 1.0), images)
-    return tf.clip_by_value(images, 0.0, 255.0)
+    images = tf.clip_by_value(images, 0.0, 255.0)
+    if jpeg:
+        images = _random_jpeg(images, tf.random.experimental.stateless_fold_in(seed, 1))
+    return images
+
+
+JPEG_QUALITIES = (30, 90)
+"""Range of the JPEG quality that ``random_acquisition(..., jpeg=True)`` draws for the third of the images it compresses."""
+
+
+def _random_jpeg(images, seed):
+    """Compress a third of a float batch (0-255) again as JPEG, each at a quality drawn from :data:`JPEG_QUALITIES`."""
+    import tensorflow as tf
+
+    draws = tf.random.stateless_uniform((tf.shape(images)[0], 2), seed=seed)
+    low, high = JPEG_QUALITIES
+    qualities = tf.cast(tf.floor(low + draws[:, 1] * (high - low + 1)), tf.int32)
+
+    def one(args):
+        image, quality, chosen = args
+        compress = lambda: tf.cast(tf.image.adjust_jpeg_quality(tf.cast(tf.round(image), tf.uint8), quality),  # noqa: E731
+                                   tf.float32)
+        return tf.cond(chosen, compress, lambda: image)
+
+    return tf.map_fn(one, (images, qualities, draws[:, 0] < 1 / 3), fn_output_signature=tf.float32)

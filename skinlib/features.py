@@ -81,14 +81,15 @@ STREAMS = 3
 ``STREAMS * len(VIEWS)`` (12) stored views per image, every one a new draw of the jitter."""
 
 
-def make_views(pixels, view, *, seed=0, jitter=1.0, start=0):
+def make_views(pixels, view, *, seed=0, jitter=1.0, start=0, jpeg=False):
     """View ``view`` of a batch, with seeded acquisition jitter (TensorFlow, float 0-255).
 
     View ``view`` is the flip ``view % 4`` of :data:`VIEWS`; views 4-7 (and
     8-11) repeat the four flips with new draws of the jitter. ``start`` is the
     index of the batch's first image in its split: with ``seed`` and ``view``
     it seeds each image's jitter, so a view is the same on every run.
-    ``jitter=0`` gives the plain flips (for test-time augmentation).
+    ``jitter=0`` gives the plain flips (for test-time augmentation); ``jpeg=True``
+    adds JPEG compression to the jitter (:func:`skinlib.acquisition.random_acquisition`).
 
     Examples
     --------
@@ -111,7 +112,7 @@ def make_views(pixels, view, *, seed=0, jitter=1.0, start=0):
         images = tf.reverse(images, axis=[1])
     if jitter:
         key = tf.stack([tf.constant(seed * 7919 + view, tf.int64), tf.cast(start, tf.int64)])
-        images = acquisition.random_acquisition(images, key, strength=jitter)
+        images = acquisition.random_acquisition(images, key, strength=jitter, jpeg=jpeg)
     return images
 
 
@@ -135,7 +136,7 @@ def content_key(*parts):
     return digest.hexdigest()
 
 
-def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64, cache_dir=None,
+def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, batch_size=64, cache_dir=None,
                     description="views", progress=True):
     """Feature maps of the frozen ``lower`` part for ``views`` views of every image, stored once in float16.
 
@@ -152,6 +153,9 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64
         Seed of the jitter.
     jitter : float, default=1.0
         Strength of :func:`skinlib.acquisition.random_acquisition` (0: plain flips).
+    jpeg : bool, default=False
+        Whether the jitter also compresses a third of the views again as JPEG
+        (quality 30-90; ignored without jitter).
     cache_dir : path, default=None
         Folder of the cache (skinlib's image cache folder by default). The file
         name is a hash of the pixels, the weights of ``lower`` and the settings,
@@ -174,13 +178,14 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, batch_size=64
     folder = Path(cache_dir) if cache_dir else image_cache.default_cache_dir() / "features"
     layers = [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
               for layer in lower.layers]  # Weightless layers (colour constancy, rescaling) count too.
-    key = content_key(pixels, lower.get_weights(), layers, views, seed, jitter, batch_size, FEATURES_VERSION)
+    settings = (views, seed, jitter, batch_size, FEATURES_VERSION) + (("jpeg",) if jpeg and jitter else ())
+    key = content_key(pixels, lower.get_weights(), layers, *settings)  # Without JPEG, the keys of older caches.
     path = folder / f"{lower.name}_{key}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="r")
     def lower_view(view):
         def run(batch, start):
-            return lower(make_views(batch, view, seed=seed, jitter=jitter, start=start), training=False)
+            return lower(make_views(batch, view, seed=seed, jitter=jitter, start=start, jpeg=jpeg), training=False)
 
         return tf.function(run)
 

@@ -39,6 +39,24 @@ def test_jitter_is_seeded_and_per_image():
     assert len({round(float(image.mean()), 3) for image in first}) > 1  # Each image its own jitter.
 
 
+def test_jpeg_jitter_recompresses_a_third_and_leaves_the_other_draws():
+    import tensorflow as tf
+
+    rows, columns = np.meshgrid(np.linspace(0, 1, 24), np.linspace(0, 1, 32), indexing="ij")
+    smooth = np.stack([rows * 200, columns * 180, (rows + columns) * 90], axis=-1)
+    pixels = np.repeat(smooth[None], 30, axis=0).astype("float32")
+    plain = np.asarray(acquisition.random_acquisition(pixels, [4, 9]))
+    compressed = np.asarray(acquisition.random_acquisition(pixels, [4, 9], jpeg=True))
+    np.testing.assert_array_equal(compressed, np.asarray(acquisition.random_acquisition(pixels, [4, 9], jpeg=True)))
+    changed = [i for i in range(30) if not np.array_equal(plain[i], compressed[i])]
+    assert 4 <= len(changed) <= 16  # About a third; the others keep exactly the draws they had without JPEG.
+    low, high = acquisition.JPEG_QUALITIES
+    for i in changed:  # Each is its jittered image saved as JPEG at one quality of the range.
+        source = tf.cast(tf.round(plain[i]), tf.uint8)
+        assert any(np.array_equal(compressed[i], tf.image.adjust_jpeg_quality(source, quality).numpy())
+                   for quality in range(low, high + 1))
+
+
 def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
     _, lower, _ = small_backbone
     pixels = np.random.default_rng(2).integers(0, 256, (5, 32, 48, 3)).astype("uint8")
@@ -49,11 +67,15 @@ def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
                                                            progress=False), stored)
     plain = features.cached_features(lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 2
+    features.cached_features(lower, pixels, views=1, jitter=0, jpeg=True, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.iterdir())) == 2  # Without jitter there is no JPEG either: the plain flips' file.
+    jpeg = features.cached_features(lower, pixels, views=2, jpeg=True, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.iterdir())) == 3 and jpeg.shape == stored.shape
     without = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3))
     without.set_weights(small_backbone[0].get_weights())
     other_lower, _ = features.split_backbone(without)  # Same weights, no colour constancy: other features.
     features.cached_features(other_lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.iterdir())) == 3
+    assert len(list(tmp_path.iterdir())) == 4
     np.testing.assert_allclose(plain[0], np.asarray(lower(pixels.astype("float32"))), rtol=1e-2, atol=1e-2)
     with pytest.raises(ValueError, match="views must be between 1 and 12"):
         features.cached_features(lower, pixels, views=13, cache_dir=tmp_path)
