@@ -178,9 +178,10 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False):
     scales every range (0: no change). Ranges at strength 1: zoom 1-1.2x with
     a random offset, colour temperature +-20%, saturation x0.7-1.3, contrast
     x0.8-1.2, brightness x0.8-1.2, and a blur of sigma 1 px on a third of the images.
-    ``jpeg=True`` also compresses a third of the images again as JPEG, at a quality
-    drawn from 30-90 (:data:`JPEG_QUALITIES`), as another camera or site might
-    save them; its draws come from their own stream, so the other draws do not change.
+    ``jpeg=True`` (with ``strength`` above 0) also saves each image again as JPEG
+    with probability 1/3, at a quality drawn from 30-90 (:data:`JPEG_QUALITIES`),
+    as another camera or site might; its draws come from their own stream, so the
+    other draws do not change.
     """
     import tensorflow as tf
 
@@ -202,22 +203,35 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False):
     blurred = column(7) < -strength / 3
     images = tf.where(blurred, _blur(images, 1.0), images)
     images = tf.clip_by_value(images, 0.0, 255.0)
-    if jpeg:
+    if jpeg and strength:
         images = _random_jpeg(images, tf.random.experimental.stateless_fold_in(seed, 1))
     return images
 
 
 JPEG_QUALITIES = (30, 90)
-"""Range of the JPEG quality that ``random_acquisition(..., jpeg=True)`` draws for the third of the images it compresses."""
+"""Range of the JPEG quality (both ends included) that ``random_acquisition(..., jpeg=True)`` draws.
+Changing it or the share of compressed images changes stored views: raise ``features.FEATURES_VERSION``."""
+
+
+def jpeg_quality(uniform):
+    """Map uniform draws in [0, 1) to whole JPEG qualities spread evenly over :data:`JPEG_QUALITIES`.
+
+    >>> jpeg_quality(np.array([0.0, 0.5, 1 - 2 ** -24], dtype="float32")).numpy().tolist()  # 1 - 2**-24: below 1
+    [30, 60, 90]
+    """
+    import tensorflow as tf
+
+    low, high = JPEG_QUALITIES
+    quality = tf.floor(low + tf.convert_to_tensor(uniform) * (high - low + 1))
+    return tf.cast(tf.minimum(quality, high), tf.int32)  # float32 rounding can reach high + 1 just below 1.
 
 
 def _random_jpeg(images, seed):
-    """Compress a third of a float batch (0-255) again as JPEG, each at a quality drawn from :data:`JPEG_QUALITIES`."""
+    """Save each image of a float batch (0-255) again as JPEG with probability 1/3, at a :func:`jpeg_quality`."""
     import tensorflow as tf
 
     draws = tf.random.stateless_uniform((tf.shape(images)[0], 2), seed=seed)
-    low, high = JPEG_QUALITIES
-    qualities = tf.cast(tf.floor(low + draws[:, 1] * (high - low + 1)), tf.int32)
+    qualities = jpeg_quality(draws[:, 1])
 
     def one(args):
         image, quality, chosen = args
@@ -225,4 +239,5 @@ def _random_jpeg(images, seed):
                                    tf.float32)
         return tf.cond(chosen, compress, lambda: image)
 
-    return tf.map_fn(one, (images, qualities, draws[:, 0] < 1 / 3), fn_output_signature=tf.float32)
+    compressed = tf.map_fn(one, (images, qualities, draws[:, 0] < 1 / 3), fn_output_signature=tf.float32)
+    return tf.ensure_shape(compressed, images.shape)  # map_fn and cond lose the static height and width.
