@@ -171,7 +171,7 @@ def shift(pixels, name, *, batch_size=256):
 
 
 def random_acquisition(images, seed, *, strength=1.0, jpeg=False):
-    """Random zoom, colour temperature, saturation, contrast, brightness and blur, per image (TensorFlow).
+    """Random zoom, colour temperature, saturation, contrast, brightness, blur (and JPEG) per image (TensorFlow).
 
     ``images`` is a float batch (0-255); ``seed`` a pair of integers (stateless
     random ops), so a view of an image is the same on every run. ``strength``
@@ -235,9 +235,8 @@ def _random_jpeg(images, seed):
 
     def one(args):
         image, quality, chosen = args
-        compress = lambda: tf.cast(tf.image.adjust_jpeg_quality(tf.cast(tf.round(image), tf.uint8), quality),  # noqa: E731
-                                   tf.float32)
-        return tf.cond(chosen, compress, lambda: image)
+        saved = lambda: tf.image.adjust_jpeg_quality(tf.cast(tf.round(image), tf.uint8), quality)  # noqa: E731
+        return tf.cond(chosen, lambda: tf.cast(saved(), tf.float32), lambda: image)
 
     compressed = tf.map_fn(one, (images, qualities, draws[:, 0] < 1 / 3), fn_output_signature=tf.float32)
     return tf.ensure_shape(compressed, images.shape)  # map_fn and cond lose the static height and width.

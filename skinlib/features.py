@@ -154,8 +154,8 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, b
     jitter : float, default=1.0
         Strength of :func:`skinlib.acquisition.random_acquisition` (0: plain flips).
     jpeg : bool, default=False
-        Whether the jitter also compresses a third of the views again as JPEG
-        (quality 30-90; ignored without jitter).
+        Whether the jitter also saves each view again as JPEG with probability
+        1/3 (quality 30-90; ignored without jitter).
     cache_dir : path, default=None
         Folder of the cache (skinlib's image cache folder by default). The file
         name is a hash of the pixels, the weights of ``lower`` and the settings,
