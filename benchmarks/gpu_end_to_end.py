@@ -338,17 +338,43 @@ def train_main(args, torch):
     return record
 
 
+def shift_changes(runs):
+    """Change in balanced accuracy under each shift, per scored seed and their mean, for each input size.
+
+    >>> run = lambda seed, warm: {"size": "150x200", "seed": seed, "shifts": {  # noqa: E731
+    ...     "none": {"balanced_accuracy": 0.7}, "warm": {"balanced_accuracy": warm}}}
+    >>> shift_changes([run(0, 0.68), run(1, 0.71), {"size": "150x200", "seed": 2}])["150x200"]["warm"]
+    {'seeds': [0, 1], 'changes': [-0.02, 0.01], 'mean': -0.005}
+    """
+    summary = {}
+    for size in dict.fromkeys(run["size"] for run in runs if "shifts" in run):
+        scored = [run for run in runs if run["size"] == size and "shifts" in run]
+        summary[size] = {}
+        for name in scored[0]["shifts"]:
+            changes = [round(run["shifts"][name]["balanced_accuracy"] - run["shifts"]["none"]["balanced_accuracy"], 4)
+                       for run in scored]
+            summary[size][name] = {"seeds": [run["seed"] for run in scored], "changes": changes,
+                                   "mean": round(float(np.mean(changes)), 4)}
+    return summary
+
+
 def shifts_main(args, torch):
-    """Score each kept weight file on validation under every named shift of chapter 04 (plain, no TTA)."""
+    """Score each kept weight file on validation under every named shift of chapter 04 (plain, no TTA).
+
+    A run with no weight file in the folder keeps the shifts it has in the record; the summary of changes in
+    balanced accuracy (:func:`shift_changes`) covers every run with shifts.
+    """
     record = json.loads(Path(args.out).read_text())
-    folder, weights = sources(args)
-    raw, labels = read_split(folder, "val", per_class=4 if args.smoke else None)
-    shifted = {name: torch.from_numpy(acquisition.shift(raw, name)) for name in acquisition.SHIFTS}
-    torch.set_num_threads(os.cpu_count())
+    path_of = lambda run: Path(args.shifts) / f"{run['size']}_seed{run['seed']}.pt"  # noqa: E731
+    if any(path_of(run).is_file() for run in record["runs"]):  # Else only the summary is recomputed.
+        folder, weights = sources(args)
+        raw, labels = read_split(folder, "val", per_class=4 if args.smoke else None)
+        shifted = {name: torch.from_numpy(acquisition.shift(raw, name)) for name in acquisition.SHIFTS}
+        torch.set_num_threads(os.cpu_count())
     for run in record["runs"]:
-        path = Path(args.shifts) / f"{run['size']}_seed{run['seed']}.pt"
+        path = path_of(run)
         if not path.is_file():
-            print(f"no weights for {run['size']} seed {run['seed']} at {path}; skipped", flush=True)
+            print(f"no weights for {run['size']} seed {run['seed']} at {path}; its recorded shifts kept", flush=True)
             continue
         size = parse_size(run["size"])
         model = build(size, weights, torch)
@@ -361,6 +387,8 @@ def shifts_main(args, torch):
             print(f"{run['size']} seed {run['seed']} under {name}: balanced accuracy "
                   f"{result['balanced_accuracy']:.3f}", flush=True)
         write_record(args.out, record)
+    record["shift_changes"] = shift_changes(record["runs"])
+    write_record(args.out, record)
     return record
 
 

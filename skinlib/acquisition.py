@@ -124,11 +124,18 @@ def _zoom(images, factor):
     return tf.image.crop_and_resize(images, boxes, tf.range(tf.shape(images)[0]), (height, width))
 
 
+def _as_jpeg(image, quality):
+    """One float image (0-255) saved as JPEG at ``quality`` and decoded again, as float."""
+    import tensorflow as tf
+
+    encoded = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return tf.cast(tf.image.adjust_jpeg_quality(encoded, quality), tf.float32)
+
+
 def _jpeg(images, quality):
     import tensorflow as tf
 
-    encoded = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
-    return tf.cast(tf.map_fn(lambda image: tf.image.adjust_jpeg_quality(image, quality), encoded), tf.float32)
+    return tf.map_fn(lambda image: _as_jpeg(image, quality), images)
 
 
 def apply(pixels, *, temperature=0.0, brightness=1.0, contrast=1.0, blur=0.0, jpeg=None, zoom=1.0):
@@ -235,8 +242,7 @@ def _random_jpeg(images, seed):
 
     def one(args):
         image, quality, chosen = args
-        saved = lambda: tf.image.adjust_jpeg_quality(tf.cast(tf.round(image), tf.uint8), quality)  # noqa: E731
-        return tf.cond(chosen, lambda: tf.cast(saved(), tf.float32), lambda: image)
+        return tf.cond(chosen, lambda: _as_jpeg(image, quality), lambda: image)
 
     compressed = tf.map_fn(one, (images, qualities, draws[:, 0] < 1 / 3), fn_output_signature=tf.float32)
     return tf.ensure_shape(compressed, images.shape)  # map_fn and cond lose the static height and width.

@@ -130,3 +130,7 @@ def test_smoke_run_reads_no_test_image_and_writes_a_record_and_the_shift_scores(
     assert set(record["runs"][1]["shifts"]) == set(acquisition.SHIFTS)
     scored = json.loads(out.read_text())["runs"][1]["shifts"]
     assert all(0 <= scores["balanced_accuracy"] <= 1 for scores in scored.values())
+    changes = record["shift_changes"]["150x200"]
+    assert set(changes) == set(acquisition.SHIFTS) and changes["none"]["changes"] == [0.0, 0.0]
+    assert changes["JPEG quality 30"]["changes"][1] == round(
+        scored["JPEG quality 30"]["balanced_accuracy"] - scored["none"]["balanced_accuracy"], 4)
