@@ -182,6 +182,54 @@ def resize(pixels, size):
     return np.asarray(image, dtype=np.uint8)
 
 
+TRAINING_FRAME = (3, 4)
+"""Height to width of every HAM10000 image (600x450, landscape): the frame every model here learnt from."""
+
+FITS = ("stretch", "crop", "pad")
+
+
+def frame(pixels, *, turn=True, fit="stretch", aspect=TRAINING_FRAME, tolerance=0.02):
+    """Bring an image of any shape to the training images' frame, before :func:`resize`.
+
+    A portrait image is turned a quarter turn to landscape when ``turn`` (a
+    dermoscopic image has no up: training already flips and turns its images
+    half a turn). An image whose height-to-width ratio still differs from
+    ``aspect`` by more than ``tolerance`` (relative) is then left for
+    :func:`resize` to stretch (``fit="stretch"``), cut to its centre
+    (``"crop"``) or given black borders (``"pad"``, as a dermoscope's dark
+    surround). An image already in the frame comes back unchanged, the same
+    array.
+
+    >>> tall = np.zeros((200, 150, 3), dtype=np.uint8)
+    >>> frame(tall).shape, frame(tall, turn=False).shape
+    ((150, 200, 3), (200, 150, 3))
+    >>> square = np.full((150, 150, 3), 255, dtype=np.uint8)
+    >>> frame(square, fit="crop").shape, frame(square, fit="pad").shape, frame(square).shape
+    ((112, 150, 3), (150, 200, 3), (150, 150, 3))
+    >>> int(frame(square, fit="pad")[:, :25].max()), int(frame(square, fit="pad")[:, 25:175].min())
+    (0, 255)
+    """
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}. Got {fit!r} instead.")
+    height, width = pixels.shape[:2]
+    landscape = aspect[0] <= aspect[1]
+    if turn and height != width and (height < width) != landscape:
+        pixels = np.rot90(pixels)
+        height, width = width, height
+    target = aspect[0] / aspect[1]
+    if fit == "stretch" or abs(height / width / target - 1) <= tolerance:
+        return pixels
+    if fit == "crop":  # Keep the largest centred window of the frame's shape.
+        new_height, new_width = min(height, round(width * target)), min(width, round(height / target))
+        top, left = (height - new_height) // 2, (width - new_width) // 2
+        return pixels[top:top + new_height, left:left + new_width]
+    new_height, new_width = max(height, round(width * target)), max(width, round(height / target))
+    padded = np.zeros((new_height, new_width, *pixels.shape[2:]), dtype=pixels.dtype)
+    top, left = (new_height - height) // 2, (new_width - width) // 2
+    padded[top:top + height, left:left + width] = pixels
+    return padded
+
+
 def _check_target(size):
     """Validate a (height, width) target size."""
     try:

@@ -1,0 +1,91 @@
+"""How should the checker frame an image that is not 4:3 landscape, like every training image? Measured on validation.
+
+Every HAM10000 image is 600x450, so the models only ever saw landscape 4:3 images. A user's image may be
+portrait (a phone held upright), square (many dermoscopes and other archives) or wide (16:9). Until this
+benchmark the checker stretched any image to the model's input. Here each validation image is cut to such a
+shape (the centre of the 150x200 image, or the image turned a quarter turn for portrait), framed by
+:func:`skinlib.images.frame` in each way (stretch, turn a portrait image, crop to the centre, pad with black),
+resized as the checker resizes, and scored by the checker itself (:class:`skinlib.predict.Checker`, with the
+test-time augmentation and temperature chapter 04 chose for the shipped model).
+
+    SKINLIB_DATA=../shared/data/ham10000 python benchmarks/framing.py --out benchmarks/results/framing.json
+
+About 15 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from skinlib import images, metrics, split
+from skinlib.artefacts import write_atomic
+from skinlib.predict import Checker
+from skinlib.reproduce import cpu_name
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = ["accuracy", "balanced_accuracy", "malignant_auc"]
+
+SOURCES = {
+    "4:3 landscape (as trained)": lambda x: x,
+    "3:4 portrait (turned)": lambda x: np.rot90(x),
+    "1:1 square (centre)": lambda x: x[:, 25:175],
+    "16:9 wide (centre)": lambda x: x[19:131],
+}
+"""Shapes a user's image may have, made from a 150x200 validation image."""
+
+FRAMINGS = {
+    "stretch (before this benchmark)": dict(turn=False, fit="stretch"),
+    "turn, then stretch": dict(turn=True, fit="stretch"),
+    "turn, then crop": dict(turn=True, fit="crop"),
+    "turn, then pad": dict(turn=True, fit="pad"),
+}
+"""The ways :func:`skinlib.images.frame` can bring an image to the training frame."""
+
+
+def framed(pixels, source, framing, size):
+    """The checker's input for each image: cut to ``source``'s shape, framed, resized to ``size``."""
+    return np.stack([images.resize(images.frame(SOURCES[source](x), **FRAMINGS[framing]), size) for x in pixels])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="the JSON to write")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N validation images (smoke)")
+    args = parser.parse_args()
+    checker = Checker(backend="keras")
+    val = split.load_split_images(checker.size, splits=("val",), progress=False)["val"]
+    pixels, labels = val.images[:args.limit], val.labels[:args.limit]
+    scores, seen = {}, {}
+    for source in SOURCES:
+        for framing in FRAMINGS:
+            begin = time.perf_counter()
+            batch = framed(pixels, source, framing, checker.size)
+            key = batch.tobytes()
+            if key in seen:  # Framing changed nothing for this shape: the same input, the same scores.
+                scores[f"{source} | {framing}"] = dict(scores[seen[key]])
+                continue
+            seen[key] = f"{source} | {framing}"
+            probabilities = np.concatenate([checker.predict_pixels(batch[i:i + 128])
+                                            for i in range(0, len(batch), 128)])
+            result = metrics.classification_metrics(labels, probabilities)
+            scores[f"{source} | {framing}"] = {key: round(float(result[key]), 4) for key in KEYS}
+            print(f"{source} | {framing}: {scores[f'{source} | {framing}']} "
+                  f"({time.perf_counter() - begin:.0f} s)", flush=True)
+    base = scores[f"{next(iter(SOURCES))} | {next(iter(FRAMINGS))}"]["balanced_accuracy"]
+    for row in scores.values():
+        row["balanced_accuracy_change"] = round(row["balanced_accuracy"] - base, 4)
+    record = {"split": "val", "images": int(len(labels)), "model": checker.name, "tta": checker.tta,
+              "temperature": checker.temperature, "scores": scores,
+              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+              "command": "python benchmarks/framing.py --out " + args.out
+                         + (f" --limit {args.limit}" if args.limit else "")}
+    write_atomic(ROOT / args.out, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
+    print(json.dumps(scores, indent=1))
+
+
+if __name__ == "__main__":
+    main()
