@@ -10,7 +10,7 @@ test-time augmentation and temperature chapter 04 chose for the shipped model).
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/framing.py --out benchmarks/results/framing.json
 
-About 15 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
+About 19 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
 """
 
 import argparse

@@ -5,8 +5,9 @@ code from the file), then answers for a path, bytes, a PIL image or an
 array, with exactly the preprocessing of training: the image is decoded by
 :func:`skinlib.images.read_image` (EXIF rotation, transparency, grayscale and
 CMYK handled; empty, corrupt, tiny and gigantic images refused with a clear
-message) and resized to the model's input; the model scales the pixels itself.
-Nothing leaves the machine.
+message), brought to the frame of the training images (:data:`FRAMING`: a
+portrait image is turned a quarter turn to landscape) and resized to the
+model's input; the model scales the pixels itself. Nothing leaves the machine.
 
 Research use only: this is not a medical device and not a diagnosis.
 
@@ -32,9 +33,13 @@ import pandas as pd
 from skinlib.artefacts import RESULTS_FILE, models_dir, read_final_metrics, read_results, write_atomic
 from skinlib.calibrate import apply_temperature
 from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS
-from skinlib.images import ImageError, read_image
+from skinlib.images import ImageError, frame, read_image, resize
 from skinlib.metrics import malignant_probability
 from skinlib.models import load_model
+
+FRAMING = {"turn": True, "fit": "stretch"}
+"""How :func:`skinlib.images.frame` brings an image of another shape to the 4:3 landscape frame of every
+training image, chosen on validation by ``benchmarks/framing.py`` (see the README's lesion checker section)."""
 
 NOTICE = "Research use only: not a medical device and not a diagnosis. See a dermatologist about any lesion."
 
@@ -271,7 +276,7 @@ class Checker:
         """
         begin = time.perf_counter()
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__)
-        pixels = read_image(source, size=self.size, name=label)
+        pixels = resize(frame(read_image(source, name=label), **FRAMING), self.size)
         probabilities = self.predict_pixels(pixels[None], age=age, sex=sex, site=site)[0]
         return Prediction(source=label, probabilities=probabilities, pixels=pixels,
                           malignant_probability=float(malignant_probability(probabilities[None])[0]),

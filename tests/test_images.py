@@ -165,3 +165,38 @@ def test_decoding_matches_pillow_directly(real_metadata):
     expected = np.asarray(Image.open(path).convert("RGB"))
     assert np.array_equal(images.read_image(path), expected)
     assert images.read_image(io.BytesIO(open(path, "rb").read()).getvalue()).shape == (150, 200, 3)
+
+
+def test_frame_crops_and_pads_around_the_centre_and_leaves_the_training_frame_alone():
+    square = np.arange(100 * 100 * 3, dtype=np.uint32).reshape(100, 100, 3).astype(np.uint8)
+    assert np.array_equal(images.frame(square, fit="crop"), square[12:87])
+    padded = images.frame(square, fit="pad")
+    assert padded.shape == (100, 133, 3) and np.array_equal(padded[:, 16:116], square)
+    assert padded[:, :16].max() == 0 and padded[:, 116:].max() == 0
+    tall = np.zeros((300, 100, 3), np.uint8)  # Turned to 100x300, then cut or padded to 4:3.
+    assert images.frame(tall, fit="crop").shape == (100, 133, 3)
+    assert images.frame(tall, fit="pad").shape == (225, 300, 3)
+    near = np.zeros((450, 612, 3), np.uint8)  # 2% from 4:3: the same array back, whatever the fit.
+    assert all(images.frame(near, fit=fit) is near for fit in images.FITS)
+    with pytest.raises(ValueError, match="fit must be one of"):
+        images.frame(square, fit="zoom")
+
+
+def test_framing_benchmark_cuts_each_shape_from_the_training_frame():
+    import importlib.util
+
+    from skinlib import reproduce
+
+    path = reproduce.repo_root() / "benchmarks" / "framing.py"
+    spec = importlib.util.spec_from_file_location("framing", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 150, 200, 3), dtype=np.uint8)
+    shapes = {source: cut(pixels[0]).shape[:2] for source, cut in module.SOURCES.items()}
+    assert list(shapes.values()) == [(150, 200), (200, 150), (150, 150), (112, 200)]
+    turned = module.framed(pixels, "3:4 portrait (turned)", "turn, then stretch", (150, 200))
+    assert np.array_equal(turned, pixels[:, ::-1, ::-1])  # A quarter turn there and one more: a half turn.
+    padded = module.framed(pixels, "1:1 square (centre)", "turn, then pad", (150, 200))
+    assert np.array_equal(padded[:, :, 25:175], pixels[:, :, 25:175]) and padded[:, :, :25].max() == 0
+    stretched = module.framed(pixels, "3:4 portrait (turned)", "stretch (before this benchmark)", (150, 200))
+    assert np.array_equal(stretched[0], images.resize(np.rot90(pixels[0]), (150, 200)))
