@@ -1,0 +1,109 @@
+"""What does a dermoscope's dark circular surround cost the checker, and would cutting it away win it back?
+
+Only about 3% of the training images have four dark corners (the check is printed first), but many contact
+dermoscopes and other archives show the skin inside a black circle or ellipse. Each validation image gets such
+a surround (everything outside a centred circle as tall as the image, or outside the ellipse that touches all
+four sides, set to black), and is scored by the checker itself (:class:`skinlib.predict.Checker`: the shipped
+model with the test-time augmentation and temperature chapter 04 chose), as it is and after cutting the image to
+the largest 4:3 box inside the bright region, resized back (here the region's geometry is known; a checker would
+have to find it).
+
+    SKINLIB_DATA=../shared/data/ham10000 python benchmarks/dark_surround.py --out benchmarks/results/dark_surround.json
+
+About 12 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from skinlib import images, metrics, split
+from skinlib.artefacts import write_atomic
+from skinlib.predict import Checker
+from skinlib.reproduce import cpu_name
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = ["accuracy", "balanced_accuracy", "malignant_auc"]
+
+
+def surround(shape, kind):
+    """A boolean mask of the bright region: inside a centred circle as tall as the image, or the inscribed ellipse.
+
+    >>> mask = surround((150, 200), "circle")
+    >>> bool(mask[75, 100]), bool(mask[75, 20]), bool(mask[0, 0])
+    (True, False, False)
+    """
+    height, width = shape
+    rows, columns = np.mgrid[:height, :width]
+    dy, dx = (rows + 0.5 - height / 2) / (height / 2), (columns + 0.5 - width / 2)
+    dx = dx / (height / 2 if kind == "circle" else width / 2)
+    return dy ** 2 + dx ** 2 <= 1
+
+
+def inner_box(shape, kind):
+    """The largest centred 4:3 box inside that region: (top, left, height, width).
+
+    >>> inner_box((150, 200), "circle"), inner_box((150, 200), "ellipse")
+    ((30, 40, 90, 120), (22, 29, 106, 141))
+    """
+    height, width = shape
+    if kind == "circle":  # A 4:3 box's diagonal is 5/3 of its height: the circle's diameter, the image's height.
+        box_height, box_width = int(height * 3 / 5), int(height * 4 / 5)
+    else:  # The largest box of the ellipse's own shape inside it: each side divided by the square root of 2.
+        box_height, box_width = int(height / np.sqrt(2)), int(width / np.sqrt(2))
+    return (height - box_height) // 2, (width - box_width) // 2, box_height, box_width
+
+
+CONDITIONS = {
+    "as taken": lambda x: x,
+    "dark circle": lambda x: x * surround(x.shape[:2], "circle")[..., None].astype(x.dtype),
+    "dark ellipse": lambda x: x * surround(x.shape[:2], "ellipse")[..., None].astype(x.dtype),
+}
+
+
+def cut(pixels, kind):
+    """Cut each image to the inner box of ``kind``'s bright region and resize it back to its size."""
+    top, left, height, width = inner_box(pixels.shape[1:3], kind)
+    return np.stack([images.resize(x[top:top + height, left:left + width], pixels.shape[1:3]) for x in pixels])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="the JSON to write")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N validation images (smoke)")
+    args = parser.parse_args()
+    checker = Checker(backend="keras")
+    loaded = split.load_split_images(checker.size, splits=("train", "val"), progress=False)
+    corners = loaded["train"].images.mean(-1)
+    dark = np.stack([corners[:, :12, :12], corners[:, :12, -12:], corners[:, -12:, :12],
+                     corners[:, -12:, -12:]]).mean((2, 3)) < 40
+    share = float(dark.all(0).mean())
+    print(f"training images with four dark corners (12x12 mean < 40): {share:.3f}", flush=True)
+    pixels, labels = loaded["val"].images[:args.limit], loaded["val"].labels[:args.limit]
+    batches = {name: np.stack([change(x) for x in pixels]) for name, change in CONDITIONS.items()}
+    batches["dark circle, cut to its inner box"] = cut(batches["dark circle"], "circle")
+    batches["dark ellipse, cut to its inner box"] = cut(batches["dark ellipse"], "ellipse")
+    batches["as taken, cut to the circle's inner box"] = cut(batches["as taken"], "circle")
+    scores = {}
+    for name, batch in batches.items():
+        begin = time.perf_counter()
+        probabilities = np.concatenate([checker.predict_pixels(batch[i:i + 128]) for i in range(0, len(batch), 128)])
+        result = metrics.classification_metrics(labels, probabilities)
+        scores[name] = {key: round(float(result[key]), 4) for key in KEYS}
+        scores[name]["balanced_accuracy_change"] = round(
+            scores[name]["balanced_accuracy"] - scores["as taken"]["balanced_accuracy"], 4)
+        print(f"{name}: {scores[name]} ({time.perf_counter() - begin:.0f} s)", flush=True)
+    record = {"split": "val", "images": int(len(labels)), "model": checker.name, "tta": checker.tta,
+              "temperature": checker.temperature, "train_four_dark_corners": round(share, 4), "scores": scores,
+              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+              "command": "python benchmarks/dark_surround.py --out " + args.out
+                         + (f" --limit {args.limit}" if args.limit else "")}
+    write_atomic(ROOT / args.out, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
+
+
+if __name__ == "__main__":
+    main()
