@@ -76,6 +76,7 @@ def main():
     parser.add_argument("--out", required=True, help="the JSON to write")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N validation images (smoke)")
     args = parser.parse_args()
+    started = time.perf_counter()
     checker = Checker(backend="keras")
     loaded = split.load_split_images(checker.size, splits=("train", "val"), progress=False)
     corners = loaded["train"].images.mean(-1)
@@ -99,6 +100,7 @@ def main():
         print(f"{name}: {scores[name]} ({time.perf_counter() - begin:.0f} s)", flush=True)
     record = {"split": "val", "images": int(len(labels)), "model": checker.name, "tta": checker.tta,
               "temperature": checker.temperature, "train_four_dark_corners": round(share, 4), "scores": scores,
+              "seconds": round(time.perf_counter() - started),
               "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
               "command": "python benchmarks/dark_surround.py --out " + args.out
                          + (f" --limit {args.limit}" if args.limit else "")}

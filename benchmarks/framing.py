@@ -56,6 +56,7 @@ def main():
     parser.add_argument("--out", required=True, help="the JSON to write")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N validation images (smoke)")
     args = parser.parse_args()
+    started = time.perf_counter()
     checker = Checker(backend="keras")
     val = split.load_split_images(checker.size, splits=("val",), progress=False)["val"]
     pixels, labels = val.images[:args.limit], val.labels[:args.limit]
@@ -80,6 +81,7 @@ def main():
         row["balanced_accuracy_change"] = round(row["balanced_accuracy"] - base, 4)
     record = {"split": "val", "images": int(len(labels)), "model": checker.name, "tta": checker.tta,
               "temperature": checker.temperature, "scores": scores,
+              "seconds": round(time.perf_counter() - started),
               "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
               "command": "python benchmarks/framing.py --out " + args.out
                          + (f" --limit {args.limit}" if args.limit else "")}

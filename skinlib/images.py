@@ -217,7 +217,7 @@ def frame(pixels, *, turn=True, fit="stretch", aspect=TRAINING_FRAME, tolerance=
         pixels = np.rot90(pixels)
         height, width = width, height
     target = aspect[0] / aspect[1]
-    if fit == "stretch" or abs(height / width / target - 1) <= tolerance:
+    if fit == "stretch" or abs(height / width / target - 1) <= tolerance + 1e-9:  # 2% is within.
         return pixels
     if fit == "crop":  # Keep the largest centred window of the frame's shape.
         new_height, new_width = min(height, round(width * target)), min(width, round(height / target))

@@ -61,21 +61,25 @@ def test_preprocessing_is_exactly_the_training_one(checker, tmp_path):
 def test_an_image_in_the_training_frame_reaches_the_model_as_before(checker):
     from skinlib import images
 
-    for width, height in [(200, 150), (64, 48), (612, 450), (80, 61)]:  # 4:3 landscape, within 2%.
+    # 4:3 landscape (within 2%), then square and 16:9, which benchmarks/framing.py chose to keep stretching.
+    for width, height in [(200, 150), (64, 48), (612, 450), (80, 61), (150, 150), (320, 180)]:
         pixels = np.asarray(Image.open(io.BytesIO(jpeg_bytes(size=(width, height)))))
         assert np.array_equal(checker.predict(pixels).pixels, images.read_image(pixels, size=checker.size))
 
 
 def test_a_portrait_image_is_turned_to_landscape_not_stretched(model_file):
     """Upright, the same lesion gets the answer it gets lying down (four-view TTA is closed under a half turn)."""
+    from skinlib import images
+
     checker = predict.Checker(model_file, tta=True, backend="keras")
     landscape = np.asarray(Image.open(io.BytesIO(jpeg_bytes(size=checker.size[::-1], seed=5))))
     expected = checker.predict(landscape)
     for turns in (1, -1):
         upright = checker.predict(np.rot90(landscape, turns))
-        assert upright.pixels.shape == landscape.shape
         assert np.array_equal(upright.pixels, landscape if turns == -1 else np.rot90(landscape, 2))
         assert np.allclose(upright.probabilities, expected.probabilities, atol=1e-6)
+    large = np.asarray(Image.open(io.BytesIO(jpeg_bytes(size=(400, 300), seed=6))))  # Resized after the turn.
+    assert np.array_equal(checker.predict(np.rot90(large, -1)).pixels, images.resize(large, checker.size))
 
 
 def _rotated_jpeg(folder):
