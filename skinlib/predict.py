@@ -6,8 +6,8 @@ array, with exactly the preprocessing of training: the image is decoded by
 :func:`skinlib.images.read_image` (EXIF rotation, transparency, grayscale and
 CMYK handled; empty, corrupt, tiny and gigantic images refused with a clear
 message), brought to the frame of the training images (:data:`FRAMING`: a
-portrait image is turned a quarter turn to landscape) and resized to the
-model's input; the model scales the pixels itself. Nothing leaves the machine.
+dermoscope's dark surround is cut away, a portrait image is turned a quarter
+turn to landscape) and resized to the model's input; the model scales the pixels itself. Nothing leaves the machine.
 
 Research use only: this is not a medical device and not a diagnosis.
 
@@ -37,9 +37,10 @@ from skinlib.images import ImageError, frame, read_image, resize
 from skinlib.metrics import malignant_probability
 from skinlib.models import load_model
 
-FRAMING = {"turn": True, "fit": "stretch"}
-"""How :func:`skinlib.images.frame` brings an image of another shape to the 4:3 landscape frame of every
-training image, chosen on validation by ``benchmarks/framing.py`` (see the README's lesion checker section)."""
+FRAMING = {"surround": True, "turn": True, "fit": "stretch"}
+"""How :func:`skinlib.images.frame` brings an image to the 4:3 landscape frame of every training image: cut a
+dermoscope's dark surround away (``benchmarks/dark_surround.py``), turn a portrait image, stretch any other aspect
+(``benchmarks/framing.py``); each chosen on validation (see the README's lesion checker section)."""
 
 NOTICE = "Research use only: not a medical device and not a diagnosis. See a dermatologist about any lesion."
 

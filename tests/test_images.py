@@ -200,3 +200,57 @@ def test_framing_benchmark_cuts_each_shape_from_the_training_frame():
     assert np.array_equal(padded[:, :, 25:175], pixels[:, :, 25:175]) and padded[:, :, :25].max() == 0
     stretched = module.framed(pixels, "3:4 portrait (turned)", "stretch (before this benchmark)", (150, 200))
     assert np.array_equal(stretched[0], images.resize(np.rot90(pixels[0]), (150, 200)))
+
+
+def _field(height, width, semi_y, semi_x, *, outside=0, inside=190):
+    """An image with a bright elliptical field of view (semi-axes in pixels) in a dark surround."""
+    rows, columns = np.mgrid[:height, :width]
+    inner = ((rows + 0.5 - height / 2) / semi_y) ** 2 + ((columns + 0.5 - width / 2) / semi_x) ** 2 <= 1
+    return np.where(inner[..., None], inside, outside).astype(np.uint8).repeat(3, axis=-1), inner
+
+
+@pytest.mark.parametrize("height, width, semi_y, semi_x", [(150, 200, 75, 75), (150, 200, 75, 100),
+                                                           (400, 300, 150, 140), (300, 300, 150, 150)])
+def test_cut_surround_keeps_a_box_of_the_training_frame_inside_the_field(height, width, semi_y, semi_x):
+    pixels, inner = _field(height, width, semi_y, semi_x)
+    pixels[height // 2 - 10:height // 2 + 10, width // 2 - 10:width // 2 + 10] = 20  # A dark lesion in the centre.
+    cut = images.cut_surround(pixels)
+    box_height, box_width = cut.shape[:2]
+    offset = cut.ctypes.data - pixels.ctypes.data  # The cut is a view: where does it start?
+    top, left = offset // pixels.strides[0], offset % pixels.strides[0] // pixels.strides[1]
+    assert abs(box_height / box_width - 0.75) < 0.03
+    assert inner[top:top + box_height, left:left + box_width].all()  # Inside the field, no surround left.
+    assert abs(top + box_height / 2 - height / 2) <= 1 and abs(left + box_width / 2 - width / 2) <= 1
+    half_x = 1 / np.sqrt(1 / semi_x ** 2 + 0.75 ** 2 / semi_y ** 2)  # The largest 4:3 box the ellipse holds.
+    assert box_height * box_width >= 0.9 * (2 * half_x) * (1.5 * half_x)
+
+
+def test_cut_surround_leaves_other_images_alone():
+    plain = np.full((150, 200, 3), 180, np.uint8)
+    lesion = plain.copy()
+    lesion[30:120, 40:160] = 10  # A very dark lesion, but the corners are bright.
+    mild, _ = _field(150, 200, 92, 123)  # Only dark corners, like the training images: about 8% dark.
+    tiny, _ = _field(150, 200, 14, 14)  # Too little field to cut to.
+    for pixels in (plain, lesion, mild, tiny, plain[..., 0]):
+        assert images.cut_surround(pixels) is pixels
+    assert (mild.mean(-1) < images.SURROUND_DARK).mean() < images.SURROUND_SHARE
+
+
+def test_dark_surround_benchmark_and_the_checkers_step_find_the_same_box():
+    import importlib.util
+
+    from skinlib import reproduce
+
+    path = reproduce.repo_root() / "benchmarks" / "dark_surround.py"
+    spec = importlib.util.spec_from_file_location("dark_surround", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pixels = np.full((150, 200, 3), 190, np.uint8)
+    for kind in ("circle", "ellipse"):
+        dark = module.CONDITIONS[f"dark {kind}"](pixels)
+        assert 0.2 < (dark.mean(-1) == 0).mean() < 0.45  # About 41% and 21% of the image: a real surround.
+        top, left, height, width = module.inner_box((150, 200), kind)
+        assert (dark[top:top + height, left:left + width] == 190).all()  # The known box is inside the field.
+        found = images.cut_surround(dark)
+        assert abs(found.shape[0] - height) <= 2 and abs(found.shape[1] - width) <= 2
+        assert module.cut(dark[None], kind).shape == (1, 150, 200, 3)

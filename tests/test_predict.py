@@ -82,6 +82,16 @@ def test_a_portrait_image_is_turned_to_landscape_not_stretched(model_file):
     assert np.array_equal(checker.predict(np.rot90(large, -1)).pixels, images.resize(large, checker.size))
 
 
+def test_a_dark_surround_is_cut_away_before_the_model(checker):
+    from skinlib import images
+
+    rows, columns = np.mgrid[:300, :400]
+    pixels = np.asarray(Image.open(io.BytesIO(jpeg_bytes(size=(400, 300), seed=7))))
+    pixels = pixels * (((rows - 149.5) ** 2 + (columns - 199.5) ** 2) <= 150 ** 2)[..., None].astype(np.uint8)
+    answer = checker.predict(pixels)
+    assert np.array_equal(answer.pixels, images.resize(pixels[60:240, 80:320], checker.size))  # The inner 4:3 box.
+
+
 def _rotated_jpeg(folder):
     pixels = np.zeros((60, 80, 3), np.uint8)
     pixels[:, :40] = 255
