@@ -11,24 +11,21 @@ untouched validation and training images too).
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/dark_surround.py --out benchmarks/results/dark_surround.json
 
-About 20 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
+About 18 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
 """
 
-import argparse
-import json
-import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from skinlib import images, metrics, split
-from skinlib.artefacts import write_atomic
+from skinlib import images, split
 from skinlib.predict import Checker
-from skinlib.reproduce import cpu_name
 
-ROOT = Path(__file__).resolve().parent.parent
-KEYS = ["accuracy", "balanced_accuracy", "malignant_auc"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from framing import arguments, score, write_record  # noqa: E402
 
 
 def surround(shape, kind):
@@ -73,10 +70,7 @@ def cut(pixels, kind):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="the JSON to write")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N validation images (smoke)")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     started = time.perf_counter()
     checker = Checker(backend="keras")
     loaded = split.load_split_images(checker.size, splits=("train", "val"), progress=False)
@@ -93,29 +87,26 @@ def main():
     found = {}  # What images.cut_surround, which finds the field itself, makes of each: the checker's own step.
     for name in CONDITIONS:
         pairs = [(x, images.cut_surround(x)) for x in batches[name]]  # The same array back when not cut.
-        kept = [k for _, k in pairs]
         found[name] = int(sum(k is not x for x, k in pairs))
-        batches[f"{name}, surround found and cut"] = np.stack([images.resize(k, checker.size) for k in kept])
-    train_cut = int(sum(images.cut_surround(x) is not x for x in loaded["train"].images))
-    print(f"images cut by cut_surround: {found}; of the training images: {train_cut}", flush=True)
+        batches[f"{name}, surround found and cut"] = np.stack([images.resize(k, checker.size) for _, k in pairs])
+    def cut_by_the_step(part, count=None):  # The untouched images the checker's step would cut, by id.
+        rows = loaded[part]
+        return [image_id for image_id, x in zip(rows.table["image_id"].iloc[:count], rows.images[:count])
+                if images.cut_surround(x) is not x]
+
+    cut_ids = {"train": cut_by_the_step("train"), "val": cut_by_the_step("val", len(pixels))}
+    print(f"images cut by cut_surround: {found}; untouched images cut: {cut_ids}", flush=True)
     scores = {}
     for name, batch in batches.items():
         begin = time.perf_counter()
-        probabilities = np.concatenate([checker.predict_pixels(batch[i:i + 128]) for i in range(0, len(batch), 128)])
-        result = metrics.classification_metrics(labels, probabilities)
-        scores[name] = {key: round(float(result[key]), 4) for key in KEYS}
+        scores[name] = score(checker, labels, batch)
         scores[name]["balanced_accuracy_change"] = round(
             scores[name]["balanced_accuracy"] - scores["as taken"]["balanced_accuracy"], 4)
         print(f"{name}: {scores[name]} ({time.perf_counter() - begin:.0f} s)", flush=True)
-    record = {"split": "val", "images": int(len(labels)), "model": checker.name, "tta": checker.tta,
-              "temperature": checker.temperature, "train_four_dark_corners": round(share, 4),
-              "cut_by_cut_surround": {**found, "train": train_cut, "train_images": len(loaded["train"].images)},
-              "scores": scores,
-              "seconds": round(time.perf_counter() - started),
-              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
-              "command": "python benchmarks/dark_surround.py --out " + args.out
-                         + (f" --limit {args.limit}" if args.limit else "")}
-    write_atomic(ROOT / args.out, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
+    write_record(args, "dark_surround.py", checker, labels, started, train_four_dark_corners=round(share, 4),
+                 cut_by_cut_surround={**found, "train": len(cut_ids["train"]),
+                                      "train_images": len(loaded["train"].images)},
+                 untouched_images_cut=cut_ids, scores=scores)
 
 
 if __name__ == "__main__":

@@ -51,11 +51,33 @@ def framed(pixels, source, framing, size):
     return np.stack([images.resize(images.frame(SOURCES[source](x), **FRAMINGS[framing]), size) for x in pixels])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc):
+    """The command line both image benchmarks take: ``--out`` and ``--limit``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", required=True, help="the JSON to write")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N validation images (smoke)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def score(checker, labels, batch):
+    """The checker's scores on a batch of images already at its input size (rounded to 4 places)."""
+    probabilities = np.concatenate([checker.predict_pixels(batch[i:i + 128]) for i in range(0, len(batch), 128)])
+    result = metrics.classification_metrics(labels, probabilities)
+    return {key: round(float(result[key]), 4) for key in KEYS}
+
+
+def write_record(args, script, checker, labels, started, **fields):
+    """Write the benchmark's JSON record atomically: the model as the checker runs it, the fields, the machine."""
+    record = {"split": "val", "images": int(len(labels)), "model": checker.name, "tta": checker.tta,
+              "temperature": checker.temperature, **fields, "seconds": round(time.perf_counter() - started),
+              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+              "command": f"python benchmarks/{script} --out {args.out}"
+                         + (f" --limit {args.limit}" if args.limit else "")}
+    write_atomic(ROOT / args.out, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
+
+
+def main():
+    args = arguments(__doc__)
     started = time.perf_counter()
     checker = Checker(backend="keras")
     val = split.load_split_images(checker.size, splits=("val",), progress=False)["val"]
@@ -70,22 +92,13 @@ def main():
                 scores[f"{source} | {framing}"] = dict(scores[seen[key]])
                 continue
             seen[key] = f"{source} | {framing}"
-            probabilities = np.concatenate([checker.predict_pixels(batch[i:i + 128])
-                                            for i in range(0, len(batch), 128)])
-            result = metrics.classification_metrics(labels, probabilities)
-            scores[f"{source} | {framing}"] = {key: round(float(result[key]), 4) for key in KEYS}
+            scores[f"{source} | {framing}"] = score(checker, labels, batch)
             print(f"{source} | {framing}: {scores[f'{source} | {framing}']} "
                   f"({time.perf_counter() - begin:.0f} s)", flush=True)
     base = scores[f"{next(iter(SOURCES))} | {next(iter(FRAMINGS))}"]["balanced_accuracy"]
     for row in scores.values():
         row["balanced_accuracy_change"] = round(row["balanced_accuracy"] - base, 4)
-    record = {"split": "val", "images": int(len(labels)), "model": checker.name, "tta": checker.tta,
-              "temperature": checker.temperature, "scores": scores,
-              "seconds": round(time.perf_counter() - started),
-              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
-              "command": "python benchmarks/framing.py --out " + args.out
-                         + (f" --limit {args.limit}" if args.limit else "")}
-    write_atomic(ROOT / args.out, lambda handle: handle.write((json.dumps(record, indent=2) + "\n").encode()))
+    write_record(args, "framing.py", checker, labels, started, scores=scores)
     print(json.dumps(scores, indent=1))
 
 

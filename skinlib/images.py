@@ -192,19 +192,26 @@ SURROUND_DARK = 40
 """Mean of R, G and B (0-255) below which a pixel counts as part of a dermoscope's dark surround."""
 
 SURROUND_SHARE = 0.15
-"""Cut a dark surround only when it covers more than this share of the image: in only 1% of the training
-images does it cover more than 0.087 (a few dark corners, which the model has learnt with)."""
+"""Cut a dark surround only when it covers more than this share of the image (``benchmarks/dark_surround.py``
+counts the training images that reach it)."""
+
+SURROUND_LOOK = 200
+"""The surround is looked for on a copy whose longer side has this many pixels (the training images' width)."""
 
 
 def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SURROUND_SHARE):
     """Cut a dermoscope's dark surround away: keep the largest box of ``aspect`` inside the bright field.
 
-    Only an image whose four corners are dark and whose dark pixels cover
-    more than ``share`` of it is cut; any other comes back unchanged, the
-    same array. The bright field is taken to be the ellipse that fills the
-    bounding box of the rows and columns with bright pixels (a round or oval
-    field of view), and the box is centred in it. A box under
-    :data:`MIN_SIDE` pixels on a side is not cut either.
+    The surround is the dark pixels joined to the four corners (a dark
+    lesion or hair inside the field is not part of it). Only an image whose
+    four corners are dark and whose surround covers more than ``share`` of it
+    is cut: to the largest box of ``aspect`` inside the ellipse that fills
+    the bounding box of the rows and columns the field spans (a round or oval
+    field of view), centred in it, and only when that box is almost all
+    field (98%) and at least :data:`MIN_SIDE` pixels on a side. Any other
+    image comes back unchanged, the same array. The surround is looked for on
+    a copy :data:`SURROUND_LOOK` pixels wide, so any image size costs the
+    same.
 
     >>> rows, columns = np.mgrid[:150, :200]
     >>> field = (rows - 74.5) ** 2 + (columns - 99.5) ** 2 <= 75 ** 2  # A circle as tall as the image.
@@ -215,13 +222,25 @@ def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SUR
     >>> cut_surround(plain) is plain
     True
     """
-    low = np.asarray(pixels, dtype=np.float32).reshape(*pixels.shape[:2], -1)[..., :3].mean(-1) < dark
-    height, width = low.shape
-    k = max(2, min(height, width) // 16)
+    from scipy import ndimage
+
+    height, width = pixels.shape[:2]
+    scale = min(1.0, SURROUND_LOOK / max(height, width))
+    small = Image.fromarray(pixels).resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                                           Image.Resampling.BILINEAR) if scale < 1 else pixels
+    small = np.asarray(small)
+    low = (small.reshape(*small.shape[:2], -1)[..., :3].mean(-1) if small.ndim == 3 else small) < dark
+    look_height, look_width = low.shape
+    k = max(2, min(look_height, look_width) // 16)
     corners = (low[:k, :k], low[:k, -k:], low[-k:, :k], low[-k:, -k:])
-    if not all(corner.mean() > 0.5 for corner in corners) or low.mean() <= share:
+    if not all(corner.mean() > 0.5 for corner in corners):
         return pixels
-    rows, columns = np.flatnonzero((~low).mean(1) > 0.02), np.flatnonzero((~low).mean(0) > 0.02)
+    parts, _ = ndimage.label(low)
+    touching = {parts[y, x] for y in (0, look_height - 1) for x in (0, look_width - 1)} - {0}
+    outside = np.isin(parts, list(touching))
+    if outside.mean() <= share:
+        return pixels
+    rows, columns = np.flatnonzero((~outside).mean(1) > 0.02), np.flatnonzero((~outside).mean(0) > 0.02)
     if not len(rows) or not len(columns):
         return pixels
     centre_y, centre_x = (rows[0] + rows[-1] + 1) / 2, (columns[0] + columns[-1] + 1) / 2
@@ -229,10 +248,15 @@ def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SUR
     ratio = aspect[0] / aspect[1]
     half_x = 1 / np.sqrt(1 / semi_x ** 2 + ratio ** 2 / semi_y ** 2)  # Its corners lie on the ellipse.
     half_y = ratio * half_x
-    if 2 * half_y < MIN_SIDE or 2 * half_x < MIN_SIDE:
+    box = [centre_y - half_y, centre_x - half_x, centre_y + half_y, centre_x + half_x]
+    top, left, bottom, right = (int(round(side)) for side in box)
+    if outside[top:bottom, left:right].mean() > 0.02:  # A ruler or a label in the surround, not a round field.
         return pixels
-    top, left = int(round(centre_y - half_y)), int(round(centre_x - half_x))
-    return pixels[top:top + int(round(2 * half_y)), left:left + int(round(2 * half_x))]
+    top, left = (int(np.ceil(side / scale - 1e-6)) for side in box[:2])  # Inward, at the image's own size.
+    bottom, right = (int(np.floor(side / scale + 1e-6)) for side in box[2:])
+    if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
+        return pixels
+    return pixels[top:bottom, left:right]
 
 
 def frame(pixels, *, surround=False, turn=True, fit="stretch", aspect=TRAINING_FRAME, tolerance=0.02):

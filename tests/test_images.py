@@ -210,7 +210,8 @@ def _field(height, width, semi_y, semi_x, *, outside=0, inside=190):
 
 
 @pytest.mark.parametrize("height, width, semi_y, semi_x", [(150, 200, 75, 75), (150, 200, 75, 100),
-                                                           (400, 300, 150, 140), (300, 300, 150, 150)])
+                                                           (400, 300, 150, 140), (300, 300, 150, 150),
+                                                           (900, 1200, 450, 450)])
 def test_cut_surround_keeps_a_box_of_the_training_frame_inside_the_field(height, width, semi_y, semi_x):
     pixels, inner = _field(height, width, semi_y, semi_x)
     pixels[height // 2 - 10:height // 2 + 10, width // 2 - 10:width // 2 + 10] = 20  # A dark lesion in the centre.
@@ -231,7 +232,11 @@ def test_cut_surround_leaves_other_images_alone():
     lesion[30:120, 40:160] = 10  # A very dark lesion, but the corners are bright.
     mild, _ = _field(150, 200, 92, 123)  # Only dark corners, like the training images: about 8% dark.
     tiny, _ = _field(150, 200, 14, 14)  # Too little field to cut to.
-    for pixels in (plain, lesion, mild, tiny, plain[..., 0]):
+    big_lesion = mild.copy()
+    big_lesion[25:125, 40:160] = 15  # Dark corners and a dark lesion: 40% dark, but the surround is the corners.
+    labelled, _ = _field(150, 200, 75, 75)
+    labelled[30:120, 3:15] = 230  # A bright label in the black: the field's box would take in the surround.
+    for pixels in (plain, lesion, mild, tiny, big_lesion, labelled, plain[..., 0]):
         assert images.cut_surround(pixels) is pixels
     assert (mild.mean(-1) < images.SURROUND_DARK).mean() < images.SURROUND_SHARE
 
@@ -253,4 +258,3 @@ def test_dark_surround_benchmark_and_the_checkers_step_find_the_same_box():
         assert (dark[top:top + height, left:left + width] == 190).all()  # The known box is inside the field.
         found = images.cut_surround(dark)
         assert abs(found.shape[0] - height) <= 2 and abs(found.shape[1] - width) <= 2
-        assert module.cut(dark[None], kind).shape == (1, 150, 200, 3)
