@@ -196,7 +196,8 @@ SURROUND_SHARE = 0.15
 counts the training images that reach it)."""
 
 SURROUND_LOOK = 200
-"""The surround is looked for on a copy whose longer side has this many pixels (the training images' width)."""
+"""The surround is looked for on every n-th pixel, n chosen so the longer side has at most this many (the
+training images' width)."""
 
 
 def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SURROUND_SHARE):
@@ -208,9 +209,11 @@ def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SUR
     is cut: to the largest box of ``aspect`` inside the ellipse that fills
     the bounding box of the rows and columns the field spans (a round or oval
     field of view), centred in it, and only when that box is almost all
-    field (98%) and at least :data:`MIN_SIDE` pixels on a side. Any other
-    image comes back unchanged, the same array. The surround is looked for on
-    a copy :data:`SURROUND_LOOK` pixels wide, so any image size costs the
+    field (98%), the field lies within that ellipse (95%; a dark half or a
+    dark lesion reaching the edge is not a surround) and the box is at least
+    :data:`MIN_SIDE` pixels on a side. Any other image comes back unchanged,
+    the same array. The surround is looked for on every n-th pixel (at most
+    :data:`SURROUND_LOOK` on the longer side), so any image size costs the
     same.
 
     >>> rows, columns = np.mgrid[:150, :200]
@@ -225,11 +228,9 @@ def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SUR
     from scipy import ndimage
 
     height, width = pixels.shape[:2]
-    scale = min(1.0, SURROUND_LOOK / max(height, width))
-    small = Image.fromarray(pixels).resize((max(1, round(width * scale)), max(1, round(height * scale))),
-                                           Image.Resampling.BILINEAR) if scale < 1 else pixels
-    small = np.asarray(small)
-    low = (small.reshape(*small.shape[:2], -1)[..., :3].mean(-1) if small.ndim == 3 else small) < dark
+    step = max(1, -(-max(height, width) // SURROUND_LOOK))  # Every step-th pixel: any size and dtype, no copy.
+    small = np.asarray(pixels[::step, ::step], dtype=np.float32)
+    low = (small.reshape(*small.shape[:2], -1)[..., :3].mean(-1)) < dark
     look_height, look_width = low.shape
     k = max(2, min(look_height, look_width) // 16)
     corners = (low[:k, :k], low[:k, -k:], low[-k:, :k], low[-k:, -k:])
@@ -245,16 +246,20 @@ def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SUR
         return pixels
     centre_y, centre_x = (rows[0] + rows[-1] + 1) / 2, (columns[0] + columns[-1] + 1) / 2
     semi_y, semi_x = (rows[-1] + 1 - rows[0]) / 2, (columns[-1] + 1 - columns[0]) / 2
+    grid_y, grid_x = np.mgrid[:look_height, :look_width]
+    ellipse = ((grid_y + 0.5 - centre_y) / semi_y) ** 2 + ((grid_x + 0.5 - centre_x) / semi_x) ** 2 <= 1
+    if (~outside & ~ellipse).sum() > 0.05 * (~outside).sum():  # Not a round field: dark skin or a dark half.
+        return pixels
     ratio = aspect[0] / aspect[1]
     half_x = 1 / np.sqrt(1 / semi_x ** 2 + ratio ** 2 / semi_y ** 2)  # Its corners lie on the ellipse.
     half_y = ratio * half_x
     box = [centre_y - half_y, centre_x - half_x, centre_y + half_y, centre_x + half_x]
-    top, left, bottom, right = (int(round(side)) for side in box)
-    if outside[top:bottom, left:right].mean() > 0.02:  # A ruler or a label in the surround, not a round field.
-        return pixels
-    top, left = (int(np.ceil(side / scale - 1e-6)) for side in box[:2])  # Inward, at the image's own size.
-    bottom, right = (int(np.floor(side / scale + 1e-6)) for side in box[2:])
+    top, left = (int(np.ceil(side * step - 1e-6)) for side in box[:2])  # Inward, at the image's own size.
+    bottom, right = (int(np.floor(side * step + 1e-6)) for side in box[2:])
     if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
+        return pixels
+    look = [int(round(side)) for side in box]
+    if look[2] <= look[0] or look[3] <= look[1] or outside[look[0]:look[2], look[1]:look[3]].mean() > 0.02:  # A label in the surround, not a round field.
         return pixels
     return pixels[top:bottom, left:right]
 

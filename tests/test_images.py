@@ -236,8 +236,19 @@ def test_cut_surround_leaves_other_images_alone():
     big_lesion[25:125, 40:160] = 15  # Dark corners and a dark lesion: 40% dark, but the surround is the corners.
     labelled, _ = _field(150, 200, 75, 75)
     labelled[30:120, 3:15] = 230  # A bright label in the black: the field's box would take in the surround.
-    for pixels in (plain, lesion, mild, tiny, big_lesion, labelled, plain[..., 0]):
+    edge_lesion = mild.copy()
+    edge_lesion[:, 130:] = 15  # A dark lesion reaching the edge joins the dark corners: still not a round field.
+    dark_half = np.full((150, 200, 3), 180, np.uint8)
+    dark_half[:75] = 10  # A dark background above the skin.
+    underexposed = np.full((150, 200, 3), 30, np.uint8)
+    underexposed[50:100, 60:140] = 120  # Dark skin with one brighter patch.
+    for pixels in (plain, lesion, mild, tiny, big_lesion, labelled, edge_lesion, dark_half, underexposed,
+                   plain[..., 0]):
         assert images.cut_surround(pixels) is pixels
+    field, _ = _field(600, 800, 300, 300)  # Larger than the look-up copy, in other types: no crash, the same box.
+    box = images.cut_surround(field).shape[:2]
+    assert images.cut_surround(field.astype(np.float32)).shape[:2] == box
+    assert images.cut_surround(field[..., :1]).shape[:2] == box
     assert (mild.mean(-1) < images.SURROUND_DARK).mean() < images.SURROUND_SHARE
 
 
