@@ -259,7 +259,9 @@ def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SUR
     if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
         return pixels
     look = [int(round(side)) for side in box]
-    if look[2] <= look[0] or look[3] <= look[1] or outside[look[0]:look[2], look[1]:look[3]].mean() > 0.02:  # A label in the surround, not a round field.
+    if look[2] <= look[0] or look[3] <= look[1]:
+        return pixels
+    if outside[look[0]:look[2], look[1]:look[3]].mean() > 0.02:  # A label in the surround, not a round field.
         return pixels
     return pixels[top:bottom, left:right]
 
@@ -268,9 +270,9 @@ def frame(pixels, *, surround=False, turn=True, fit="stretch", aspect=TRAINING_F
     """Bring an image of any shape to the training images' frame, before :func:`resize`.
 
     With ``surround``, a dermoscope's dark surround is first cut away
-    (:func:`cut_surround`). A portrait image is turned a quarter turn to landscape when ``turn`` (a
-    dermoscopic image has no up: training already flips and turns its images
-    half a turn). An image whose height-to-width ratio still differs from
+    (:func:`cut_surround`). A portrait image is then turned a quarter turn
+    to landscape when ``turn`` (a dermoscopic image has no up: training
+    already flips and turns its images half a turn). An image whose height-to-width ratio still differs from
     ``aspect`` by more than ``tolerance`` (relative) is then left for
     :func:`resize` to stretch (``fit="stretch"``), cut to its centre
     (``"crop"``) or given black borders (``"pad"``, as a dermoscope's dark

@@ -7,7 +7,8 @@ array, with exactly the preprocessing of training: the image is decoded by
 CMYK handled; empty, corrupt, tiny and gigantic images refused with a clear
 message), brought to the frame of the training images (:data:`FRAMING`: a
 dermoscope's dark surround is cut away, a portrait image is turned a quarter
-turn to landscape) and resized to the model's input; the model scales the pixels itself. Nothing leaves the machine.
+turn to landscape) and resized to the model's input; the model scales the
+pixels itself. Nothing leaves the machine.
 
 Research use only: this is not a medical device and not a diagnosis.
 
