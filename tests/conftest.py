@@ -14,6 +14,19 @@ from skinlib import data
 HEADER = "lesion_id,image_id,dx,dx_type,age,sex,localization"
 
 
+def load_benchmark(name):
+    """Import ``benchmarks/NAME.py`` (not a package) as a module, for tests of its functions."""
+    import importlib.util
+
+    from skinlib import reproduce
+
+    path = reproduce.repo_root() / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Give every test its own image cache so tests never share or pollute one."""

@@ -1,13 +1,13 @@
 """benchmarks/gpu_end_to_end.py: its augmentation, and its smoke mode end to end on the CPU."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from skinlib import reproduce, split
+from skinlib import split
+from tests.conftest import load_benchmark
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
@@ -15,11 +15,7 @@ pytest.importorskip("efficientnet_lite_pytorch")
 
 @pytest.fixture(scope="module")
 def gpu_benchmark():
-    path = reproduce.repo_root() / "benchmarks" / "gpu_end_to_end.py"
-    spec = importlib.util.spec_from_file_location("gpu_end_to_end", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_end_to_end")
 
 
 def test_augmentation_is_seeded(gpu_benchmark):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from skinlib import images
-from tests.conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes, load_benchmark
 
 
 def save(image, folder, name, **options):
@@ -183,14 +183,7 @@ def test_frame_crops_and_pads_around_the_centre_and_leaves_the_training_frame_al
 
 
 def test_framing_benchmark_cuts_each_shape_from_the_training_frame():
-    import importlib.util
-
-    from skinlib import reproduce
-
-    path = reproduce.repo_root() / "benchmarks" / "framing.py"
-    spec = importlib.util.spec_from_file_location("framing", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("framing")
     pixels = np.random.default_rng(0).integers(0, 256, (2, 150, 200, 3), dtype=np.uint8)
     shapes = {source: cut(pixels[0]).shape[:2] for source, cut in module.SOURCES.items()}
     assert list(shapes.values()) == [(150, 200), (200, 150), (150, 150), (112, 200)]
@@ -253,14 +246,7 @@ def test_cut_surround_leaves_other_images_alone():
 
 
 def test_dark_surround_benchmark_and_the_checkers_step_find_the_same_box():
-    import importlib.util
-
-    from skinlib import reproduce
-
-    path = reproduce.repo_root() / "benchmarks" / "dark_surround.py"
-    spec = importlib.util.spec_from_file_location("dark_surround", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("dark_surround")
     pixels = np.full((150, 200, 3), 190, np.uint8)
     for kind in ("circle", "ellipse"):
         dark = module.CONDITIONS[f"dark {kind}"](pixels)
