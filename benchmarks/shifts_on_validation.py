@@ -11,6 +11,8 @@ augmentation, like chapter 04's robustness table.
 
 where WORKTREE is the scratch copy kept by
 ``python benchmarks/chapter03_variant.py --set colour_constancy=False --set seeds=1 --keep --out ...``.
+``--zoom 1.67`` adds a closer view than chapter 04's ("closer (zoom 1.67x)", the centre 1/1.67 of each side
+enlarged: what the lesion checker's ``cut_surround`` makes of a round dermoscope field as tall as the image).
 Paths outside this repository are recorded as ``<scratch>/Saved_Models/NAME``, so no machine path is committed.
 
 About 1 minute per model on 2 cores at 120x160.
@@ -21,6 +23,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from skinlib import acquisition, infer, metrics, models, split
@@ -43,8 +46,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, metavar="LABEL=PATH",
                         help="a saved .keras model and the label it gets in the table (repeatable)")
+    parser.add_argument("--zoom", action="append", type=float, default=[], metavar="FACTOR",
+                        help="also score a zoom beyond chapter 04's shifts (repeatable)")
     parser.add_argument("--out", required=True, help="the JSON to write")
     args = parser.parse_args()
+    shifts = {**acquisition.SHIFTS, **{f"closer (zoom {factor:g}x)": {"zoom": factor} for factor in args.zoom}}
     table, loaded = {}, {}
     for item in args.model:
         label, _, path = item.partition("=")
@@ -53,11 +59,12 @@ def main():
         if size not in loaded:
             loaded[size] = split.load_split_images(size, splits=("val",), progress=False)["val"]
         val = loaded[size]
-        for shift in acquisition.SHIFTS:
-            scores = metrics.classification_metrics(val.labels, infer.predict_proba(
-                model, acquisition.shift(val.images, shift)))
+        for shift, strengths in shifts.items():
+            shifted = np.concatenate([acquisition.apply(val.images[start:start + 256], **strengths)
+                                      for start in range(0, len(val.images), 256)])
+            scores = metrics.classification_metrics(val.labels, infer.predict_proba(model, shifted))
             table[(label, shift)] = {key: round(float(scores[key]), 4) for key in KEYS}
-        print(f"{label}: scored under {len(acquisition.SHIFTS)} shifts", flush=True)
+        print(f"{label}: scored under {len(shifts)} shifts", flush=True)
     frame = pd.DataFrame(table).T
     frame["balanced_accuracy_change"] = frame["balanced_accuracy"] - frame.xs("none", level=1)[
         "balanced_accuracy"].reindex(frame.index.get_level_values(0)).to_numpy()
@@ -67,7 +74,8 @@ def main():
               "scores": {f"{label} | {shift}": row for (label, shift), row in frame.round(4).to_dict("index").items()},
               "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
               "command": "python benchmarks/shifts_on_validation.py "
-                         + " ".join(f'--model "{label}={path}"' for label, path in named) + f" --out {args.out}"}
+                         + " ".join(f'--model "{label}={path}"' for label, path in named)
+                         + "".join(f" --zoom {factor:g}" for factor in args.zoom) + f" --out {args.out}"}
     (ROOT / args.out).write_text(json.dumps(record, indent=2) + "\n")
 
 

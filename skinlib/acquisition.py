@@ -177,7 +177,7 @@ def shift(pixels, name, *, batch_size=256):
                            for start in range(0, len(pixels), batch_size)])
 
 
-def random_acquisition(images, seed, *, strength=1.0, jpeg=False):
+def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2):
     """Random zoom, colour temperature, saturation, contrast, brightness, blur (and JPEG) per image (TensorFlow).
 
     ``images`` is a float batch (0-255); ``seed`` a pair of integers (stateless
@@ -185,6 +185,9 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False):
     scales every range (0: no change). Ranges at strength 1: zoom 1-1.2x with
     a random offset, colour temperature +-20%, saturation x0.7-1.3, contrast
     x0.8-1.2, brightness x0.8-1.2, and a blur of sigma 1 px on a third of the images.
+    ``zoom`` is the most the image is enlarged at strength 1 (0.2: 1-1.2x;
+    0.7: 1-1.7x, the enlargement of a dermoscope's round field cut to its inner
+    box, :func:`skinlib.images.cut_surround`).
     ``jpeg=True`` (with ``strength`` above 0) also saves each image again as JPEG
     with probability 1/3, at a quality drawn from 30-90 (:data:`JPEG_QUALITIES`),
     as another camera or site might; its draws come from their own stream, so the
@@ -196,10 +199,10 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False):
     height, width = int(images.shape[1]), int(images.shape[2])
     draws = tf.random.stateless_uniform((n, 8), seed=seed, minval=-1.0, maxval=1.0) * strength
     column = lambda index: tf.reshape(draws[:, index], (-1, 1, 1, 1))  # noqa: E731
-    zoom = 1.0 + 0.1 * (draws[:, 0] + strength)
-    margin = (1 - 1 / zoom) / 2
+    factor = 1.0 + zoom / 2 * (draws[:, 0] + strength)  # zoom / 2 is 0.1 exactly at the default 0.2.
+    margin = (1 - 1 / factor) / 2
     top, left = margin * (1 + draws[:, 1]), margin * (1 + draws[:, 2])
-    boxes = tf.stack([top, left, top + 1 / zoom, left + 1 / zoom], axis=1)
+    boxes = tf.stack([top, left, top + 1 / factor, left + 1 / factor], axis=1)
     images = tf.image.crop_and_resize(images, boxes, tf.range(n), (height, width))
     gain = 1.0 + 0.2 * column(3)
     images = images * tf.concat([gain, tf.ones_like(gain), 1.0 / gain], axis=-1)
