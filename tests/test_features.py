@@ -57,6 +57,23 @@ def test_jpeg_jitter_recompresses_a_third_and_leaves_the_other_draws():
                    for quality in range(low, high + 1))
 
 
+def stripes_seen(images):
+    """How many dark-to-light edges each image's middle row shows (colour jitter keeps them; zoom spreads them)."""
+    row = np.asarray(images)[:, images.shape[1] // 2, :, 0]
+    light = row > row.mean(axis=1, keepdims=True)
+    return (light[:, 1:] & ~light[:, :-1]).sum(axis=1)
+
+
+def test_zoom_sets_how_close_the_jittered_views_come():
+    columns = np.arange(160) // 4 % 2 * 200 + 20  # 20 stripes of 8 px across 160 px.
+    pixels = np.broadcast_to(columns[None, None, :, None], (40, 120, 160, 3)).astype("float32")
+    default = stripes_seen(acquisition.random_acquisition(pixels, [1, 2]))
+    np.testing.assert_array_equal(default, stripes_seen(acquisition.random_acquisition(pixels, [1, 2], zoom=0.2)))
+    assert default.min() >= 16  # At most 1.2x: at least 20 / 1.2 stripes stay in view.
+    closer = stripes_seen(acquisition.random_acquisition(pixels, [1, 2], zoom=0.7))
+    assert closer.min() >= 11 and (closer < 14).sum() >= 5  # Up to 1.7x: some views show under 20 / 1.45.
+
+
 def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
     _, lower, _ = small_backbone
     pixels = np.random.default_rng(2).integers(0, 256, (5, 32, 48, 3)).astype("uint8")
@@ -71,11 +88,15 @@ def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
     assert len(list(tmp_path.iterdir())) == 2  # Without jitter there is no JPEG either: the plain flips' file.
     jpeg = features.cached_features(lower, pixels, views=2, jpeg=True, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 3 and jpeg.shape == stored.shape
+    features.cached_features(lower, pixels, views=2, zoom=0.2, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.iterdir())) == 3  # The default zoom named: the same file as without it.
+    closer = features.cached_features(lower, pixels, views=2, zoom=0.7, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.iterdir())) == 4 and not np.array_equal(closer, stored)
     without = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3))
     without.set_weights(small_backbone[0].get_weights())
     other_lower, _ = features.split_backbone(without)  # Same weights, no colour constancy: other features.
     features.cached_features(other_lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.iterdir())) == 4
+    assert len(list(tmp_path.iterdir())) == 5
     np.testing.assert_allclose(plain[0], np.asarray(lower(pixels.astype("float32"))), rtol=1e-2, atol=1e-2)
     with pytest.raises(ValueError, match="views must be between 1 and 12"):
         features.cached_features(lower, pixels, views=13, cache_dir=tmp_path)
