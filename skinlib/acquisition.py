@@ -185,9 +185,9 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2):
     scales every range (0: no change). Ranges at strength 1: zoom 1-1.2x with
     a random offset, colour temperature +-20%, saturation x0.7-1.3, contrast
     x0.8-1.2, brightness x0.8-1.2, and a blur of sigma 1 px on a third of the images.
-    ``zoom`` is the most the image is enlarged at strength 1 (0.2: 1-1.2x;
-    0.7: 1-1.7x, the enlargement of a dermoscope's round field cut to its inner
-    box, :func:`skinlib.images.cut_surround`).
+    Each image is enlarged by a factor drawn from 1 to 1 + ``zoom`` x ``strength``
+    (``zoom`` 0.2: 1-1.2x at strength 1; 0.7: 1-1.7x, which covers the 1.67x at
+    which :func:`skinlib.images.cut_surround` shows a round field as tall as the image).
     ``jpeg=True`` (with ``strength`` above 0) also saves each image again as JPEG
     with probability 1/3, at a quality drawn from 30-90 (:data:`JPEG_QUALITIES`),
     as another camera or site might; its draws come from their own stream, so the
@@ -195,6 +195,8 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2):
     """
     import tensorflow as tf
 
+    if not zoom >= 0:
+        raise ValueError(f"zoom must be 0 or more (the most enlargement beyond 1x). Got {zoom!r} instead.")
     n = tf.shape(images)[0]
     height, width = int(images.shape[1]), int(images.shape[2])
     draws = tf.random.stateless_uniform((n, 8), seed=seed, minval=-1.0, maxval=1.0) * strength

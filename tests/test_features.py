@@ -68,10 +68,29 @@ def test_zoom_sets_how_close_the_jittered_views_come():
     columns = np.arange(160) // 4 % 2 * 200 + 20  # 20 stripes of 8 px across 160 px.
     pixels = np.broadcast_to(columns[None, None, :, None], (40, 120, 160, 3)).astype("float32")
     default = stripes_seen(acquisition.random_acquisition(pixels, [1, 2]))
-    np.testing.assert_array_equal(default, stripes_seen(acquisition.random_acquisition(pixels, [1, 2], zoom=0.2)))
     assert default.min() >= 16  # At most 1.2x: at least 20 / 1.2 stripes stay in view.
     closer = stripes_seen(acquisition.random_acquisition(pixels, [1, 2], zoom=0.7))
     assert closer.min() >= 11 and (closer < 14).sum() >= 5  # Up to 1.7x: some views show under 20 / 1.45.
+
+
+def test_default_zoom_crops_as_before_it_was_a_parameter(monkeypatch):
+    import tensorflow as tf
+
+    boxes, crop = [], tf.image.crop_and_resize
+    def recorded(images, box, *args):
+        boxes.append(box)
+        return crop(images, box, *args)
+
+    monkeypatch.setattr(tf.image, "crop_and_resize", recorded)
+    pixels = np.random.default_rng(5).integers(0, 256, (6, 12, 16, 3)).astype("float32")
+    acquisition.random_acquisition(pixels, [7, 1], strength=0.5)
+    draws = tf.random.stateless_uniform((6, 8), seed=[7, 1], minval=-1.0, maxval=1.0) * 0.5
+    factor = 1.0 + 0.1 * (draws[:, 0] + 0.5)  # The formula of the jitter before its zoom was a parameter.
+    margin = (1 - 1 / factor) / 2
+    top, left = margin * (1 + draws[:, 1]), margin * (1 + draws[:, 2])
+    np.testing.assert_array_equal(boxes[0], tf.stack([top, left, top + 1 / factor, left + 1 / factor], axis=1))
+    with pytest.raises(ValueError, match="zoom must be 0 or more"):
+        acquisition.random_acquisition(pixels, [7, 1], zoom=-0.1)
 
 
 def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
@@ -89,7 +108,11 @@ def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
     jpeg = features.cached_features(lower, pixels, views=2, jpeg=True, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 3 and jpeg.shape == stored.shape
     features.cached_features(lower, pixels, views=2, zoom=0.2, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.iterdir())) == 3  # The default zoom named: the same file as without it.
+    assert len(list(tmp_path.iterdir())) == 3  # The default zoom named: the same file as without it, ...
+    layers = [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
+              for layer in lower.layers]
+    old_key = features.content_key(pixels, lower.get_weights(), layers, 2, 0, 1.0, 64, features.FEATURES_VERSION)
+    assert (tmp_path / f"{lower.name}_{old_key}.npy").is_file()  # ... the one keyed before zoom was a setting.
     closer = features.cached_features(lower, pixels, views=2, zoom=0.7, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 4 and not np.array_equal(closer, stored)
     without = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3))
