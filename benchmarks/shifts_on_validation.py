@@ -23,7 +23,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from skinlib import acquisition, infer, metrics, models, split
@@ -59,10 +58,9 @@ def main():
         if size not in loaded:
             loaded[size] = split.load_split_images(size, splits=("val",), progress=False)["val"]
         val = loaded[size]
-        for shift, strengths in shifts.items():
-            shifted = np.concatenate([acquisition.apply(val.images[start:start + 256], **strengths)
-                                      for start in range(0, len(val.images), 256)])
-            scores = metrics.classification_metrics(val.labels, infer.predict_proba(model, shifted))
+        for shift in shifts:
+            scores = metrics.classification_metrics(val.labels, infer.predict_proba(
+                model, acquisition.shift(val.images, shift, shifts=shifts)))
             table[(label, shift)] = {key: round(float(scores[key]), 4) for key in KEYS}
         print(f"{label}: scored under {len(shifts)} shifts", flush=True)
     frame = pd.DataFrame(table).T

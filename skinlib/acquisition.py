@@ -167,13 +167,14 @@ def apply(pixels, *, temperature=0.0, brightness=1.0, contrast=1.0, blur=0.0, jp
     return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8).numpy()
 
 
-def shift(pixels, name, *, batch_size=256):
-    """Apply the named shift of :data:`SHIFTS` to a uint8 batch, in batches; returns uint8."""
-    if name not in SHIFTS:
-        raise ValueError(f"shift must be one of {list(SHIFTS)}. Got {name!r} instead.")
-    if not SHIFTS[name]:
+def shift(pixels, name, *, batch_size=256, shifts=None):
+    """Apply the named shift of ``shifts`` (default :data:`SHIFTS`) to a uint8 batch, in batches; returns uint8."""
+    shifts = SHIFTS if shifts is None else shifts
+    if name not in shifts:
+        raise ValueError(f"shift must be one of {list(shifts)}. Got {name!r} instead.")
+    if not shifts[name]:
         return np.asarray(pixels)
-    return np.concatenate([apply(pixels[start:start + batch_size], **SHIFTS[name])
+    return np.concatenate([apply(pixels[start:start + batch_size], **shifts[name])
                            for start in range(0, len(pixels), batch_size)])
 
 

@@ -197,3 +197,8 @@ def test_shifts_are_named_and_change_images():
         assert shifted.shape == pixels.shape and shifted.dtype == np.uint8 and not np.array_equal(shifted, pixels)
     with pytest.raises(ValueError, match="shift must be one of"):
         acquisition.shift(pixels, "sepia")
+    closer = {"closer (zoom 1.67x)": {"zoom": 1.67}}  # Beyond chapter 04's (benchmarks/shifts_on_validation.py).
+    np.testing.assert_array_equal(acquisition.shift(pixels, "closer (zoom 1.67x)", batch_size=1, shifts=closer),
+                                  acquisition.apply(pixels, zoom=1.67))
+    with pytest.raises(ValueError, match="shift must be one of"):
+        acquisition.shift(pixels, "none", shifts=closer)
