@@ -13,6 +13,9 @@ where WORKTREE is the scratch copy kept by
 ``python benchmarks/chapter03_variant.py --set colour_constancy=False --set seeds=1 --keep --out ...``.
 ``--zoom 1.67`` adds a closer view than chapter 04's ("closer (zoom 1.67x)", the centre 1/1.67 of each side
 enlarged: what the lesion checker's ``cut_surround`` makes of a round dermoscope field as tall as the image).
+``--surround`` adds a contact dermoscope's dark surround ("dark circle" and "dark ellipse": everything outside a
+centred circle as tall as the image, or the inscribed ellipse, set to black; :func:`skinlib.acquisition.field_mask`),
+uncut, as a model meets it when the checker's cut does not find the field.
 Paths outside this repository are recorded as ``<scratch>/Saved_Models/NAME``, so no machine path is committed.
 
 About 1 minute per model on 2 cores at 120x160, about 2.5 minutes at 150x200 with ``--zoom 1.67``.
@@ -47,9 +50,11 @@ def main():
                         help="a saved .keras model and the label it gets in the table (repeatable)")
     parser.add_argument("--zoom", action="append", type=float, default=[], metavar="FACTOR",
                         help="also score a zoom beyond chapter 04's shifts (repeatable)")
+    parser.add_argument("--surround", action="store_true", help="also score a dark circle and ellipse around the field")
     parser.add_argument("--out", required=True, help="the JSON to write")
     args = parser.parse_args()
     shifts = {**acquisition.SHIFTS, **{f"closer (zoom {factor:g}x)": {"zoom": factor} for factor in args.zoom}}
+    shifts.update({f"dark {kind}": {"surround": kind} for kind in acquisition.FIELDS} if args.surround else {})
     table, loaded = {}, {}
     for item in args.model:
         label, _, path = item.partition("=")
@@ -73,7 +78,8 @@ def main():
               "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
               "command": "python benchmarks/shifts_on_validation.py "
                          + " ".join(f'--model "{label}={path}"' for label, path in named)
-                         + "".join(f" --zoom {factor:g}" for factor in args.zoom) + f" --out {args.out}"}
+                         + "".join(f" --zoom {factor:g}" for factor in args.zoom)
+                         + (" --surround" if args.surround else "") + f" --out {args.out}"}
     (ROOT / args.out).write_text(json.dumps(record, indent=2) + "\n")
 
 

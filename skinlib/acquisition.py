@@ -11,7 +11,9 @@ filmed closer. This module holds
 - :data:`SHIFTS` and :func:`shift`: named, fixed-strength acquisition shifts
   for measuring robustness (chapter 04);
 - :func:`random_acquisition`: the same shifts at random strengths, as
-  training augmentation (:mod:`skinlib.features` applies it to cached views).
+  training augmentation (:mod:`skinlib.features` applies it to cached views);
+- :func:`field_mask`: the round field of a contact dermoscope, whose dark
+  surround ``apply(surround=...)`` adds to an image.
 
 All functions take and return uint8-valued pixels of shape (n, height, width, 3).
 """
@@ -138,10 +140,37 @@ def _jpeg(images, quality):
     return tf.map_fn(lambda image: _as_jpeg(image, quality), images)
 
 
-def apply(pixels, *, temperature=0.0, brightness=1.0, contrast=1.0, blur=0.0, jpeg=None, zoom=1.0):
+FIELDS = ("circle", "ellipse")
+"""The dermoscope fields :func:`field_mask` draws: a centred circle as tall as the image, or the inscribed ellipse."""
+
+
+@functools.lru_cache(maxsize=None)
+def field_mask(shape, kind="circle"):
+    """A boolean mask of a dermoscope's bright field: a centred circle as tall as the image, or the inscribed ellipse.
+
+    ``shape`` is (height, width). A pixel is inside when its centre lies inside the circle or ellipse.
+
+    >>> mask = field_mask((150, 200), "circle")
+    >>> bool(mask[75, 100]), bool(mask[75, 20]), bool(mask[0, 0]), bool(field_mask((150, 200), "ellipse")[75, 20])
+    (True, False, False, True)
+    """
+    if kind not in FIELDS:
+        raise ValueError(f"kind must be one of {list(FIELDS)}. Got {kind!r} instead.")
+    height, width = shape
+    rows, columns = np.mgrid[:height, :width]
+    dy, dx = (rows + 0.5 - height / 2) / (height / 2), (columns + 0.5 - width / 2)
+    dx = dx / (height / 2 if kind == "circle" else width / 2)
+    mask = dy ** 2 + dx ** 2 <= 1
+    mask.setflags(write=False)  # Cached: shared by every caller.
+    return mask
+
+
+def apply(pixels, *, temperature=0.0, brightness=1.0, contrast=1.0, blur=0.0, jpeg=None, zoom=1.0, surround=None):
     """Apply acquisition changes of fixed strength to a batch (uint8 or float pixels, 0-255); returns uint8.
 
     ``temperature`` > 0 warms the light (red up by ``1 + t``, blue down by ``1 / (1 + t)`` less one), < 0 cools it.
+    ``surround`` ("circle" or "ellipse") sets every pixel outside that :func:`field_mask` to black, after the other
+    changes and before JPEG.
 
     >>> image = np.full((1, 4, 4, 3), 100, dtype="uint8")
     >>> apply(image, temperature=0.25)[0, 0, 0].tolist(), apply(image, brightness=0.5)[0, 0, 0].tolist()
@@ -162,6 +191,8 @@ def apply(pixels, *, temperature=0.0, brightness=1.0, contrast=1.0, blur=0.0, jp
         mean = tf.reduce_mean(images, axis=(1, 2, 3), keepdims=True)
         images = (images - mean) * contrast + mean
     images = images * brightness
+    if surround is not None:
+        images = images * tf.constant(field_mask(tuple(images.shape[1:3]), surround)[None, :, :, None], tf.float32)
     if jpeg is not None:
         images = _jpeg(images, int(jpeg))
     return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8).numpy()
@@ -178,7 +209,7 @@ def shift(pixels, name, *, batch_size=256, shifts=None):
                            for start in range(0, len(pixels), batch_size)])
 
 
-def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2):
+def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2, surround=0.0):
     """Random zoom, colour temperature, saturation, contrast, brightness, blur (and JPEG) per image (TensorFlow).
 
     ``images`` is a float batch (0-255); ``seed`` a pair of integers (stateless
@@ -192,12 +223,16 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2):
     ``jpeg=True`` (with ``strength`` above 0) also saves each image again as JPEG
     with probability 1/3, at a quality drawn from 30-90 (:data:`JPEG_QUALITIES`),
     as another camera or site might; its draws come from their own stream, so the
-    other draws do not change.
+    other draws do not change. ``surround`` (0-1, with ``strength`` above 0) is
+    the share of images shown inside a contact dermoscope's dark field
+    (:func:`_random_field`), also from a stream of its own.
     """
     import tensorflow as tf
 
     if not zoom >= 0:
         raise ValueError(f"zoom must be 0 or more (the most enlargement beyond 1x). Got {zoom!r} instead.")
+    if not 0 <= surround <= 1:
+        raise ValueError(f"surround must be a share between 0 and 1. Got {surround!r} instead.")
     n = tf.shape(images)[0]
     height, width = int(images.shape[1]), int(images.shape[2])
     draws = tf.random.stateless_uniform((n, 8), seed=seed, minval=-1.0, maxval=1.0) * strength
@@ -216,9 +251,36 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2):
     blurred = column(7) < -strength / 3
     images = tf.where(blurred, _blur(images, 1.0), images)
     images = tf.clip_by_value(images, 0.0, 255.0)
+    if surround and strength:
+        images = _random_field(images, tf.random.experimental.stateless_fold_in(seed, 2), surround)
     if jpeg and strength:
         images = _random_jpeg(images, tf.random.experimental.stateless_fold_in(seed, 1))
     return images
+
+
+def _random_field(images, seed, share):
+    """Show a ``share`` of a float batch inside a random dark dermoscope field (TensorFlow).
+
+    Each chosen image keeps an ellipse whose height is 0.85-1.2 times the image's
+    (above 1 only the corners go), from a circle to the image's own aspect, its
+    centre moved by up to 5% of each side; outside, the image is dimmed to 0-15%
+    of its brightness, with an edge 5% of the radius wide.
+    """
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    height, width = int(images.shape[1]), int(images.shape[2])
+    draws = tf.random.stateless_uniform((n, 6), seed=seed)
+    column = lambda index: tf.reshape(draws[:, index], (-1, 1, 1, 1))  # noqa: E731
+    half_height = height / 2 * (0.85 + 0.35 * column(1))
+    half_width = half_height * (1 + column(2) * (width / height - 1))
+    centre_y, centre_x = height * (0.5 + 0.1 * (column(3) - 0.5)), width * (0.5 + 0.1 * (column(4) - 0.5))
+    rows = tf.reshape(tf.range(height, dtype=tf.float32) + 0.5, (1, -1, 1, 1))
+    columns = tf.reshape(tf.range(width, dtype=tf.float32) + 0.5, (1, 1, -1, 1))
+    radius = tf.sqrt(((rows - centre_y) / half_height) ** 2 + ((columns - centre_x) / half_width) ** 2)
+    inside = tf.clip_by_value((1 - radius) / 0.05 + 0.5, 0.0, 1.0)
+    dimmed = images * (inside + (1 - inside) * 0.15 * column(5))
+    return tf.where(column(0) < share, dimmed, images)
 
 
 JPEG_QUALITIES = (30, 90)

@@ -81,7 +81,7 @@ STREAMS = 3
 ``STREAMS * len(VIEWS)`` (12) stored views per image, every one a new draw of the jitter."""
 
 
-def make_views(pixels, view, *, seed=0, jitter=1.0, start=0, jpeg=False, zoom=0.2):
+def make_views(pixels, view, *, seed=0, jitter=1.0, start=0, jpeg=False, zoom=0.2, surround=0.0):
     """View ``view`` of a batch, with seeded acquisition jitter (TensorFlow, float 0-255).
 
     View ``view`` is the flip ``view % 4`` of :data:`VIEWS`; views 4-7 (and
@@ -89,8 +89,9 @@ def make_views(pixels, view, *, seed=0, jitter=1.0, start=0, jpeg=False, zoom=0.
     index of the batch's first image in its split: with ``seed`` and ``view``
     it seeds each image's jitter, so a view is the same on every run.
     ``jitter=0`` gives the plain flips (for test-time augmentation); ``jpeg=True``
-    adds JPEG compression to the jitter, and ``zoom`` is its most enlargement at
-    jitter 1 (:func:`skinlib.acquisition.random_acquisition`).
+    adds JPEG compression to the jitter, ``zoom`` is its most enlargement at
+    jitter 1, and ``surround`` the share of views shown inside a dark dermoscope
+    field (:func:`skinlib.acquisition.random_acquisition`).
 
     Examples
     --------
@@ -113,7 +114,8 @@ def make_views(pixels, view, *, seed=0, jitter=1.0, start=0, jpeg=False, zoom=0.
         images = tf.reverse(images, axis=[1])
     if jitter:
         key = tf.stack([tf.constant(seed * 7919 + view, tf.int64), tf.cast(start, tf.int64)])
-        images = acquisition.random_acquisition(images, key, strength=jitter, jpeg=jpeg, zoom=zoom)
+        images = acquisition.random_acquisition(images, key, strength=jitter, jpeg=jpeg, zoom=zoom,
+                                                 surround=surround)
     return images
 
 
@@ -137,8 +139,8 @@ def content_key(*parts):
     return digest.hexdigest()
 
 
-def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, zoom=0.2, batch_size=64,
-                    cache_dir=None, description="views", progress=True):
+def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, zoom=0.2, surround=0.0,
+                    batch_size=64, cache_dir=None, description="views", progress=True):
     """Feature maps of the frozen ``lower`` part for ``views`` views of every image, stored once in float16.
 
     Parameters
@@ -160,6 +162,9 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, z
     zoom : float, default=0.2
         The jitter's most enlargement at strength 1 (0.2: up to 1.2x; ignored
         without jitter).
+    surround : float, default=0.0
+        Share of the views the jitter shows inside a random dark dermoscope
+        field (ignored without jitter).
     cache_dir : path, default=None
         Folder of the cache (skinlib's image cache folder by default). The file
         name is a hash of the pixels, the weights of ``lower`` and the settings,
@@ -184,14 +189,15 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, z
               for layer in lower.layers]  # Weightless layers (colour constancy, rescaling) count too.
     settings = (views, seed, jitter, batch_size, FEATURES_VERSION) + (("jpeg",) if jpeg and jitter else ())
     settings += (("zoom", zoom),) if jitter and zoom != 0.2 else ()
-    key = content_key(pixels, lower.get_weights(), layers, *settings)  # Default JPEG and zoom: older caches' keys.
+    settings += (("surround", surround),) if jitter and surround else ()
+    key = content_key(pixels, lower.get_weights(), layers, *settings)  # Defaults: older caches' keys.
     path = folder / f"{lower.name}_{key}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="r")
     def lower_view(view):
         def run(batch, start):
-            return lower(make_views(batch, view, seed=seed, jitter=jitter, start=start, jpeg=jpeg, zoom=zoom),
-                         training=False)
+            return lower(make_views(batch, view, seed=seed, jitter=jitter, start=start, jpeg=jpeg, zoom=zoom,
+                                    surround=surround), training=False)
 
         return tf.function(run)
 

@@ -93,6 +93,35 @@ def test_default_zoom_crops_as_before_it_was_a_parameter(monkeypatch):
         acquisition.random_acquisition(pixels, [7, 1], zoom=-0.1)
 
 
+def test_surround_shows_a_share_of_views_in_a_dark_field_and_leaves_the_other_draws_alone():
+    pixels = np.full((200, 60, 80, 3), 180.0, "float32")
+    plain = np.asarray(acquisition.random_acquisition(pixels, [3, 4]))
+    fielded = np.asarray(acquisition.random_acquisition(pixels, [3, 4], surround=0.5))
+    changed = (fielded != plain).any(axis=(1, 2, 3))
+    assert 70 <= changed.sum() <= 130  # About half the images get a field; the others are exactly as without.
+    corners = fielded[changed][:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert (corners <= 0.15 * plain[changed][:, [0, 0, -1, -1], [0, -1, 0, -1]] + 1e-3).all()  # Dark outside.
+    np.testing.assert_array_equal(fielded[:, 25:35, 35:45], plain[:, 25:35, 35:45])  # The centre is never touched.
+    every = np.asarray(acquisition.random_acquisition(pixels, [3, 4], surround=1.0))
+    assert (every != plain).any(axis=(1, 2, 3)).all()
+    np.testing.assert_array_equal(np.asarray(acquisition.random_acquisition(pixels, [3, 4], strength=0,
+                                                                            surround=1.0)), pixels)
+    for share in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="surround must be a share between 0 and 1"):
+            acquisition.random_acquisition(pixels, [3, 4], surround=share)
+
+
+def test_dark_field_shift_blackens_outside_the_field_only():
+    pixels = np.full((2, 150, 200, 3), 120, "uint8")
+    for kind, black in (("circle", 0.41), ("ellipse", 0.21)):
+        shifted = acquisition.apply(pixels, surround=kind)
+        mask = acquisition.field_mask((150, 200), kind)
+        assert (shifted[:, mask] == 120).all() and (shifted[:, ~mask] == 0).all()
+        assert abs((~mask).mean() - black) < 0.01  # 1 - pi * 3/16 and 1 - pi / 4 of the image.
+    with pytest.raises(ValueError, match="kind must be one of"):
+        acquisition.field_mask((150, 200), "square")
+
+
 def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
     _, lower, _ = small_backbone
     pixels = np.random.default_rng(2).integers(0, 256, (5, 32, 48, 3)).astype("uint8")
@@ -115,11 +144,15 @@ def test_cached_features_are_stored_once_and_keyed(small_backbone, tmp_path):
     assert (tmp_path / f"{lower.name}_{old_key}.npy").is_file()  # ... the one keyed before zoom was a setting.
     closer = features.cached_features(lower, pixels, views=2, zoom=0.7, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 4 and not np.array_equal(closer, stored)
+    features.cached_features(lower, pixels, views=2, surround=0.0, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.iterdir())) == 4  # No surround named: still the old file.
+    fielded = features.cached_features(lower, pixels, views=2, surround=1.0, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.iterdir())) == 5 and not np.array_equal(fielded, stored)
     without = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3))
     without.set_weights(small_backbone[0].get_weights())
     other_lower, _ = features.split_backbone(without)  # Same weights, no colour constancy: other features.
     features.cached_features(other_lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.iterdir())) == 5
+    assert len(list(tmp_path.iterdir())) == 6
     np.testing.assert_allclose(plain[0], np.asarray(lower(pixels.astype("float32"))), rtol=1e-2, atol=1e-2)
     with pytest.raises(ValueError, match="views must be between 1 and 12"):
         features.cached_features(lower, pixels, views=13, cache_dir=tmp_path)
