@@ -15,7 +15,7 @@ filmed closer. This module holds
 - :func:`field_mask`: the round field of a contact dermoscope, whose dark
   surround ``apply(surround=...)`` adds to an image.
 
-All functions take and return uint8-valued pixels of shape (n, height, width, 3).
+The shifts take and return uint8-valued pixels of shape (n, height, width, 3).
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def shift(pixels, name, *, batch_size=256, shifts=None):
 
 
 def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2, surround=0.0):
-    """Random zoom, colour temperature, saturation, contrast, brightness, blur (and JPEG) per image (TensorFlow).
+    """Random zoom, colour temperature, saturation, contrast, brightness, blur (JPEG, dark field) per image (TF).
 
     ``images`` is a float batch (0-255); ``seed`` a pair of integers (stateless
     random ops), so a view of an image is the same on every run. ``strength``
@@ -224,8 +224,10 @@ def random_acquisition(images, seed, *, strength=1.0, jpeg=False, zoom=0.2, surr
     with probability 1/3, at a quality drawn from 30-90 (:data:`JPEG_QUALITIES`),
     as another camera or site might; its draws come from their own stream, so the
     other draws do not change. ``surround`` (0-1, with ``strength`` above 0) is
-    the share of images shown inside a contact dermoscope's dark field
-    (:func:`_random_field`), also from a stream of its own.
+    the share of images shown inside a contact dermoscope's dark field, also
+    from a stream of its own: an ellipse 0.85-1.2 times as tall as the image,
+    from a circle to the image's aspect, its centre moved by up to 5% of each
+    side, the outside dimmed to 0-15% of its brightness.
     """
     import tensorflow as tf
 
@@ -262,9 +264,11 @@ def _random_field(images, seed, share):
     """Show a ``share`` of a float batch inside a random dark dermoscope field (TensorFlow).
 
     Each chosen image keeps an ellipse whose height is 0.85-1.2 times the image's
-    (above 1 only the corners go), from a circle to the image's own aspect, its
-    centre moved by up to 5% of each side; outside, the image is dimmed to 0-15%
-    of its brightness, with an edge 5% of the radius wide.
+    (above 1 it may still cut the sides, or the top or bottom when moved), from a
+    circle to the image's own aspect, its centre moved by up to 5% of each side;
+    outside, the image is dimmed to 0-15% of its brightness, with an edge 5% of
+    the radius wide. Changing these ranges changes stored views: raise
+    ``features.FEATURES_VERSION``.
     """
     import tensorflow as tf
 

@@ -106,6 +106,13 @@ def test_surround_shows_a_share_of_views_in_a_dark_field_and_leaves_the_other_dr
     assert (every != plain).any(axis=(1, 2, 3)).all()
     np.testing.assert_array_equal(np.asarray(acquisition.random_acquisition(pixels, [3, 4], strength=0,
                                                                             surround=1.0)), pixels)
+    rng = np.random.default_rng(9)  # With JPEG too: the same images compressed, at the same qualities.
+    textured = rng.integers(0, 256, (30, 60, 80, 3)).astype("float32")
+    compressed = np.asarray(acquisition.random_acquisition(textured, [5, 6], jpeg=True))
+    both = np.asarray(acquisition.random_acquisition(textured, [5, 6], jpeg=True, surround=0.5))
+    untouched = (np.asarray(acquisition.random_acquisition(textured, [5, 6], surround=0.5))
+                 == np.asarray(acquisition.random_acquisition(textured, [5, 6]))).all(axis=(1, 2, 3))
+    assert untouched.sum() >= 5 and np.array_equal(both[untouched], compressed[untouched])
     for share in (-0.1, 1.5):
         with pytest.raises(ValueError, match="surround must be a share between 0 and 1"):
             acquisition.random_acquisition(pixels, [3, 4], surround=share)
