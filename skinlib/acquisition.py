@@ -157,12 +157,16 @@ def field_mask(shape, kind="circle"):
     if kind not in FIELDS:
         raise ValueError(f"kind must be one of {list(FIELDS)}. Got {kind!r} instead.")
     height, width = shape
-    rows, columns = np.mgrid[:height, :width]
-    dy, dx = (rows + 0.5 - height / 2) / (height / 2), (columns + 0.5 - width / 2)
-    dx = dx / (height / 2 if kind == "circle" else width / 2)
-    mask = dy ** 2 + dx ** 2 <= 1
+    rows, columns = np.mgrid[:height, :width] + 0.5
+    half_width = height / 2 if kind == "circle" else width / 2
+    mask = _squared_radius(rows, columns, height / 2, width / 2, height / 2, half_width) <= 1
     mask.setflags(write=False)  # Cached: shared by every caller.
     return mask
+
+
+def _squared_radius(rows, columns, centre_y, centre_x, half_height, half_width):
+    """Squared distance of pixel centres from an ellipse's centre, in its half-axes (1 on its edge); NumPy or TF."""
+    return ((rows - centre_y) / half_height) ** 2 + ((columns - centre_x) / half_width) ** 2
 
 
 def apply(pixels, *, temperature=0.0, brightness=1.0, contrast=1.0, blur=0.0, jpeg=None, zoom=1.0, surround=None):
@@ -281,7 +285,7 @@ def _random_field(images, seed, share):
     centre_y, centre_x = height * (0.5 + 0.1 * (column(3) - 0.5)), width * (0.5 + 0.1 * (column(4) - 0.5))
     rows = tf.reshape(tf.range(height, dtype=tf.float32) + 0.5, (1, -1, 1, 1))
     columns = tf.reshape(tf.range(width, dtype=tf.float32) + 0.5, (1, 1, -1, 1))
-    radius = tf.sqrt(((rows - centre_y) / half_height) ** 2 + ((columns - centre_x) / half_width) ** 2)
+    radius = tf.sqrt(_squared_radius(rows, columns, centre_y, centre_x, half_height, half_width))
     inside = tf.clip_by_value((1 - radius) / 0.05 + 0.5, 0.0, 1.0)
     dimmed = images * (inside + (1 - inside) * 0.15 * column(5))
     return tf.where(column(0) < share, dimmed, images)
