@@ -7,8 +7,9 @@ array, with exactly the preprocessing of training: the image is decoded by
 CMYK handled; empty, corrupt, tiny and gigantic images refused with a clear
 message), brought to the frame of the training images (:data:`FRAMING`: a
 dermoscope's dark surround is cut away, a portrait image is turned a quarter
-turn to landscape) and resized to the model's input; the model scales the
-pixels itself. Nothing leaves the machine.
+turn to landscape, a square or wide one is cut to its centred 4:3 window) and
+resized to the model's input; the model scales the pixels itself. Nothing
+leaves the machine.
 
 Research use only: this is not a medical device and not a diagnosis.
 
@@ -38,10 +39,11 @@ from skinlib.images import ImageError, frame, read_image, resize
 from skinlib.metrics import malignant_probability
 from skinlib.models import load_model
 
-FRAMING = {"surround": True, "turn": True, "fit": "stretch"}
+FRAMING = {"surround": True, "turn": True, "fit": "crop"}
 """How :func:`skinlib.images.frame` brings an image to the 4:3 landscape frame of every training image: cut a
-dermoscope's dark surround away (``benchmarks/dark_surround.py``), turn a portrait image, stretch any other aspect
-(``benchmarks/framing.py``); each chosen on validation (see the README's lesion checker section)."""
+dermoscope's dark surround away (``benchmarks/dark_surround.py``), turn a portrait image, cut any other aspect to
+its largest centred 4:3 window (``benchmarks/framing.py``); each chosen on validation, for the model shipped (see
+the README's lesion checker section)."""
 
 NOTICE = "Research use only: not a medical device and not a diagnosis. See a dermatologist about any lesion."
 

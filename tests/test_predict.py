@@ -61,10 +61,20 @@ def test_preprocessing_is_exactly_the_training_one(checker, tmp_path):
 def test_an_image_in_the_training_frame_reaches_the_model_as_before(checker):
     from skinlib import images
 
-    # 4:3 landscape (within 2%), then square and 16:9, which benchmarks/framing.py chose to keep stretching.
-    for width, height in [(200, 150), (64, 48), (612, 450), (80, 61), (150, 150), (320, 180)]:
+    for width, height in [(200, 150), (64, 48), (612, 450), (80, 61)]:  # 4:3 landscape, within 2%
         pixels = np.asarray(Image.open(io.BytesIO(jpeg_bytes(size=(width, height)))))
         assert np.array_equal(checker.predict(pixels).pixels, images.read_image(pixels, size=checker.size))
+
+
+def test_a_square_or_wide_image_is_cut_to_its_centre_not_stretched(checker):
+    """benchmarks/framing.py chose cropping over stretching for the shipped model (rule of c37d128, again b4cf3ec)."""
+    from skinlib import images
+
+    for (width, height), (top, left) in {(150, 150): (19, 0), (320, 180): (0, 40)}.items():
+        pixels = np.asarray(Image.open(io.BytesIO(jpeg_bytes(size=(width, height)))))
+        window = pixels[top:height - top, left:width - left]
+        assert abs(window.shape[0] / window.shape[1] - 0.75) < 0.01
+        assert np.array_equal(checker.predict(pixels).pixels, images.resize(window, checker.size))
 
 
 def test_a_portrait_image_is_turned_to_landscape_not_stretched(model_file):
