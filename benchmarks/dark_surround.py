@@ -4,14 +4,15 @@ Only about 3% of the training images have four dark corners (the check is printe
 dermoscopes and other archives show the skin inside a black circle or ellipse. Each validation image gets such
 a surround (everything outside a centred circle as tall as the image, or outside the ellipse that touches all
 four sides, set to black), and is scored by the checker itself (:class:`skinlib.predict.Checker`: the shipped
-model with the test-time augmentation and temperature chapter 04 chose), as it is and after cutting the image to
+model with the procedure, TTA or one pass, and temperature chapter 04 chose), as it is and after cutting the image to
 the largest 4:3 box inside the bright region, resized back: once with the region's geometry known, and once as
 :func:`skinlib.images.cut_surround` finds it (the checker's own step; it also counts the images it cuts, of the
 untouched validation and training images too).
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/dark_surround.py --out benchmarks/results/dark_surround.json
 
-About 18 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
+About 18 minutes on 2 cores for a model with TTA (an AMD EPYC without AVX-512), about 3.5 minutes for the
+one-pass model shipped since (an AMD EPYC with AVX-512). The test split is never read.
 """
 
 import sys

@@ -6,11 +6,12 @@ benchmark the checker stretched any image to the model's input. Here each valida
 shape (the centre of the 150x200 image, or the image turned a quarter turn for portrait), framed by
 :func:`skinlib.images.frame` in each way (stretch, turn a portrait image, crop to the centre, pad with black),
 resized as the checker resizes, and scored by the checker itself (:class:`skinlib.predict.Checker`, with the
-test-time augmentation and temperature chapter 04 chose for the shipped model).
+procedure, TTA or one pass, and the temperature chapter 04 chose for the shipped model).
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/framing.py --out benchmarks/results/framing.json
 
-About 19 minutes on 2 cores (an AMD EPYC without AVX-512). The test split is never read.
+About 19 minutes on 2 cores for a model with TTA (an AMD EPYC without AVX-512), about 2.5 minutes for the
+one-pass model shipped since (an AMD EPYC with AVX-512). The test split is never read.
 """
 
 import argparse
