@@ -54,7 +54,8 @@ def main():
     parser.add_argument("--out", required=True, help="the JSON to write")
     args = parser.parse_args()
     shifts = {**acquisition.SHIFTS, **{f"closer (zoom {factor:g}x)": {"zoom": factor} for factor in args.zoom}}
-    shifts.update({f"dark {kind}": {"surround": kind} for kind in acquisition.FIELDS} if args.surround else {})
+    if args.surround:
+        shifts.update({f"dark {kind}": {"surround": kind} for kind in acquisition.FIELDS})
     table, loaded = {}, {}
     for item in args.model:
         label, _, path = item.partition("=")
