@@ -460,7 +460,8 @@ def recorded_shifts(name, root=None):
     return pd.DataFrame(rows).T.rename_axis("shift")
 
 
-README_BLOCKS = ("run_times", "chapter02", "chapter03", "final", "checker_speed", "training_speed", "equal_time")
+README_BLOCKS = ("run_times", "chapter02", "chapter03", "trials", "final", "checker_speed", "training_speed",
+                 "equal_time")
 """The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
 
 
@@ -508,7 +509,75 @@ def readme_blocks(root=None):
     records = [json.loads(path.read_text()) for path in sorted(measured.glob("equal_time_*.json"))]
     if records:
         blocks["equal_time"] = _markdown_equal_time(records)
+    trials = {path.name: json.loads(path.read_text()) for path in sorted(measured.glob("*.json"))}
+    trials = {name: record for name, record in trials.items() if "settings" in record
+              and isinstance(record.get("runs"), dict)}
+    if trials:
+        blocks["trials"] = _markdown_trials(trials)
     return blocks
+
+
+def _markdown_trials(records):
+    """One row per run of chapter 03 recorded by ``benchmarks/chapter03_variant.py``: its validation scores.
+
+    Parameters
+    ----------
+    records : dict of str to dict
+        File name to record (``settings``, ``runs``, and where known ``chapter_seconds``, ``machine``,
+        ``commit`` or ``from_commit``).
+
+    Examples
+    --------
+    >>> runs = {f"m_seed{n}{suffix}": {"balanced_accuracy": 0.70 + n / 100 + (0.01 if suffix else 0),
+    ...                                 "malignant_auc": 0.88, "accuracy": 0.71}
+    ...         for n in range(3) for suffix in ("", "_tta")}
+    >>> runs["03_ensemble"] = {"balanced_accuracy": 0.73}
+    >>> record = {"settings": ["cut=block2_add"], "runs": runs, "chapter_seconds": 1800.0,
+    ...           "machine": {"processor": "AMD EPYC", "avx512": True}, "commit": "abc1234"}
+    >>> print(_markdown_trials({"chapter03_block2.json": record}).splitlines()[-1])
+    | `chapter03_block2.json` | cut=block2_add | 0-2 | 0.710 (0.010) | 0.720 | 0.730 | 0.880 | 0.710 | 30.0 | AMD EPYC, AVX-512; abc1234 |
+    """
+    import numpy as np
+
+    lines = ["Every recorded run of chapter 03 with other parameters (`benchmarks/results/`, written by "
+             "`benchmarks/chapter03_variant.py`; the `command` in each file repeats it under today's defaults). "
+             "Validation only; means over the seeds, standard deviation in brackets where there are several; "
+             "plain is one pass, TTA the four flips, the ensemble the mean of the seeds' TTA probabilities:", "",
+             "| record | settings | seeds | balanced accuracy, plain | TTA | ensemble | malignant AUC, plain | "
+             "accuracy, plain | chapter min | machine; commit |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, record in records.items():
+        found = seed_runs(record["runs"])
+        if not found:  # One run without a seed in its name (a one-seed chapter).
+            found = [(None, "TTA" if run.endswith("_tta") else "plain", run, scores)
+                     for run, scores in record["runs"].items() if "ensemble" not in run]
+        seeds = sorted({seed for seed, *_ in found if seed is not None})
+
+        def mean(procedure, metric, *, spread=False):
+            values = [scores[metric] for _, which, _, scores in found if which == procedure and metric in scores]
+            if not values:
+                return ""
+            text = f"{np.mean(values):.3f}"
+            return text + (f" ({np.std(values, ddof=1):.3f})" if spread and len(values) > 1 else "")
+
+        ensemble = next((scores["balanced_accuracy"] for run, scores in record["runs"].items() if "ensemble" in run),
+                        None)
+        machine = record.get("machine") or {}
+        where = machine.get("processor", "not recorded")
+        if machine.get("avx512") is not None:
+            where += ", AVX-512" if machine["avx512"] else ", no AVX-512"
+        if record.get("commit"):
+            where += f"; {record['commit']}"
+        elif record.get("from_commit"):
+            where += f"; read from {record['from_commit']}"
+        seconds = record.get("chapter_seconds")
+        cells = [f"`{name}`", ", ".join(record["settings"]),
+                 (f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1))
+                  else ", ".join(map(str, seeds)) or "0"),
+                 mean("plain", "balanced_accuracy", spread=True), mean("TTA", "balanced_accuracy"),
+                 "" if ensemble is None else f"{ensemble:.3f}", mean("plain", "malignant_auc"),
+                 mean("plain", "accuracy"), "" if seconds is None else f"{seconds / 60:.1f}", where]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _markdown_equal_time(records):
