@@ -72,21 +72,33 @@ def _predict(args):
     from skinlib import predict
 
     files = predict.image_files(args.images)
+    skipped = predict.skipped_files(args.images)
+    if skipped:
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(f"skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of the folder(s) that the checker "
+              f"does not read ({names}{more}): it reads files ending in "
+              f"{', '.join(predict.CHECKED_EXTENSIONS)}, and does not search subfolders.", file=sys.stderr)
     if not files:
         print("error: no image files given (or the folders hold none).", file=sys.stderr)
         return 2
     checker = predict.Checker(args.model, backend=args.backend)
-    print(predict.NOTICE, file=sys.stderr)
+    given = [name for name in ("age", "sex", "site") if getattr(args, name) is not None]
+    if given and not checker.uses_metadata:
+        print(f"note: the model {checker.name} reads the image only; --{', --'.join(given)} "
+              f"{'was' if len(given) == 1 else 'were'} not used.", file=sys.stderr)
+    print(predict.NOTICE)
     if args.csv or len(files) > 1:
-        table = checker.predict_many(files, progress=len(files) > 1)
+        table = checker.predict_many(files, progress=len(files) > 1, age=args.age, sex=args.sex, site=args.site)
         if args.csv:
             from skinlib.artefacts import write_table_atomic
 
             write_table_atomic(table, args.csv, index=False)
             print(f"Wrote {len(table)} rows to {args.csv}", file=sys.stderr)
-        shown = table.fillna("").astype(str)
-        print(shown.drop(columns=["model", "version"]).to_string(index=False))
-        print(f"model {checker.name} {checker.version}")
+        shown = table.astype(object).where(table.notna(), "").astype(str)
+        print(shown.drop(columns=["model", "version", "backend"]).to_string(index=False))
+        copy = {"lite": "LiteRT copy", "keras": "Keras"}[checker.backend]
+        print(f"model {checker.name} {checker.version} ({copy})")
         failed = int((table["error"].fillna("") != "").sum())
         if failed:
             print(f"{failed} of {len(table)} image(s) could not be read; see the error column.", file=sys.stderr)

@@ -91,18 +91,28 @@ class Prediction:
     """The screening threshold of P(malignant) validated in chapter 04 (None for a model it did not evaluate)."""
     target_sensitivity: float = None
     """The validation sensitivity that threshold was set to reach."""
+    backend: str = ""
+    """Which copy of the model answered: "lite" (its ``.tflite``) or "keras"; ``version`` hashes that file."""
+    test_screening: dict = None
+    """What the threshold did on the test split (chapter 04): ``sensitivity`` and ``ppv``, where recorded."""
 
     @property
     def screening(self):
         """What the validated screening threshold says: a sentence, or "" when the model has no threshold."""
         if self.threshold is None:
             return ""
+        test = self.test_screening or {}
         if self.malignant_probability >= self.threshold:
-            target = f"{self.target_sensitivity:.0%}" if self.target_sensitivity is not None else "most"
-            return (f"at or above the screening threshold ({self.threshold:.1%}, set in chapter 04 to catch {target} "
-                    f"of the malignant validation images): have it examined")
-        return (f"below the screening threshold ({self.threshold:.1%}); a score below it does not rule out a "
-                f"malignant lesion")
+            said = f"at or above the screening threshold ({self.threshold:.1%}): have it examined"
+            if "sensitivity" in test and "ppv" in test:
+                said += (f". On HAM10000's test images this threshold flagged {test['sensitivity']:.0%} of the "
+                         f"malignant ones, and {1 - test['ppv']:.0%} of the images it flagged were benign")
+            return said
+        said = f"below the screening threshold ({self.threshold:.1%})"
+        if "sensitivity" in test:
+            return (said + f"; on HAM10000's test images {1 - test['sensitivity']:.0%} of the malignant ones scored "
+                    f"below it too, so this does not rule out a malignant lesion")
+        return said + "; a score below it does not rule out a malignant lesion"
 
     @property
     def top3(self):
@@ -119,11 +129,12 @@ class Prediction:
         row["screening_threshold"] = "" if self.threshold is None else round(self.threshold, 4)
         above = self.threshold is not None and self.malignant_probability >= self.threshold
         row["above_screening_threshold"] = "" if self.threshold is None else above
-        row.update({"model": self.model, "version": self.version, "error": ""})
+        row.update({"model": self.model, "version": self.version, "backend": self.backend, "error": ""})
         return row
 
     def __str__(self):
-        lines = [f"{self.source}  (model {self.model} {self.version}, {self.seconds * 1000:.0f} ms)"]
+        copy = {"lite": ", LiteRT copy", "keras": ", Keras"}.get(self.backend, "")
+        lines = [f"{self.source}  (model {self.model} {self.version}{copy}, {self.seconds * 1000:.0f} ms)"]
         for rank, (code, name, probability) in enumerate(self.top3, 1):
             lines.append(f"  {rank}. {code:<6} {name:<34} {probability:6.1%}")
         lines.append(f"  P(malignant: melanoma, basal cell carcinoma or actinic keratosis) = "
@@ -173,6 +184,8 @@ class Checker:
             temperature = calibration["temperature"]
         self.temperature = None if temperature is None or float(temperature) == 1 else float(temperature)
         self.target_sensitivity = evaluated.get("screening", {}).get("target_validation_sensitivity")
+        self.test_screening = {key: value for key, value in evaluated.get("screening", {}).get("test", {}).items()
+                               if key in ("sensitivity", "ppv")} or None
         if backend not in ("auto", "keras", "lite"):
             raise ValueError(f"backend must be 'auto', 'keras' or 'lite'. Got {backend!r} instead.")
         lite = path if path.suffix == ".tflite" else path.with_suffix(".tflite")
@@ -220,8 +233,9 @@ class Checker:
         if not path.is_file():
             raise ModelError(f"{path}: no such model file (make it with skinlib.predict.export_lite).")
         try:
-            interpreter = Interpreter(model_path=str(path))
-            interpreter.allocate_tensors()
+            with _without_native_info():  # LiteRT's C++ log says "INFO: Created ... delegate": noise to a user.
+                interpreter = Interpreter(model_path=str(path))
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{path}: not a readable LiteRT model ({error}).") from None
         inputs = {("metadata" if "metadata" in d["name"] else "pixels"): d for d in interpreter.get_input_details()}
@@ -284,27 +298,56 @@ class Checker:
         probabilities = self.predict_pixels(pixels[None], age=age, sex=sex, site=site)[0]
         return Prediction(source=label, probabilities=probabilities, pixels=pixels,
                           malignant_probability=float(malignant_probability(probabilities[None])[0]),
-                          model=self.name, version=self.version, seconds=time.perf_counter() - begin,
-                          threshold=self.threshold, target_sensitivity=self.target_sensitivity)
+                          model=self.name, version=self.version, backend=self.backend,
+                          seconds=time.perf_counter() - begin,
+                          threshold=self.threshold, target_sensitivity=self.target_sensitivity,
+                          test_screening=self.test_screening)
 
-    def predict_many(self, sources, *, progress=True):
+    def predict_many(self, sources, *, progress=True, age=None, sex=None, site=None):
         """Predict every image; a bad image gets its error in the ``error`` column instead of stopping the run.
 
-        Returns a DataFrame with one row per image (see :meth:`Prediction.as_row`).
+        Returns a DataFrame with one row per image (see :meth:`Prediction.as_row`). ``age``, ``sex`` and
+        ``site`` apply to every image (one person's lesions), as in :meth:`predict`.
         """
         from tqdm import tqdm
 
         rows = []
         for source in tqdm(list(sources), desc="Checking images", unit="img", disable=not progress):
             try:
-                rows.append(self.predict(source).as_row())
+                rows.append(self.predict(source, age=age, sex=sex, site=site).as_row())
             except ImageError as error:
                 rows.append({"image": str(source), "model": self.name, "version": self.version,
-                             "error": str(error)})
+                             "backend": self.backend, "error": str(error)})
         columns = ["image", "top1", "top1_probability", "top2", "top2_probability", "top3", "top3_probability",
                    "malignant_probability", "screening_threshold", "above_screening_threshold", "model", "version",
-                   "error"]
+                   "backend", "error"]
         return pd.DataFrame(rows).reindex(columns=columns)
+
+
+@contextlib.contextmanager
+def _without_native_info():
+    """Hold back the ``INFO:`` lines that native code writes to the process's stderr; pass every other line on."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # No real stderr (some notebook frontends): nothing to hold back.
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith("INFO: ")]
+            if kept:
+                sys.stderr.write("".join(kept))
 
 
 def _has_litert():
@@ -336,8 +379,12 @@ def export_lite(model, path=None):
     return target
 
 
+CHECKED_EXTENSIONS = IMAGE_EXTENSIONS + (".tif", ".tiff", ".bmp", ".webp")
+"""The file endings the checker takes from a folder (a file named on its own is tried whatever its ending)."""
+
+
 def image_files(paths):
-    """Expand folders into the image files they hold (sorted); keep files as given.
+    """Expand folders into the image files they hold (sorted, not searching subfolders); keep files as given.
 
     >>> image_files([])
     []
@@ -345,7 +392,25 @@ def image_files(paths):
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in CHECKED_EXTENSIONS and p.is_file())
         else:
             found.append(path)
     return found
+
+
+def skipped_files(paths):
+    """What :func:`image_files` leaves out of the folders in ``paths``: other files and subfolders (sorted).
+
+    Hidden entries (a name starting with ".") are not listed.
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> for name in ("a.jpg", "b.txt", ".hidden"): _ = (folder / name).write_bytes(b"")
+    >>> (folder / "sub").mkdir(); [p.name for p in skipped_files([folder])]
+    ['b.txt', 'sub']
+    """
+    skipped = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            skipped += sorted(p for p in path.iterdir() if not p.name.startswith(".")
+                              and (p.is_dir() or p.suffix.lower() not in CHECKED_EXTENSIONS))
+    return skipped

@@ -460,8 +460,8 @@ def recorded_shifts(name, root=None):
     return pd.DataFrame(rows).T.rename_axis("shift")
 
 
-README_BLOCKS = ("run_times", "chapter02", "chapter03", "trials", "final", "checker_speed", "training_speed",
-                 "equal_time")
+README_BLOCKS = ("headline", "run_times", "chapter02", "chapter03", "trials", "final", "checker_speed",
+                 "training_speed", "equal_time")
 """The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
 
 
@@ -498,6 +498,7 @@ def readme_blocks(root=None):
                 blocks[key] = _markdown_results(table, stage=key == "chapter03")
     if (folder / FINAL_METRICS_FILE).is_file():
         final = read_final_metrics(folder)
+        blocks["headline"] = _markdown_headline(final)
         blocks["final"] = _markdown_final(final)
         checker = measured / f"predict_{final['model']}.json"
         blocks["checker_speed"] = (
@@ -677,6 +678,35 @@ def _blank(value):
 
 def _text(value):
     return "" if _blank(value) else str(value)
+
+
+def _markdown_headline(final):
+    """Two sentences for the top of the README: the final model's test scores beside the goals.
+
+    >>> score = {"estimate": 0.7, "low": 0.65, "high": 0.75}
+    >>> final = {"procedure": "m", "model": "m", "test_images": 1503, "finals": {"m": {
+    ...     "balanced_accuracy": score, "accuracy": score, "malignant_auc": score}},
+    ...     "per_class": {"mel": {"recall": 0.58, "recall_low": 0.48, "recall_high": 0.68}}}
+    >>> print(_markdown_headline(final))  # doctest: +ELLIPSIS
+    **Where it stands.** The final model (`m`), scored once on the 1,503 images of the test split: balanced ...
+    """
+    from skinlib.metrics import GOALS
+
+    test = final["finals"][final["procedure"]]
+    names = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "malignant_auc": "malignant AUC"}
+    scores = ", ".join(f"{label} **{_number(test[key]['estimate'])}** ({_number(test[key]['low'])}-"
+                       f"{_number(test[key]['high'])})" for key, label in names.items())
+    mel = final["per_class"]["mel"]
+    missed = [names[key] for key, goal in GOALS.items() if test[key]["estimate"] < goal]
+    goals = ", ".join(f"{names[key]} {goal}" for key, goal in GOALS.items())
+    verdict = ("none of them is met yet" if len(missed) == len(GOALS) else
+               f"{', '.join(missed)} not met yet" if missed else "all three are met")
+    procedure = "" if final["procedure"] == final["model"] else f", as `{final['procedure']}`"
+    return (f"**Where it stands.** The final model (`{final['model']}`{procedure}), scored once on the "
+            f"{final['test_images']:,} images of the test split: {scores}, melanoma recall "
+            f"{_number(mel['recall'], 2)} ({_number(mel['recall_low'], 2)}-{_number(mel['recall_high'], 2)}); "
+            f"95% intervals from a bootstrap over lesions. The project's goals are {goals}: {verdict}. The model "
+            f"is not a diagnosis, and it has been scored on HAM10000 images only.")
 
 
 def _markdown_final(final):

@@ -1,5 +1,6 @@
 """skinlib.predict and `python -m skinlib predict`: the lesion checker on good and bad input."""
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -195,15 +196,22 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
         (images / f"ISIC_000000{index}.jpg").write_bytes(jpeg_bytes(seed=index))
     one = _cli(images / "ISIC_0000000.jpg", "--model", model_file)
     assert one.returncode == 0, one.stderr
-    assert "1. " in one.stdout and "P(malignant" in one.stdout and "Research use only" in one.stderr
+    assert "1. " in one.stdout and "P(malignant" in one.stdout and "Research use only" in one.stdout
+    assert "INFO:" not in one.stderr  # Native log lines are held back.
+    with_age = _cli(images / "ISIC_0000000.jpg", "--model", model_file, "--age", "50", "--site", "back")
+    assert "reads the image only; --age, --site were not used" in with_age.stderr  # Said, not silently dropped.
 
     (images / "broken.jpg").write_bytes(b"GIF89a broken")
+    (images / "notes.txt").write_text("not an image")
+    (images / "more").mkdir()
+    Image.open(images / "ISIC_0000001.jpg").save(images / "scan.tif")
     out = tmp_path / "out.csv"
     many = _cli(images, "--model", model_file, "--csv", out)
     assert many.returncode == 1  # One image failed: said, not hidden.
     table = pd.read_csv(out)
-    assert len(table) == 3 and table["top1"].notna().sum() == 2
-    assert "1 of 3 image(s) could not be read" in many.stderr
+    assert len(table) == 4 and table["top1"].notna().sum() == 3 and set(table["backend"]) == {"keras"}
+    assert "1 of 4 image(s) could not be read" in many.stderr
+    assert "skipped 2 entries" in many.stderr and "(more/, notes.txt)" in many.stderr  # Named, not silently left.
 
     bad = _cli(tmp_path / "nothing.jpg", "--model", model_file)
     assert bad.returncode == 2 and "nothing.jpg: no such file" in bad.stderr
@@ -339,6 +347,11 @@ def test_the_checker_runs_the_procedure_chapter_04_evaluated(model_file, tmp_pat
     expected_words = "at or above" if answer.malignant_probability >= 0.3 else "below the screening threshold"
     assert expected_words in answer.screening and "30.0%" in answer.screening and answer.screening in str(answer)
     assert other.predict(path).screening == ""
+    tested = dataclasses.replace(answer, test_screening={"sensitivity": 0.87, "ppv": 0.42})
+    above = dataclasses.replace(tested, malignant_probability=0.31)
+    below = dataclasses.replace(tested, malignant_probability=0.29)
+    assert "flagged 87% of the malignant ones, and 58% of the images it flagged were benign" in above.screening
+    assert "13% of the malignant ones scored below it too" in below.screening  # What a low score does not say.
 
 
 def test_a_colour_constancy_model_loads_everywhere_and_exports_to_litert(tmp_path):
