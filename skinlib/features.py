@@ -313,20 +313,74 @@ def pool_views(upper, stored, *, batch_size=128):
         logger.setLevel(level)
 
 
-def loss_function(name, *, label_smoothing=0.0, gamma=2.0):
-    """The training loss by name: ``"cross_entropy"`` or ``"focal"`` (Lin et al. 2017), on one-hot labels."""
+LOSSES = ("cross_entropy", "focal", "logit_adjusted")
+"""The training losses :func:`loss_function` knows."""
+
+
+def loss_function(name, *, label_smoothing=0.0, gamma=2.0, prior=None, tau=1.0):
+    """The training loss by name, on one-hot labels and the model's probabilities.
+
+    ``"cross_entropy"``; ``"focal"`` (Lin et al. 2017); ``"logit_adjusted"``
+    (Menon et al. 2021): cross-entropy of the probabilities re-weighted by the
+    class ``prior`` to the power ``tau``, i.e. of ``softmax(logits + tau * log
+    prior)``. Training so, the model's own probabilities (used unchanged at
+    prediction) favour no class for being frequent: the balancing sits in the
+    loss, not in weights on the images.
+
+    >>> import numpy as np
+    >>> loss = loss_function("logit_adjusted", prior=[0.9, 0.1])
+    >>> y, p = np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]])
+    >>> round(float(loss(y, p)), 4)  # -log(0.1 / (0.9 + 0.1)): the rare class must earn its probability.
+    2.3026
+    """
     import keras
 
     if name == "cross_entropy":
         return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     if name == "focal":
         return keras.losses.CategoricalFocalCrossentropy(gamma=gamma, label_smoothing=label_smoothing)
-    raise ValueError(f"loss must be 'cross_entropy' or 'focal'. Got {name!r} instead.")
+    if name == "logit_adjusted":
+        if prior is None:
+            raise ValueError("loss='logit_adjusted' needs the class prior (the training split's class shares).")
+        return LogitAdjustedCrossentropy(prior, tau=tau, label_smoothing=label_smoothing)
+    raise ValueError(f"loss must be one of {LOSSES}. Got {name!r} instead.")
+
+
+def _logit_adjusted_class():
+    import keras
+
+    class LogitAdjusted(keras.losses.Loss):
+        """Cross-entropy of ``softmax(logits + tau * log prior)``, computed from the model's probabilities."""
+
+        def __init__(self, prior, *, tau=1.0, label_smoothing=0.0, name="logit_adjusted_crossentropy", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.prior, self.tau, self.label_smoothing = [float(value) for value in prior], float(tau), label_smoothing
+
+        def call(self, y_true, y_pred):
+            from keras import ops
+
+            shift = self.tau * ops.log(ops.convert_to_tensor(self.prior, dtype=y_pred.dtype))
+            log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0)) + shift  # Logits up to a constant, then shifted.
+            log_p = log_p - ops.logsumexp(log_p, axis=-1, keepdims=True)
+            classes = ops.shape(y_true)[-1]
+            y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / ops.cast(classes, y_pred.dtype)
+            return -ops.sum(y_true * log_p, axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "prior": self.prior, "tau": self.tau,
+                    "label_smoothing": self.label_smoothing}
+
+    return LogitAdjusted
+
+
+def LogitAdjustedCrossentropy(prior, *, tau=1.0, label_smoothing=0.0):  # noqa: N802 (a class, built lazily)
+    """The logit-adjusted loss of :func:`loss_function` (Keras is imported only when it is built)."""
+    return _logit_adjusted_class()(prior, tau=tau, label_smoothing=label_smoothing)
 
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
-              head=None, verbose=True):
+              head=None, verbose=True, tau=1.0):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     Parameters
@@ -348,7 +402,10 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     class_power : float, default=0.5
         With ``"shuffle"``: class weights ``(n / (7 count)) ** class_power`` in
         the loss (0: none); with ``"balanced"``: the sampling's power.
-    loss : {"cross_entropy", "focal"}, default="cross_entropy"
+    loss : {"cross_entropy", "focal", "logit_adjusted"}, default="cross_entropy"
+        ``"logit_adjusted"`` takes its prior from ``labels`` (the class shares); use it with ``class_power=0``.
+    tau : float, default=1.0
+        The power of the prior in the logit-adjusted loss (:func:`loss_function`).
     label_smoothing : float, default=0.1
     patience : int, default=4
         Epochs without a better validation balanced accuracy before stopping.
@@ -369,6 +426,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     import time
 
     import keras
+    import numpy as np
     import pandas as pd
     import tensorflow as tf
 
@@ -387,8 +445,10 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     data = data.map(one_hot)
     weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss_function(loss, label_smoothing=label_smoothing),
-                  metrics=["accuracy"])
+    counts = np.maximum(np.bincount(np.asarray(labels), minlength=7), 1)  # A class absent (smoke runs): no -inf.
+    prior = counts / counts.sum() if loss == "logit_adjusted" else None
+    model.compile(optimizer=keras.optimizers.Adam(rate),
+                  loss=loss_function(loss, label_smoothing=label_smoothing, prior=prior, tau=tau), metrics=["accuracy"])
     scorer = train.validation_callback(*validation, verbose=verbose)
     stopper = keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
                                             restore_best_weights=True, verbose=0)

@@ -510,9 +510,13 @@ def readme_blocks(root=None):
     records = [json.loads(path.read_text()) for path in sorted(measured.glob("equal_time_*.json"))]
     if records:
         blocks["equal_time"] = _markdown_equal_time(records)
-    trials = {path.name: json.loads(path.read_text()) for path in sorted(measured.glob("*.json"))}
-    trials = {name: record for name, record in trials.items() if "settings" in record
-              and isinstance(record.get("runs"), dict)}
+    trials = {}
+    for path in sorted(measured.glob("*.json")):
+        record = json.loads(path.read_text())
+        if "settings" in record and isinstance(record.get("chapter03_validation"), list):  # The older layout.
+            record["runs"] = {row["name"]: row for row in record["chapter03_validation"]}
+        if "settings" in record and isinstance(record.get("runs"), dict):
+            trials[path.name] = record
     if trials:
         blocks["trials"] = _markdown_trials(trials)
     return blocks
@@ -541,7 +545,8 @@ def _markdown_trials(records):
     import numpy as np
 
     lines = ["Every recorded run of chapter 03 with other parameters (`benchmarks/results/`, written by "
-             "`benchmarks/chapter03_variant.py`; the `command` in each file repeats it under today's defaults). "
+             "`benchmarks/chapter03_variant.py`, or read from the commit that ran it; the `command` in each "
+             "file repeats it under today's defaults). "
              "Validation only; means over the seeds, standard deviation in brackets where there are several; "
              "plain is one pass, TTA the four flips, the ensemble the mean of the seeds' TTA probabilities:", "",
              "| record | settings | seeds | balanced accuracy, plain | TTA | ensemble | malignant AUC, plain | "

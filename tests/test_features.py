@@ -217,6 +217,26 @@ def test_train_top_learns_a_separable_task_and_saves(small_backbone, tmp_path):
                                atol=1e-2)
 
 
+def test_logit_adjusted_loss_lifts_the_rare_classes_that_plain_cross_entropy_buries():
+    # Overlapping classes, 90% of class 0: plain cross-entropy learns the prior and calls almost everything 0;
+    # the logit-adjusted loss (Menon et al. 2021) learns the likelihood ratio and predicts the rare classes more often.
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 630 + list(range(1, 7)) * 10)
+    centres = np.eye(7)[labels] * 1.0
+    pooled = (centres[None] + rng.normal(0, 0.9, (2, len(labels), 7))).astype("float32")
+    shares = {}
+    for loss in ("cross_entropy", "logit_adjusted"):
+        run = features.train_top(None, pooled, labels, (pooled[0], labels), name=loss, epochs=15, batch_size=35,
+                                 learning_rate=0.01, class_power=0.0, loss=loss, label_smoothing=0.0, patience=15,
+                                 verbose=False)
+        shares[loss] = (run.validation_probabilities.argmax(axis=1) != 0).mean()
+    assert shares["logit_adjusted"] > shares["cross_entropy"] + 0.05, shares
+    with pytest.raises(ValueError, match="needs the class prior"):
+        features.loss_function("logit_adjusted")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        features.loss_function("hinge")
+
+
 def test_shades_of_gray_layer_matches_numpy_and_removes_a_cast():
     rng = np.random.default_rng(4)
     pixels = rng.integers(0, 200, (3, 10, 12, 3)).astype("uint8")
