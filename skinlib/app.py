@@ -62,7 +62,8 @@ def result_html(prediction):
     items = "".join(f"<li><b>{html.escape(code)}</b> {html.escape(name)}: {probability:.1%}</li>"
                     for code, name, probability in prediction.top3)
     risk = prediction.malignant_probability
-    screening = f" ({html.escape(prediction.screening)})" if prediction.screening else ""
+    screening = f"<br>{html.escape(prediction.screening[0].upper() + prediction.screening[1:])}." \
+        if prediction.screening else ""
     return (f"<div class='lesion-result'><ol class='top3'>{items}</ol>"
             f"<p class='malignant'>P(malignant: melanoma, basal cell carcinoma or actinic keratosis) = "
             f"<b>{risk:.1%}</b>{screening}</p>"

@@ -342,7 +342,10 @@ def loss_function(name, *, label_smoothing=0.0, gamma=2.0, prior=None, tau=1.0):
     if name == "logit_adjusted":
         if prior is None:
             raise ValueError("loss='logit_adjusted' needs the class prior (the training split's class shares).")
-        return LogitAdjustedCrossentropy(prior, tau=tau, label_smoothing=label_smoothing)
+        if label_smoothing:  # A target floor on every class, which prediction then divides by its share.
+            raise ValueError("loss='logit_adjusted' takes no label smoothing: smoothing the adjusted targets leaves "
+                             "each rare class a floor that, divided by its small share, outweighs the true class.")
+        return LogitAdjustedCrossentropy(prior, tau=tau)
     raise ValueError(f"loss must be one of {LOSSES}. Got {name!r} instead.")
 
 
@@ -403,7 +406,8 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         With ``"shuffle"``: class weights ``(n / (7 count)) ** class_power`` in
         the loss (0: none); with ``"balanced"``: the sampling's power.
     loss : {"cross_entropy", "focal", "logit_adjusted"}, default="cross_entropy"
-        ``"logit_adjusted"`` takes its prior from ``labels`` (the class shares); use it with ``class_power=0``.
+        ``"logit_adjusted"`` takes its prior from ``labels`` (the class shares); it needs ``class_power=0``,
+        ``sampling="shuffle"`` and ``label_smoothing=0``.
     tau : float, default=1.0
         The power of the prior in the logit-adjusted loss (:func:`loss_function`).
     label_smoothing : float, default=0.1
@@ -445,6 +449,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     data = data.map(one_hot)
     weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)
+    if loss == "logit_adjusted" and (class_power or sampling != "shuffle"):
+        raise ValueError("loss='logit_adjusted' balances in the loss: use it with sampling='shuffle' and "
+                         "class_power=0, not on top of class weights or balanced sampling.")
     counts = np.maximum(np.bincount(np.asarray(labels), minlength=7), 1)  # A class absent (smoke runs): no -inf.
     prior = counts / counts.sum() if loss == "logit_adjusted" else None
     model.compile(optimizer=keras.optimizers.Adam(rate),

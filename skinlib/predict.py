@@ -326,12 +326,13 @@ class Checker:
 
 @contextlib.contextmanager
 def _without_native_info():
-    """Hold back the ``INFO:`` lines that native code writes to the process's stderr; pass every other line on."""
+    """Hold back LiteRT's "INFO: Created TensorFlow Lite ..." line on the process's stderr; pass every other line."""
     import sys
     import tempfile
 
     try:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # No real stderr (some notebook frontends): nothing to hold back.
         yield
@@ -345,8 +346,8 @@ def _without_native_info():
             os.close(saved)
             held.seek(0)
             kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
-                    if not line.startswith("INFO: ")]
-            if kept:
+                    if not line.startswith("INFO: Created TensorFlow Lite")]
+            if kept and sys.stderr is not None:
                 sys.stderr.write("".join(kept))
 
 
@@ -384,7 +385,7 @@ CHECKED_EXTENSIONS = IMAGE_EXTENSIONS + (".tif", ".tiff", ".bmp", ".webp")
 
 
 def image_files(paths):
-    """Expand folders into the image files they hold (sorted, not searching subfolders); keep files as given.
+    """Expand folders into the image files they hold (sorted, not hidden, not searching subfolders); keep files.
 
     >>> image_files([])
     []
@@ -392,7 +393,8 @@ def image_files(paths):
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in CHECKED_EXTENSIONS and p.is_file())
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in CHECKED_EXTENSIONS and p.is_file()
+                            and not p.name.startswith("."))  # Hidden: e.g. macOS's "._IMG.jpg" metadata files.
         else:
             found.append(path)
     return found

@@ -235,6 +235,11 @@ def test_logit_adjusted_loss_lifts_the_rare_classes_that_plain_cross_entropy_bur
         features.loss_function("logit_adjusted")
     with pytest.raises(ValueError, match="loss must be one of"):
         features.loss_function("hinge")
+    with pytest.raises(ValueError, match="takes no label smoothing"):
+        features.loss_function("logit_adjusted", prior=[0.5, 0.5], label_smoothing=0.1)
+    with pytest.raises(ValueError, match="not on top of class weights"):
+        features.train_top(None, pooled, labels, (pooled[0], labels), name="twice", class_power=1.0,
+                           loss="logit_adjusted", label_smoothing=0.0, verbose=False)
 
 
 def test_shades_of_gray_layer_matches_numpy_and_removes_a_cast():

@@ -170,6 +170,10 @@ def test_a_model_with_metadata_uses_it_and_tolerates_unknowns(tmp_path):
     assert not np.allclose(unknown.probabilities, known.probabilities)
     person = checker.metadata_inputs(2, age=70, sex="male", site="back")  # What the app feeds Grad-CAM.
     assert person.shape == (2, 20) and np.array_equal(person[0], person[1])
+    image = tmp_path / "lesion.jpg"
+    image.write_bytes(content)
+    folder = checker.predict_many([image], progress=False, age=70, sex="male", site="back")  # A folder's answers too.
+    assert folder.loc[0, "top1_probability"] == round(float(known.probabilities.max()), 4)
 
 
 def test_folder_batch_keeps_going_past_bad_files(checker, tmp_path):
@@ -325,10 +329,12 @@ def test_the_checker_runs_the_procedure_chapter_04_evaluated(model_file, tmp_pat
     folder.mkdir()
     shutil.copy(model_file, folder / "toy.keras")
     (folder / artefacts.FINAL_METRICS_FILE).write_text(json.dumps(
-        {"model": "toy", "tta": True, "screening": {"threshold": 0.3},
+        {"model": "toy", "tta": True, "screening": {"threshold": 0.3, "test": {"sensitivity": 0.8, "ppv": 0.4,
+                                                                               "specificity": 0.7}},
          "calibration": {"temperature": 0.5, "temperature_kept": True}}))
     final = predict.Checker(folder / "toy.keras", backend="keras")
     assert final.tta and final.threshold == 0.3 and final.temperature == 0.5
+    assert final.test_screening == {"sensitivity": 0.8, "ppv": 0.4}  # What the answer quotes of the test split.
     pixels = np.random.default_rng(0).integers(0, 256, (2, *final.size, 3)).astype("uint8")
     flips = [pixels, pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
     expected = np.mean([infer.predict_proba(final.model, view) for view in flips], axis=0)
@@ -371,3 +377,6 @@ def test_a_colour_constancy_model_loads_everywhere_and_exports_to_litert(tmp_pat
     image.write_bytes(content)
     result = _cli(str(image), "--model", str(keras_file), "--backend", "keras")
     assert result.returncode == 0 and "1. " in result.stdout, result.stderr[-2000:]
+    lite = _cli(str(image), "--model", str(keras_file))
+    assert lite.returncode == 0 and "LiteRT copy" in lite.stdout, lite.stderr[-2000:]
+    assert "INFO: Created TensorFlow Lite" not in lite.stderr  # LiteRT's native start-up line is held back.
