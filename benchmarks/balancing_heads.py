@@ -8,7 +8,9 @@ training share to the power ``tau``, then renormalised). It runs chapter 03's he
 (today's recipe: stored views of ``--seed``, 30 epochs, learning rate 1e-3, label smoothing 0.1, patience 6, best
 validation epoch kept), on validation only; the logit-adjusted loss takes no label smoothing (smoothed adjusted
 targets leave each rare class a floor that prediction divides by its small share), so its arms train without. One kind of head, on one set of stored views: a scout for whether a
-three-seed trial of the whole recipe is worth its hour, not a finding about the upper blocks.
+three-seed trial of the whole recipe is worth its hour, not a finding about the upper blocks. The head loop and
+its settings repeat chapter 03's balancing cell rather than share a function with it: a change to that cell moves
+the committed chapter.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/balancing_heads.py \\
         --out benchmarks/results/balancing_heads.json
@@ -61,8 +63,7 @@ def main():
     stored_val = features.cached_features(lower, parts["val"].images, views=4, seed=args.seed, jitter=0.0,
                                           description="validation flips")
     pooled, pooled_val = features.pool_views(upper, stored), features.pool_views(upper, stored_val)
-    counts = np.maximum(np.bincount(labels["train"], minlength=7), 1)  # No class absent in the full split; a guard.
-    prior = counts / counts.sum()
+    prior = features.class_prior(labels["train"])  # What the logit-adjusted loss shifts by, too.
     rows = {}
     for option, settings in OPTIONS.items():
         for seed in range(args.seed, args.seed + 3):

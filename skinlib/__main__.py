@@ -97,8 +97,7 @@ def _predict(args):
             print(f"Wrote {len(table)} rows to {args.csv}", file=sys.stderr)
         shown = table.astype(object).where(table.notna(), "").astype(str)
         print(shown.drop(columns=["model", "version", "backend"]).to_string(index=False))
-        copy = {"lite": "LiteRT copy", "keras": "Keras"}[checker.backend]
-        print(f"model {checker.name} {checker.version} ({copy})")
+        print(f"model {checker.name} {checker.version} ({predict.BACKENDS[checker.backend]})")
         failed = int((table["error"].fillna("") != "").sum())
         if failed:
             print(f"{failed} of {len(table)} image(s) could not be read; see the error column.", file=sys.stderr)

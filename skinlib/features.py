@@ -330,7 +330,7 @@ def loss_function(name, *, label_smoothing=0.0, gamma=2.0, prior=None, tau=1.0):
     >>> import numpy as np
     >>> loss = loss_function("logit_adjusted", prior=[0.9, 0.1])
     >>> y, p = np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]])
-    >>> round(float(loss(y, p)), 4)  # -log(0.1 / (0.9 + 0.1)): the rare class must earn its probability.
+    >>> round(float(loss(y, p)[0]), 4)  # -log(0.1 / (0.9 + 0.1)): the rare class must earn its probability.
     2.3026
     """
     import keras
@@ -345,40 +345,34 @@ def loss_function(name, *, label_smoothing=0.0, gamma=2.0, prior=None, tau=1.0):
         if label_smoothing:  # A target floor on every class, which prediction then divides by its share.
             raise ValueError("loss='logit_adjusted' takes no label smoothing: smoothing the adjusted targets leaves "
                              "each rare class a floor that, divided by its small share, outweighs the true class.")
-        return LogitAdjustedCrossentropy(prior, tau=tau)
+        return _logit_adjusted(prior, tau)
     raise ValueError(f"loss must be one of {LOSSES}. Got {name!r} instead.")
 
 
-def _logit_adjusted_class():
-    import keras
+def _logit_adjusted(prior, tau):
+    """Cross-entropy of ``softmax(logits + tau * log prior)``, from the model's probabilities; one value per image."""
+    import numpy as np
+    from keras import ops
 
-    class LogitAdjusted(keras.losses.Loss):
-        """Cross-entropy of ``softmax(logits + tau * log prior)``, computed from the model's probabilities."""
+    shift = [tau * float(value) for value in np.log(np.asarray(prior, dtype="float64"))]
 
-        def __init__(self, prior, *, tau=1.0, label_smoothing=0.0, name="logit_adjusted_crossentropy", **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.prior, self.tau, self.label_smoothing = [float(value) for value in prior], float(tau), label_smoothing
+    def loss(y_true, y_pred):
+        log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0)) + ops.convert_to_tensor(shift, dtype=y_pred.dtype)
+        return -ops.sum(y_true * (log_p - ops.logsumexp(log_p, axis=-1, keepdims=True)), axis=-1)
 
-        def call(self, y_true, y_pred):
-            from keras import ops
-
-            shift = self.tau * ops.log(ops.convert_to_tensor(self.prior, dtype=y_pred.dtype))
-            log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0)) + shift  # Logits up to a constant, then shifted.
-            log_p = log_p - ops.logsumexp(log_p, axis=-1, keepdims=True)
-            classes = ops.shape(y_true)[-1]
-            y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / ops.cast(classes, y_pred.dtype)
-            return -ops.sum(y_true * log_p, axis=-1)
-
-        def get_config(self):
-            return {**super().get_config(), "prior": self.prior, "tau": self.tau,
-                    "label_smoothing": self.label_smoothing}
-
-    return LogitAdjusted
+    return loss
 
 
-def LogitAdjustedCrossentropy(prior, *, tau=1.0, label_smoothing=0.0):  # noqa: N802 (a class, built lazily)
-    """The logit-adjusted loss of :func:`loss_function` (Keras is imported only when it is built)."""
-    return _logit_adjusted_class()(prior, tau=tau, label_smoothing=label_smoothing)
+def class_prior(labels, n_classes=7):
+    """Each class's share of ``labels``, counting an absent class once (so its log is finite, as in smoke runs).
+
+    >>> class_prior([0, 0, 0, 1], n_classes=3).round(2).tolist()
+    [0.6, 0.2, 0.2]
+    """
+    import numpy as np
+
+    counts = np.maximum(np.bincount(np.asarray(labels), minlength=n_classes), 1)
+    return counts / counts.sum()
 
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
@@ -430,7 +424,6 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     import time
 
     import keras
-    import numpy as np
     import pandas as pd
     import tensorflow as tf
 
@@ -452,8 +445,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     if loss == "logit_adjusted" and (class_power or sampling != "shuffle"):
         raise ValueError("loss='logit_adjusted' balances in the loss: use it with sampling='shuffle' and "
                          "class_power=0, not on top of class weights or balanced sampling.")
-    counts = np.maximum(np.bincount(np.asarray(labels), minlength=7), 1)  # A class absent (smoke runs): no -inf.
-    prior = counts / counts.sum() if loss == "logit_adjusted" else None
+    prior = class_prior(labels) if loss == "logit_adjusted" else None
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=loss_function(loss, label_smoothing=label_smoothing, prior=prior, tau=tau), metrics=["accuracy"])
     scorer = train.validation_callback(*validation, verbose=verbose)

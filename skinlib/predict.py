@@ -45,6 +45,9 @@ dermoscope's dark surround away (``benchmarks/dark_surround.py``), turn a portra
 its largest centred 4:3 window (``benchmarks/framing.py``); each chosen on validation, for the model shipped (see
 the README's lesion checker section)."""
 
+BACKENDS = {"lite": "LiteRT copy", "keras": "Keras"}
+"""The checker's backends as its answers name them (``version`` hashes that backend's file)."""
+
 NOTICE = "Research use only: not a medical device and not a diagnosis. See a dermatologist about any lesion."
 
 
@@ -133,7 +136,7 @@ class Prediction:
         return row
 
     def __str__(self):
-        copy = {"lite": ", LiteRT copy", "keras": ", Keras"}.get(self.backend, "")
+        copy = f", {BACKENDS[self.backend]}" if self.backend in BACKENDS else ""
         lines = [f"{self.source}  (model {self.model} {self.version}{copy}, {self.seconds * 1000:.0f} ms)"]
         for rank, (code, name, probability) in enumerate(self.top3, 1):
             lines.append(f"  {rank}. {code:<6} {name:<34} {probability:6.1%}")
@@ -384,6 +387,13 @@ CHECKED_EXTENSIONS = IMAGE_EXTENSIONS + (".tif", ".tiff", ".bmp", ".webp")
 """The file endings the checker takes from a folder (a file named on its own is tried whatever its ending)."""
 
 
+def _folder_entries(folder):
+    """A folder's entries, sorted and not hidden (e.g. macOS's "._IMG.jpg"), split: image files read, the rest."""
+    entries = sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in CHECKED_EXTENSIONS]
+    return images, [p for p in entries if p not in images]
+
+
 def image_files(paths):
     """Expand folders into the image files they hold (sorted, not hidden, not searching subfolders); keep files.
 
@@ -392,11 +402,7 @@ def image_files(paths):
     """
     found = []
     for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in CHECKED_EXTENSIONS and p.is_file()
-                            and not p.name.startswith("."))  # Hidden: e.g. macOS's "._IMG.jpg" metadata files.
-        else:
-            found.append(path)
+        found += _folder_entries(path)[0] if path.is_dir() else [path]
     return found
 
 
@@ -410,9 +416,4 @@ def skipped_files(paths):
     >>> (folder / "sub").mkdir(); [p.name for p in skipped_files([folder])]
     ['b.txt', 'sub']
     """
-    skipped = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            skipped += sorted(p for p in path.iterdir() if not p.name.startswith(".")
-                              and (p.is_dir() or p.suffix.lower() not in CHECKED_EXTENSIONS))
-    return skipped
+    return [entry for path in map(Path, paths) if path.is_dir() for entry in _folder_entries(path)[1]]

@@ -333,10 +333,26 @@ def chapter03_variants(root=None):
     rows = []
     for path in sorted(folder.glob("profile_*.json")) + sorted(folder.glob("chapter03_*.json")):
         record = json.loads(path.read_text())
-        runs = record.get("chapter03_validation") or [{"name": n, **scores} for n, scores in record["runs"].items()]
-        rows += [{"variant": ", ".join(record["settings"]), **run, "file": path.name} for run in runs]
+        rows += [{"variant": ", ".join(record["settings"]), "name": name, **scores, "file": path.name}
+                 for name, scores in record_runs(record).items()]
     columns = ["variant", "name", "accuracy", "balanced_accuracy", "macro_auc", "file"]
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def record_runs(record):
+    """A chapter-03 record's runs, name to validation scores, in either layout; empty when it holds none.
+
+    ``benchmarks/chapter03_variant.py`` writes ``runs`` (a dict); a complete run of the study recorded as
+    ``profile_*.json`` keeps ``chapter03_validation`` (a list of rows with a ``name``).
+
+    >>> record_runs({"chapter03_validation": [{"name": "a", "accuracy": 0.7}]})
+    {'a': {'name': 'a', 'accuracy': 0.7}}
+    >>> record_runs({"runs": {"a": {"accuracy": 0.7}}}), record_runs({"runs": [1, 2]})
+    ({'a': {'accuracy': 0.7}}, {})
+    """
+    if isinstance(record.get("chapter03_validation"), list):
+        return {row["name"]: row for row in record["chapter03_validation"]}
+    return record["runs"] if isinstance(record.get("runs"), dict) else {}
 
 
 def seed_runs(runs):
@@ -513,10 +529,8 @@ def readme_blocks(root=None):
     trials = {}
     for path in sorted(measured.glob("*.json")):
         record = json.loads(path.read_text())
-        if "settings" in record and isinstance(record.get("chapter03_validation"), list):  # The older layout.
-            record["runs"] = {row["name"]: row for row in record["chapter03_validation"]}
-        if "settings" in record and isinstance(record.get("runs"), dict):
-            trials[path.name] = record
+        if "settings" in record and record_runs(record):
+            trials[path.name] = {**record, "runs": record_runs(record)}
     if trials:
         blocks["trials"] = _markdown_trials(trials)
     return blocks
