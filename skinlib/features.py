@@ -267,11 +267,19 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def top_model(upper, n_classes=7, *, dropout=0.3, n_features=None):
-    """The upper part of a backbone with a new :func:`skinlib.models.head`, trainable but for BatchNorm.
+BATCH_NORM = ("frozen", "trained")
+"""How :func:`top_model` treats the BatchNormalization layers of the upper part: ``"frozen"`` keeps them in
+inference mode with their ImageNet statistics (the usual advice for fine-tuning); ``"trained"`` normalises each
+batch by its own statistics while training, updates the moving statistics and trains their scale and offset, so
+the upper blocks adapt to dermoscopic images."""
 
-    Takes stored feature maps (input ``"stored"``); BatchNormalization stays in
-    inference mode with its ImageNet statistics, as in fine-tuning. With
+
+def top_model(upper, n_classes=7, *, dropout=0.3, n_features=None, batch_norm="frozen"):
+    """The upper part of a backbone with a new :func:`skinlib.models.head`, trainable (BatchNorm as ``batch_norm`` says).
+
+    Takes stored feature maps (input ``"stored"``); with ``batch_norm="frozen"``
+    BatchNormalization stays in inference mode with its ImageNet statistics, as
+    in fine-tuning; with ``"trained"`` it trains (:data:`BATCH_NORM`). With
     ``upper=None`` it is the head alone, on ``n_features`` pooled features
     (:func:`pool_views`).
     """
@@ -279,14 +287,18 @@ def top_model(upper, n_classes=7, *, dropout=0.3, n_features=None):
 
     from skinlib import models
 
+    if batch_norm not in BATCH_NORM:
+        raise ValueError(f"batch_norm must be one of {BATCH_NORM}. Got {batch_norm!r} instead.")
     if upper is None:
         return models.head(n_features, n_classes, dropout=dropout)
     stored = keras.Input(shape=upper.input_shape[1:], name="stored")
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(upper(stored, training=False))
+    frozen = batch_norm == "frozen"
+    mapped = upper(stored, training=False) if frozen else upper(stored)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(mapped)
     top = models.head(int(pooled.shape[-1]), n_classes, dropout=dropout)
     upper.trainable = True
     for layer in upper.layers:
-        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = not (frozen and isinstance(layer, keras.layers.BatchNormalization))
     return keras.Model(stored, top(pooled), name=f"{upper.name}_top")
 
 
@@ -377,7 +389,7 @@ def class_prior(labels, n_classes=7):
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
-              head=None, verbose=True, tau=1.0):
+              head=None, verbose=True, tau=1.0, batch_norm="frozen"):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     Parameters
@@ -404,6 +416,8 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         ``sampling="shuffle"`` and ``label_smoothing=0``.
     tau : float, default=1.0
         The power of the prior in the logit-adjusted loss (:func:`loss_function`).
+    batch_norm : {"frozen", "trained"}, default="frozen"
+        The upper part's BatchNormalization (:data:`BATCH_NORM`).
     label_smoothing : float, default=0.1
     patience : int, default=4
         Epochs without a better validation balanced accuracy before stopping.
@@ -430,7 +444,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     from skinlib import train
 
     train.set_seeds(seed)
-    model = top_model(upper, n_features=stored.shape[-1])
+    model = top_model(upper, n_features=stored.shape[-1], batch_norm=batch_norm)
     if head is not None:
         model.get_layer("head").set_weights(head.get_weights())
     data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
@@ -526,7 +540,8 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     trained = {id(layer) for layer in upper.layers}
     base.trainable = True  # Mark what was trained, so the saved counts say so.
     for layer in base.layers:
-        layer.trainable = id(layer) in trained and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = id(layer) in trained and (options.get("batch_norm") == "trained"
+                                                    or not isinstance(layer, keras.layers.BatchNormalization))
     run = dataclasses.replace(run, model=model)
     scores = metrics.classification_metrics(validation_labels, run.validation_probabilities)
     size = "x".join(str(side) for side in base.input_shape[1:3])

@@ -217,6 +217,31 @@ def test_train_top_learns_a_separable_task_and_saves(small_backbone, tmp_path):
                                atol=1e-2)
 
 
+def test_trained_batch_norm_adapts_the_upper_statistics_only_and_the_saved_model_uses_them(tmp_path):
+    import keras
+
+    base = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3), colour_constancy=True)
+    lower, upper = features.split_backbone(base)
+    norms = lambda model: [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]  # noqa: E731
+    before = {id(layer): [w.numpy().copy() for w in layer.weights] for layer in norms(base)}
+    rng = np.random.default_rng(4)
+    labels = np.arange(40) % 7
+    pixels = rng.integers(0, 256, (40, 32, 48, 3)).astype("uint8")
+    stored = features.cached_features(lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="batch_norm must be one of"):
+        features.top_model(upper, batch_norm="adapted")
+    experiment, _ = features.train_and_save("bn", base, upper, stored, labels, stored, labels, folder=tmp_path,
+                                            notebook="test", epochs=1, batch_size=10, verbose=False,
+                                            batch_norm="trained")
+    changed = {id(layer) for layer in norms(base)
+               if any(not np.array_equal(a, w.numpy()) for a, w in zip(before[id(layer)], layer.weights))}
+    assert changed and changed <= {id(layer) for layer in norms(upper)}  # The stored lower part is untouched.
+    assert all(layer.trainable for layer in norms(upper))
+    loaded = models.load_model(tmp_path / "bn.keras")
+    np.testing.assert_allclose(loaded.predict(pixels.astype("float32"), verbose=0), experiment.probabilities,
+                               atol=1e-2)
+
+
 def test_logit_adjusted_loss_lifts_the_rare_classes_that_plain_cross_entropy_buries():
     # Overlapping classes, 90% of class 0: plain cross-entropy learns the prior and calls almost everything 0;
     # the logit-adjusted loss (Menon et al. 2021) learns the likelihood ratio and predicts the rare classes more often.
