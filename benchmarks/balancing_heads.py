@@ -8,9 +8,8 @@ training share to the power ``tau``, then renormalised). It runs chapter 03's he
 (today's recipe: stored views of ``--seed``, 30 epochs, learning rate 1e-3, label smoothing 0.1, patience 6, best
 validation epoch kept), on validation only; the logit-adjusted loss takes no label smoothing (smoothed adjusted
 targets leave each rare class a floor that prediction divides by its small share), so its arms train without. One kind of head, on one set of stored views: a scout for whether a
-three-seed trial of the whole recipe is worth its hour, not a finding about the upper blocks. The head loop and
-its settings repeat chapter 03's balancing cell rather than share a function with it: a change to that cell moves
-the committed chapter.
+three-seed trial of the whole recipe is worth its hour, not a finding about the upper blocks. The head loop is
+the chapter's (:func:`skinlib.features.compare_heads`, with the chapter's settings).
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/balancing_heads.py \\
         --out benchmarks/results/balancing_heads.json
@@ -64,19 +63,18 @@ def main():
                                           description="validation flips")
     pooled, pooled_val = features.pool_views(upper, stored), features.pool_views(upper, stored_val)
     prior = features.class_prior(labels["train"])  # What the logit-adjusted loss shifts by, too.
+    seeds = range(args.seed, args.seed + 3)
+    heads, table = features.compare_heads(pooled, labels["train"], (pooled_val[0], labels["val"]), options=OPTIONS,
+                                          seeds=seeds, epochs=30, label_smoothing=0.1, patience=6)
     rows = {}
-    for option, settings in OPTIONS.items():
-        for seed in range(args.seed, args.seed + 3):
-            run = features.train_top(None, pooled, labels["train"], (pooled_val[0], labels["val"]), name=option,
-                                     epochs=30, learning_rate=1e-3, patience=6, seed=seed, verbose=False,
-                                     **{"label_smoothing": 0.1, **settings})
-            rows[(option, seed)] = metrics.classification_metrics(labels["val"], run.validation_probabilities)
-            if option == "none":
-                for tau in POST_HOC:
-                    adjusted = run.validation_probabilities / prior ** tau
-                    adjusted /= adjusted.sum(axis=1, keepdims=True)
-                    rows[(f"none, then post-hoc tau {tau:g}", seed)] = metrics.classification_metrics(
-                        labels["val"], adjusted)
+    for option, seed in table.index:
+        rows[(option, seed)] = table.loc[(option, seed)]
+        if option == "none":
+            for tau in POST_HOC:
+                adjusted = heads[(option, seed)].validation_probabilities / prior ** tau
+                adjusted /= adjusted.sum(axis=1, keepdims=True)
+                rows[(f"none, then post-hoc tau {tau:g}", seed)] = pd.Series(metrics.classification_metrics(
+                    labels["val"], adjusted))
     table = pd.DataFrame(rows).T[KEYS].astype(float)
     summary = table.groupby(level=0, sort=False).agg(["mean", "std"])
     print(summary.round(3).to_string())

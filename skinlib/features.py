@@ -480,6 +480,63 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
                      best_epoch=best, validation_probabilities=scorer.probabilities[best])
 
 
+BALANCING = {
+    "class weights, power 0.5": dict(sampling="shuffle", class_power=0.5),
+    "class weights, power 1": dict(sampling="shuffle", class_power=1.0),
+    "balanced sampling": dict(sampling="balanced", class_power=1.0),
+    "focal loss": dict(sampling="shuffle", class_power=0.0, loss="focal"),
+}
+"""Chapter 03's class-balancing options: :func:`train_top` settings by name."""
+
+
+def compare_heads(pooled, labels, validation, *, options=None, seeds=(0, 1, 2), epochs=30, learning_rate=1e-3,
+                  label_smoothing=0.1, patience=6):
+    """Train a head per balancing option and seed on pooled stored views, and score each on validation.
+
+    A head trains in seconds on :func:`pool_views`' features, so options can be
+    compared over several seeds before the upper blocks train with one of them.
+
+    Parameters
+    ----------
+    pooled : ndarray of shape (views, n, channels)
+    labels : ndarray of shape (n,)
+    validation : tuple (pooled features of shape (n_val, channels), labels)
+    options : dict, default=None
+        Name to :func:`train_top` settings (:data:`BALANCING` by default); an
+        option's own ``label_smoothing`` wins over the argument.
+    seeds : iterable of int, default=(0, 1, 2)
+
+    Returns
+    -------
+    heads : dict
+        ``(option, seed)`` to its :class:`skinlib.train.Run` (best validation epoch).
+    scores : pandas.DataFrame
+        :func:`skinlib.metrics.classification_metrics` of each head, indexed by ``(option, seed)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.arange(70) % 7
+    >>> pooled = (np.eye(7)[y] + np.random.default_rng(0).normal(0, 0.3, (2, 70, 7))).astype("float32")
+    >>> heads, scores = compare_heads(pooled, y, (pooled[0], y), options={"none": dict(class_power=0.0)},
+    ...                               seeds=(0, 1), epochs=20, learning_rate=0.05)
+    >>> list(scores.index), float(scores.loc[("none", 0), "balanced_accuracy"]) > 1 / 7
+    ([('none', 0), ('none', 1)], True)
+    """
+    import pandas as pd
+
+    from skinlib import metrics
+
+    heads, scores = {}, {}
+    for option, settings in (BALANCING if options is None else options).items():
+        for seed in seeds:
+            heads[(option, seed)] = run = train_top(
+                None, pooled, labels, validation, name=option, epochs=epochs, learning_rate=learning_rate,
+                patience=patience, seed=seed, verbose=False, **{"label_smoothing": label_smoothing, **settings})
+            scores[(option, seed)] = metrics.classification_metrics(validation[1], run.validation_probabilities)
+    return heads, pd.DataFrame(scores).T
+
+
 def predict_views(model, stored, *, batch_size=256):
     """Class probabilities of a top model for every stored view, averaged over the views (test-time augmentation).
 
