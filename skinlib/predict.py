@@ -200,7 +200,8 @@ class Checker:
         self.path = path
 
     def _load_keras(self, path):
-        import tensorflow as tf
+        with _without_startup_noise():  # TensorFlow's C++ start-up log (oneDNN, absl): noise to a user.
+            import tensorflow as tf
 
         if not path.is_file():
             raise ModelError(f"{path}: no such model file.")
@@ -236,7 +237,7 @@ class Checker:
         if not path.is_file():
             raise ModelError(f"{path}: no such model file (make it with skinlib.predict.export_lite).")
         try:
-            with _without_native_info():  # LiteRT's C++ log says "INFO: Created ... delegate": noise to a user.
+            with _without_startup_noise():  # LiteRT's C++ log says "INFO: Created ... delegate": noise to a user.
                 interpreter = Interpreter(model_path=str(path))
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
@@ -328,10 +329,17 @@ class Checker:
 
 
 @contextlib.contextmanager
-def _without_native_info():
-    """Hold back LiteRT's "INFO: Created TensorFlow Lite ..." line on the process's stderr; pass every other line."""
+def _without_startup_noise():
+    """Hold back the native start-up lines of TensorFlow and LiteRT on the process's stderr; pass every other line.
+
+    The lines held back are :data:`skinlib.reproduce.STARTUP_NOISE` (absl's "WARNING: All log messages before
+    ...", oneDNN's notices, LiteRT's "INFO: Created TensorFlow Lite ... delegate"), which C++ writes to file
+    descriptor 2, out of reach of Python's logging and of ``TF_CPP_MIN_LOG_LEVEL`` here.
+    """
     import sys
     import tempfile
+
+    from skinlib.reproduce import drop_startup_noise
 
     try:
         if sys.stderr is not None:
@@ -348,10 +356,9 @@ def _without_native_info():
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
-            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
-                    if not line.startswith("INFO: Created TensorFlow Lite")]
+            kept = drop_startup_noise(held.read().decode(errors="replace"))
             if kept and sys.stderr is not None:
-                sys.stderr.write("".join(kept))
+                sys.stderr.write(kept)
 
 
 def _has_litert():
