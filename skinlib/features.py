@@ -293,8 +293,9 @@ def top_model(upper, n_classes=7, *, dropout=0.3, n_features=None, batch_norm="f
         return models.head(n_features, n_classes, dropout=dropout)
     stored = keras.Input(shape=upper.input_shape[1:], name="stored")
     frozen = batch_norm == "frozen"
-    mapped = upper(stored, training=False) if frozen else upper(stored)
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(mapped)
+    # BatchNorm's mode follows layer.trainable, set below: in Keras 3 a frozen BatchNormalization layer runs in
+    # inference mode, while a training=False given to this call would not survive fit(), which passes its own.
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(upper(stored))
     top = models.head(int(pooled.shape[-1]), n_classes, dropout=dropout)
     upper.trainable = True
     for layer in upper.layers:

@@ -445,10 +445,12 @@ def head(n_features, n_classes=7, *, n_metadata=0, dropout=0.3, metadata_units=3
 def classifier(base, top, *, name=None):
     """Join a pretrained base and a :func:`head`: pixels (and metadata) in, class probabilities out.
 
-    The base is called with ``training=False``, so its BatchNormalization
-    layers stay in inference mode even when it is unfrozen for fine-tuning (as
-    Keras' transfer-learning guide advises): their ImageNet statistics are not
-    overwritten by small batches of skin images. The base starts frozen.
+    The base starts frozen. Its BatchNormalization layers stay in inference
+    mode when it is unfrozen for fine-tuning, because :func:`unfreeze` keeps
+    them frozen (as Keras' transfer-learning guide advises): their ImageNet
+    statistics are not overwritten by small batches of skin images. In Keras 3
+    that is what holds them: the ``training=False`` of the base's call here
+    does not survive ``fit``, which passes its own ``training`` to every layer.
 
     >>> base = backbone("mobilenet_025", weights=None, input_shape=(32, 32, 3))
     >>> model = classifier(base, head(256, n_metadata=20))

@@ -334,12 +334,14 @@ def _without_startup_noise():
 
     The lines held back are :data:`skinlib.reproduce.STARTUP_NOISE` (absl's "WARNING: All log messages before
     ...", oneDNN's notices, LiteRT's "INFO: Created TensorFlow Lite ... delegate"), which C++ writes to file
-    descriptor 2, out of reach of Python's logging and of ``TF_CPP_MIN_LOG_LEVEL`` here.
+    descriptor 2, out of reach of Python's logging and of ``TF_CPP_MIN_LOG_LEVEL`` here. Every other line is
+    passed on as it comes (through a pipe read by a thread), so the message of a native crash inside the block
+    is not held back with the noise.
     """
     import sys
-    import tempfile
+    import threading
 
-    from skinlib.reproduce import drop_startup_noise
+    from skinlib.reproduce import STARTUP_NOISE
 
     try:
         if sys.stderr is not None:
@@ -348,17 +350,25 @@ def _without_startup_noise():
     except (OSError, ValueError):  # No real stderr (some notebook frontends): nothing to hold back.
         yield
         return
-    with tempfile.TemporaryFile(mode="w+b") as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
+    reader, writer = os.pipe()
+    os.dup2(writer, 2)
+    os.close(writer)
+
+    def forward():
+        with os.fdopen(reader, "rb") as lines:
+            for line in lines:
+                if not STARTUP_NOISE.match(line.decode(errors="replace").rstrip("\n")):
+                    os.write(saved, line)
+
+    pump = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    pump.start()
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)  # Closes the pipe's last writer: the thread reads to its end and stops.
+        pump.join(timeout=5)
+        if not pump.is_alive():
             os.close(saved)
-            held.seek(0)
-            kept = drop_startup_noise(held.read().decode(errors="replace"))
-            if kept and sys.stderr is not None:
-                sys.stderr.write(kept)
 
 
 def _has_litert():

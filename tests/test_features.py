@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skinlib import acquisition, features, models
+from skinlib import acquisition, features, metrics, models
 
 
 @pytest.fixture(scope="module")
@@ -236,10 +236,30 @@ def test_trained_batch_norm_adapts_the_upper_statistics_only_and_the_saved_model
     changed = {id(layer) for layer in norms(base)
                if any(not np.array_equal(a, w.numpy()) for a, w in zip(before[id(layer)], layer.weights))}
     assert changed and changed <= {id(layer) for layer in norms(upper)}  # The stored lower part is untouched.
+    # The moving statistics move only in training mode: the batches' own statistics were used.
+    assert any(not np.array_equal(before[id(layer)][2], layer.moving_mean.numpy()) for layer in norms(upper))
     assert all(layer.trainable for layer in norms(upper))
     loaded = models.load_model(tmp_path / "bn.keras")
     np.testing.assert_allclose(loaded.predict(pixels.astype("float32"), verbose=0), experiment.probabilities,
                                atol=1e-2)
+
+
+def test_compare_heads_trains_each_option_and_seed_as_train_top_would():
+    rng = np.random.default_rng(5)
+    labels = np.arange(70) % 7
+    pooled = (np.eye(7)[labels] + rng.normal(0, 0.8, (2, 70, 7))).astype("float32")
+    options = {"weights": dict(class_power=1.0), "sharp": dict(class_power=0.0, label_smoothing=0.0)}
+    heads, scores = features.compare_heads(pooled, labels, (pooled[0], labels), options=options, seeds=(3, 4),
+                                           epochs=3, label_smoothing=0.2, patience=5)
+    assert list(scores.index) == [("weights", 3), ("weights", 4), ("sharp", 3), ("sharp", 4)]
+    for (option, seed), settings in [(("weights", 4), dict(class_power=1.0, label_smoothing=0.2)),
+                                     (("sharp", 3), dict(class_power=0.0, label_smoothing=0.0))]:
+        alone = features.train_top(None, pooled, labels, (pooled[0], labels), name=option, epochs=3,
+                                   learning_rate=1e-3, patience=5, seed=seed, verbose=False, **settings)
+        np.testing.assert_allclose(heads[(option, seed)].validation_probabilities, alone.validation_probabilities,
+                                   atol=1e-6)
+        assert scores.loc[(option, seed), "balanced_accuracy"] == pytest.approx(
+            metrics.classification_metrics(labels, alone.validation_probabilities)["balanced_accuracy"])
 
 
 def test_logit_adjusted_loss_lifts_the_rare_classes_that_plain_cross_entropy_buries():
