@@ -37,11 +37,29 @@ checks both):
 __version__ = "0.1.0"
 
 import os as _os
+import re as _re
 from pathlib import Path as _Path
 
 # TensorFlow's C++ start-up chatter (CPU feature notes) would fill every notebook's output; warnings stay visible.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+STARTUP_NOISE = _re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+                            r"STDERR|I0000 00:00:\d+\.\d+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\..*"
+                            r"|E0000 00:00:\d+\.\d+ +\d+ util\.cc:\d+\] oneDNN supports DT_[A-Z0-9]+ only on platforms "
+                            r"with AVX-512\..*|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)$")
+"""The C++ start-up lines of TensorFlow and LiteRT (written before a log level applies, most with a timestamp and a
+process id): dropped from notebook outputs (:mod:`skinlib.reproduce`) and held back by the lesion checker."""
+
+
+def drop_startup_noise(text):
+    r"""Remove TensorFlow's start-up lines (:data:`STARTUP_NOISE`) from a stream output's text.
+
+    >>> drop_startup_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    ...                    "real warning\n")
+    'real warning\n'
+    """
+    return "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.match(line.rstrip("\n")))
 
 def repo_root():
     """Return the repository that holds this package (or the working folder when installed)."""

@@ -332,7 +332,7 @@ class Checker:
 def _without_startup_noise():
     """Hold back the native start-up lines of TensorFlow and LiteRT on the process's stderr; pass every other line.
 
-    The lines held back are :data:`skinlib.reproduce.STARTUP_NOISE` (absl's "WARNING: All log messages before
+    The lines held back are :data:`skinlib.STARTUP_NOISE` (absl's "WARNING: All log messages before
     ...", oneDNN's notices, LiteRT's "INFO: Created TensorFlow Lite ... delegate"), which C++ writes to file
     descriptor 2, out of reach of Python's logging and of ``TF_CPP_MIN_LOG_LEVEL`` here. Every other line is
     passed on as it comes (through a pipe read by a thread), so the message of a native crash inside the block
@@ -341,7 +341,7 @@ def _without_startup_noise():
     import sys
     import threading
 
-    from skinlib.reproduce import STARTUP_NOISE
+    from skinlib import STARTUP_NOISE
 
     try:
         if sys.stderr is not None:

@@ -24,7 +24,7 @@ import re
 import time
 from pathlib import Path
 
-from skinlib import repo_root
+from skinlib import drop_startup_noise, repo_root
 from skinlib.artefacts import (FINAL_METRICS_FILE, RESULTS_FILE, SMOKE_FOLDER, forget_stale, models_dir,
                                read_final_metrics, read_results, write_atomic, write_json_atomic)
 
@@ -154,22 +154,6 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
     return output
 
 
-STARTUP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
-                           r"STDERR|I0000 00:00:\d+\.\d+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\..*"
-                           r"|E0000 00:00:\d+\.\d+ +\d+ util\.cc:\d+\] oneDNN supports DT_[A-Z0-9]+ only on platforms "
-                           r"with AVX-512\..*|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)$")
-"""TensorFlow's C++ start-up and CPU-capability lines (written before its log level applies, with a timestamp and
-process id)."""
-
-
-def drop_startup_noise(text):
-    r"""Remove TensorFlow's start-up lines (:data:`STARTUP_NOISE`) from a stream output's text.
-
-    >>> drop_startup_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-    ...                    "real warning\n")
-    'real warning\n'
-    """
-    return "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.match(line.rstrip("\n")))
 
 
 def clean_notebook(path):
