@@ -61,6 +61,7 @@ def drop_startup_noise(text):
     """
     return "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.match(line.rstrip("\n")))
 
+
 def repo_root():
     """Return the repository that holds this package (or the working folder when installed)."""
     here = _Path(__file__).resolve().parent.parent

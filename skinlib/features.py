@@ -274,6 +274,13 @@ batch by its own statistics while training, updates the moving statistics and tr
 the upper blocks adapt to dermoscopic images."""
 
 
+def _trains(layer, batch_norm):
+    """Whether ``layer`` of a trained upper part trains: all but BatchNormalization, which trains only when ``"trained"``."""
+    import keras
+
+    return batch_norm == "trained" or not isinstance(layer, keras.layers.BatchNormalization)
+
+
 def top_model(upper, n_classes=7, *, dropout=0.3, n_features=None, batch_norm="frozen"):
     """The upper part of a backbone with a new :func:`skinlib.models.head`, trainable (BatchNorm as ``batch_norm`` says).
 
@@ -292,14 +299,13 @@ def top_model(upper, n_classes=7, *, dropout=0.3, n_features=None, batch_norm="f
     if upper is None:
         return models.head(n_features, n_classes, dropout=dropout)
     stored = keras.Input(shape=upper.input_shape[1:], name="stored")
-    frozen = batch_norm == "frozen"
     # BatchNorm's mode follows layer.trainable, set below: in Keras 3 a frozen BatchNormalization layer runs in
     # inference mode, while a training=False given to this call would not survive fit(), which passes its own.
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(upper(stored))
     top = models.head(int(pooled.shape[-1]), n_classes, dropout=dropout)
     upper.trainable = True
     for layer in upper.layers:
-        layer.trainable = not (frozen and isinstance(layer, keras.layers.BatchNormalization))
+        layer.trainable = _trains(layer, batch_norm)
     return keras.Model(stored, top(pooled), name=f"{upper.name}_top")
 
 
@@ -587,7 +593,6 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     """
     import dataclasses
 
-    import keras
     import numpy as np
 
     from skinlib import artefacts, metrics, models, train
@@ -598,8 +603,7 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     trained = {id(layer) for layer in upper.layers}
     base.trainable = True  # Mark what was trained, so the saved counts say so.
     for layer in base.layers:
-        layer.trainable = id(layer) in trained and (options.get("batch_norm") == "trained"
-                                                    or not isinstance(layer, keras.layers.BatchNormalization))
+        layer.trainable = id(layer) in trained and _trains(layer, options.get("batch_norm", "frozen"))
     run = dataclasses.replace(run, model=model)
     scores = metrics.classification_metrics(validation_labels, run.validation_probabilities)
     size = "x".join(str(side) for side in base.input_shape[1:3])
@@ -636,7 +640,7 @@ def _train_step(model):
     import tensorflow as tf
 
     for layer in model.layers:
-        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = _trains(layer, "frozen")
     optimizer = keras.optimizers.Adam(1e-4)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     head = keras.layers.Dense(7)
