@@ -396,7 +396,7 @@ def class_prior(labels, n_classes=7):
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
-              head=None, verbose=True, tau=1.0, batch_norm="frozen"):
+              head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     Parameters
@@ -428,6 +428,11 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     label_smoothing : float, default=0.1
     patience : int, default=4
         Epochs without a better validation balanced accuracy before stopping.
+    ema : float, default=0.0
+        Above 0: the momentum of an exponential moving average of the trained
+        weights, updated every step (Keras's ``use_ema``); each epoch is scored,
+        and the best one kept, with the average in place of the weights
+        (``keras.callbacks.SwapEMAWeights``). 0: the weights themselves.
     head : keras.Model, default=None
         A head already trained on the frozen upper part's pooled features
         (the ``model`` of a :func:`train_top` run with ``upper=None``): its
@@ -467,17 +472,22 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         raise ValueError("loss='logit_adjusted' balances in the loss: use it with sampling='shuffle' and "
                          "class_power=0, not on top of class weights or balanced sampling.")
     prior = class_prior(labels) if loss == "logit_adjusted" else None
-    model.compile(optimizer=keras.optimizers.Adam(rate),
+    if not 0 <= ema < 1:
+        raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
+    optimizer = keras.optimizers.Adam(rate, use_ema=ema > 0, ema_momentum=ema or 0.99)
+    model.compile(optimizer=optimizer,
                   loss=loss_function(loss, label_smoothing=label_smoothing, prior=prior, tau=tau), metrics=["accuracy"])
     scorer = train.validation_callback(*validation, verbose=verbose)
     stopper = keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
                                             restore_best_weights=True, verbose=0)
+    # The swap goes first, so that the scorer scores the average and the stopper keeps it.
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
     begin = time.perf_counter()
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions: noise here.
     try:
         history = model.fit(data, epochs=epochs, steps_per_epoch=steps, class_weight=weights,
-                            callbacks=[scorer, stopper], verbose=0, shuffle=False)
+                            callbacks=[*swap, scorer, stopper], verbose=0, shuffle=False)
     finally:
         logger.setLevel(level)
     table = pd.DataFrame(history.history).rename_axis("epoch")

@@ -262,6 +262,44 @@ def test_compare_heads_trains_each_option_and_seed_as_train_top_would():
             metrics.classification_metrics(labels, alone.validation_probabilities)["balanced_accuracy"])
 
 
+def test_ema_scores_and_keeps_the_moving_average_of_the_best_epoch():
+    rng = np.random.default_rng(6)
+    labels = np.arange(140) % 7
+    pooled = (np.eye(7)[labels] + rng.normal(0, 0.9, (2, 140, 7))).astype("float32")
+    validation = (pooled[1], labels)
+    from skinlib import train
+
+    train.set_seeds(0)  # As train_top starts: the same seed, the same initial head.
+    initial = np.concatenate([w.ravel() for w in features.top_model(None, n_features=7).get_weights()])
+    moved = {}
+    for ema, patience in [(0.0, 20), (0.9, 20), (0.9, 1), (0.999999, 20)]:
+        run = features.train_top(None, pooled, labels, validation, name="ema", epochs=8, batch_size=14,
+                                 learning_rate=0.05, patience=patience, ema=ema, verbose=False)
+        # What the best epoch scored is what the model keeps: the average, swapped in before scoring and stopping.
+        np.testing.assert_allclose(run.model.predict(validation[0], verbose=0), run.validation_probabilities,
+                                   atol=1e-6)
+        moved[ema, patience] = np.abs(np.concatenate([w.ravel() for w in run.model.get_weights()]) - initial).max()
+    # A momentum near 1 keeps the weights of the first step, which barely moved under the one-cycle warm-up;
+    # without an average the weights moved far.
+    assert moved[0.999999, 20] < 0.05 * moved[0.0, 20]
+    with pytest.raises(ValueError, match="momentum lies in"):
+        features.train_top(None, pooled, labels, validation, name="bad", epochs=1, ema=1.0, verbose=False)
+
+
+def test_the_saved_pixels_in_model_holds_the_moving_average(tmp_path):
+    base = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3), colour_constancy=True)
+    lower, upper = features.split_backbone(base)
+    rng = np.random.default_rng(7)
+    labels = np.arange(40) % 7
+    pixels = rng.integers(0, 256, (40, 32, 48, 3)).astype("uint8")
+    stored = features.cached_features(lower, pixels, views=1, jitter=0, cache_dir=tmp_path, progress=False)
+    experiment, _ = features.train_and_save("ema", base, upper, stored, labels, stored, labels, folder=tmp_path,
+                                            notebook="test", epochs=2, batch_size=10, verbose=False, ema=0.9)
+    loaded = models.load_model(tmp_path / "ema.keras")
+    np.testing.assert_allclose(loaded.predict(pixels.astype("float32"), verbose=0), experiment.probabilities,
+                               atol=1e-2)
+
+
 def test_logit_adjusted_loss_lifts_the_rare_classes_that_plain_cross_entropy_buries():
     # Overlapping classes, 90% of class 0: plain cross-entropy learns the prior and calls almost everything 0;
     # the logit-adjusted loss (Menon et al. 2021) learns the likelihood ratio and predicts the rare classes more often.
