@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skinlib import acquisition, features, metrics, models
+from skinlib import acquisition, features, metrics, models, train
 
 
 @pytest.fixture(scope="module")
@@ -267,8 +267,6 @@ def test_ema_scores_and_keeps_the_moving_average_of_the_best_epoch():
     labels = np.arange(140) % 7
     pooled = (np.eye(7)[labels] + rng.normal(0, 0.9, (2, 140, 7))).astype("float32")
     validation = (pooled[1], labels)
-    from skinlib import train
-
     train.set_seeds(0)  # As train_top starts: the same seed, the same initial head.
     initial = np.concatenate([w.ravel() for w in features.top_model(None, n_features=7).get_weights()])
     moved = {}
