@@ -455,6 +455,11 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
 
     from skinlib import train
 
+    if loss == "logit_adjusted" and (class_power or sampling != "shuffle"):
+        raise ValueError("loss='logit_adjusted' balances in the loss: use it with sampling='shuffle' and "
+                         "class_power=0, not on top of class weights or balanced sampling.")
+    if not 0 <= ema < 1:
+        raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
     train.set_seeds(seed)
     model = top_model(upper, n_features=stored.shape[-1], batch_norm=batch_norm)
     if head is not None:
@@ -468,13 +473,8 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     data = data.map(one_hot)
     weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)
-    if loss == "logit_adjusted" and (class_power or sampling != "shuffle"):
-        raise ValueError("loss='logit_adjusted' balances in the loss: use it with sampling='shuffle' and "
-                         "class_power=0, not on top of class weights or balanced sampling.")
     prior = class_prior(labels) if loss == "logit_adjusted" else None
-    if not 0 <= ema < 1:
-        raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
-    optimizer = keras.optimizers.Adam(rate, use_ema=ema > 0, ema_momentum=ema or 0.99)
+    optimizer = keras.optimizers.Adam(rate, use_ema=ema > 0, ema_momentum=ema)
     model.compile(optimizer=optimizer,
                   loss=loss_function(loss, label_smoothing=label_smoothing, prior=prior, tau=tau), metrics=["accuracy"])
     scorer = train.validation_callback(*validation, verbose=verbose)

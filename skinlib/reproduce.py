@@ -154,8 +154,6 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
     return output
 
 
-
-
 def clean_notebook(path):
     """Drop what papermill records that is noise in a committed notebook: paths, timestamps, per-cell timings.
 
