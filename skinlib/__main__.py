@@ -68,6 +68,16 @@ def _reproduce(args):
     reproduce.reproduce(smoke=args.smoke, only=args.only, settings=settings)
 
 
+PREDICT_EXIT_STATUS = """exit status:
+  0  every image was answered
+  1  with several images or --csv: some could not be read (each has its message in the CSV's
+     error column and is counted on stderr); the others were answered
+  2  no answer: no image files, a single image that could not be read, a missing or unreadable
+     model, or a bad argument
+Entries of a folder that the checker does not read (other endings, subfolders, a metadata CSV
+beside the images) are named on stderr and leave the status as it is."""
+
+
 def _predict(args):
     from skinlib import predict
 
@@ -144,7 +154,8 @@ def build_parser():
                          help="only rewrite the README's result tables from Saved_Models/ and stop")
     command.set_defaults(run=_reproduce)
 
-    command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine")
+    command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine",
+                                  epilog=PREDICT_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("images", nargs="+", help="image files or folders of images")
     command.add_argument("--model", help="a .keras model (default: the final model in Saved_Models/)")
     command.add_argument("--csv", help="write one row per image to this CSV file")

@@ -205,10 +205,13 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
     with_age = _cli(images / "ISIC_0000000.jpg", "--model", model_file, "--age", "50", "--site", "back")
     assert "reads the image only; --age, --site were not used" in with_age.stderr  # Said, not silently dropped.
 
-    (images / "broken.jpg").write_bytes(b"GIF89a broken")
     (images / "notes.txt").write_text("not an image")
     (images / "more").mkdir()
     Image.open(images / "ISIC_0000001.jpg").save(images / "scan.tif")
+    read_all = _cli(images, "--model", model_file)
+    assert read_all.returncode == 0, read_all.stderr  # Skipped entries are named but do not fail the run.
+    assert "skipped 2 entries" in read_all.stderr and "could not be read" not in read_all.stderr
+    (images / "broken.jpg").write_bytes(b"GIF89a broken")
     out = tmp_path / "out.csv"
     many = _cli(images, "--model", model_file, "--csv", out)
     assert many.returncode == 1  # One image failed: said, not hidden.
@@ -216,6 +219,8 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
     assert len(table) == 4 and table["top1"].notna().sum() == 3 and set(table["backend"]) == {"keras"}
     assert "1 of 4 image(s) could not be read" in many.stderr
     assert "skipped 2 entries" in many.stderr and "(more/, notes.txt)" in many.stderr  # Named, not silently left.
+
+    assert "exit status:" in _cli("--help").stdout  # The statuses above are documented where a user looks.
 
     bad = _cli(tmp_path / "nothing.jpg", "--model", model_file)
     assert bad.returncode == 2 and "nothing.jpg: no such file" in bad.stderr
