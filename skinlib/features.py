@@ -382,6 +382,41 @@ def _logit_adjusted(prior, tau):
     return loss
 
 
+def with_malignant_term(loss, weight, malignant=None):
+    """``loss`` plus ``weight`` times the binary cross-entropy of P(malignant), one value per image.
+
+    P(malignant) is the summed probability of the ``malignant`` class indices
+    (None: akiec, bcc and mel, :data:`skinlib.data.MALIGNANT`), the score that the
+    malignant AUC and the checker's screening threshold read. Plain
+    cross-entropy charges mistaking a melanoma for a nevus no more than for a
+    benign keratosis; this term charges a mistake more when it crosses the line
+    between malignant and benign. Its target is the unsmoothed malignant label.
+
+    >>> import numpy as np, keras
+    >>> loss = with_malignant_term(keras.losses.CategoricalCrossentropy(), 1.0, malignant=(0,))
+    >>> y, p = np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]])
+    >>> round(float(loss(y, p)[0]), 4)  # -log(0.5) twice: once as a class, once as malignant.
+    1.3863
+    """
+    from keras import ops
+
+    from skinlib.data import CLASSES, MALIGNANT
+
+    if malignant is None:
+        malignant = [CLASSES.index(name) for name in MALIGNANT]
+    per_image = getattr(loss, "call", loss)  # A Keras Loss object's call() keeps one value per image.
+    mask = [1.0 if index in malignant else 0.0 for index in range(len(CLASSES))]
+
+    def combined(y_true, y_pred):
+        shown = ops.convert_to_tensor(mask[:y_pred.shape[-1]], dtype=y_pred.dtype)
+        target = ops.sum(y_true * shown, axis=-1)
+        score = ops.clip(ops.sum(y_pred * shown, axis=-1), 1e-7, 1.0 - 1e-7)
+        binary = -(target * ops.log(score) + (1.0 - target) * ops.log(1.0 - score))
+        return per_image(y_true, y_pred) + weight * binary
+
+    return combined
+
+
 def class_prior(labels, n_classes=7):
     """Each class's share of ``labels``, counting an absent class once (so its log is finite, as in smoke runs).
 
@@ -396,7 +431,7 @@ def class_prior(labels, n_classes=7):
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
-              head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0):
+              head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0, malignant_weight=0.0):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     Parameters
@@ -433,6 +468,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         weights, updated every step (Keras's ``use_ema``); each epoch is scored,
         and the best one kept, with the average in place of the weights
         (``keras.callbacks.SwapEMAWeights``). 0: the weights themselves.
+    malignant_weight : float, default=0.0
+        Above 0: the loss gains this times the binary cross-entropy of
+        P(malignant) (:func:`with_malignant_term`). 0: the loss alone.
     head : keras.Model, default=None
         A head already trained on the frozen upper part's pooled features
         (the ``model`` of a :func:`train_top` run with ``upper=None``): its
@@ -460,6 +498,8 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
                          "class_power=0, not on top of class weights or balanced sampling.")
     if not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
+    if malignant_weight < 0:
+        raise ValueError(f"malignant_weight={malignant_weight!r}: a weight of the malignant term is 0 or more.")
     train.set_seeds(seed)
     model = top_model(upper, n_features=stored.shape[-1], batch_norm=batch_norm)
     if head is not None:
@@ -475,8 +515,10 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)
     prior = class_prior(labels) if loss == "logit_adjusted" else None
     optimizer = keras.optimizers.Adam(rate, use_ema=ema > 0, ema_momentum=ema)
-    model.compile(optimizer=optimizer,
-                  loss=loss_function(loss, label_smoothing=label_smoothing, prior=prior, tau=tau), metrics=["accuracy"])
+    objective = loss_function(loss, label_smoothing=label_smoothing, prior=prior, tau=tau)
+    if malignant_weight:
+        objective = with_malignant_term(objective, malignant_weight)
+    model.compile(optimizer=optimizer, loss=objective, metrics=["accuracy"])
     scorer = train.validation_callback(*validation, verbose=verbose)
     stopper = keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
                                             restore_best_weights=True, verbose=0)

@@ -309,6 +309,36 @@ def test_the_saved_pixels_in_model_holds_the_moving_average(tmp_path):
     assert moved[0.0] > 1e-5 and moved[0.999999] < 0.05 * moved[0.0]  # Rounding alone moves them by ~1e-8.
 
 
+def test_malignant_term_adds_the_binary_cross_entropy_of_p_malignant_per_image():
+    import keras
+
+    rng = np.random.default_rng(8)
+    y = np.eye(7)[rng.integers(0, 7, 32)].astype("float32")
+    p = rng.dirichlet(np.ones(7), 32).astype("float32")
+    loss = features.with_malignant_term(keras.losses.CategoricalCrossentropy(label_smoothing=0.1), 0.5)
+    smoothed = y * 0.9 + 0.1 / 7
+    cross_entropy = -(smoothed * np.log(p)).sum(axis=1)
+    malignant = [0, 1, 4]  # akiec, bcc, mel
+    target, score = y[:, malignant].sum(axis=1), p[:, malignant].sum(axis=1)
+    binary = -(target * np.log(score) + (1 - target) * np.log(1 - score))
+    np.testing.assert_allclose(np.asarray(loss(y, p)), cross_entropy + 0.5 * binary, rtol=1e-5)
+
+
+def test_train_top_adds_the_malignant_term_when_weighted():
+    rng = np.random.default_rng(9)
+    labels = np.arange(140) % 7
+    pooled = (np.eye(7)[labels] + rng.normal(0, 0.9, (2, 140, 7))).astype("float32")
+    first = {}
+    for weight in (0.0, 1.0):
+        run = features.train_top(None, pooled, labels, (pooled[1], labels), name="malignant", epochs=2,
+                                 batch_size=14, learning_rate=0.01, malignant_weight=weight, verbose=False)
+        first[weight] = run.history["loss"].iloc[0]
+    assert first[1.0] > first[0.0] + 0.2  # The same seed and data; the binary term (about 0.6 at first) is added.
+    with pytest.raises(ValueError, match="malignant term"):
+        features.train_top(None, pooled, labels, (pooled[1], labels), name="bad", epochs=1, malignant_weight=-1,
+                           verbose=False)
+
+
 def test_logit_adjusted_loss_lifts_the_rare_classes_that_plain_cross_entropy_buries():
     # Overlapping classes, 90% of class 0: plain cross-entropy learns the prior and calls almost everything 0;
     # the logit-adjusted loss (Menon et al. 2021) learns the likelihood ratio and predicts the rare classes more often.
