@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 
 def _download(args):
@@ -69,11 +71,12 @@ def _reproduce(args):
 
 
 PREDICT_EXIT_STATUS = """exit status:
-  0  every image was answered
-  1  with several images or --csv: some could not be read (each has its message in the CSV's
-     error column and is counted on stderr); the others were answered
-  2  no answer: no image files, a single image that could not be read, a missing or unreadable
-     model, or a bad argument
+  0    every image was answered
+  1    some images could not be read (each has its message in the error column of the table
+       and the CSV) and the others were answered
+  2    no answer: no image files, none of them readable, a missing or unreadable model, a CSV
+       path that cannot be written, or a bad argument
+  130  interrupted (Ctrl-C)
 Entries of a folder that the checker does not read (other endings, subfolders, a metadata CSV
 beside the images) are named on stderr and leave the status as it is."""
 
@@ -92,6 +95,13 @@ def _predict(args):
     if not files:
         print("error: no image files given (or the folders hold none).", file=sys.stderr)
         return 2
+    if args.csv:  # Refused before the model loads and the images run, not after.
+        target = Path(args.csv)
+        if target.is_dir() or not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+            problem = ("is a folder" if target.is_dir() else "has no folder to go in" if not target.parent.is_dir()
+                       else "is in a folder this user cannot write")
+            print(f"error: the CSV file {target} {problem}; give a file path in a writable folder.", file=sys.stderr)
+            return 2
     checker = predict.Checker(args.model, backend=args.backend)
     given = [name for name in ("age", "sex", "site") if getattr(args, name) is not None]
     if given and not checker.uses_metadata:
@@ -100,18 +110,22 @@ def _predict(args):
     print(predict.NOTICE)
     if args.csv or len(files) > 1:
         table = checker.predict_many(files, progress=len(files) > 1, age=args.age, sex=args.sex, site=args.site)
-        if args.csv:
-            from skinlib.artefacts import write_table_atomic
-
-            write_table_atomic(table, args.csv, index=False)
-            print(f"Wrote {len(table)} rows to {args.csv}", file=sys.stderr)
         shown = table.astype(object).where(table.notna(), "").astype(str)
         print(shown.drop(columns=["model", "version", "backend"]).to_string(index=False))
         print(f"model {checker.name} {checker.version} ({predict.BACKENDS[checker.backend]})")
+        if args.csv:  # After the table is shown, so that a failed write loses no answer.
+            from skinlib.artefacts import write_table_atomic
+
+            try:
+                write_table_atomic(table, args.csv, index=False)
+            except OSError as error:
+                print(f"error: could not write the CSV file {args.csv}: {error.strerror or error}", file=sys.stderr)
+                return 2
+            print(f"Wrote {len(table)} rows to {args.csv}", file=sys.stderr)
         failed = int((table["error"].fillna("") != "").sum())
         if failed:
             print(f"{failed} of {len(table)} image(s) could not be read; see the error column.", file=sys.stderr)
-        return 1 if failed else 0
+        return 2 if failed == len(table) else 1 if failed else 0
     print(checker.predict(files[0], age=args.age, sex=args.sex, site=args.site))
     return 0
 

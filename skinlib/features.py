@@ -470,7 +470,8 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         (``keras.callbacks.SwapEMAWeights``). 0: the weights themselves.
     malignant_weight : float, default=0.0
         Above 0: the loss gains this times the binary cross-entropy of
-        P(malignant) (:func:`with_malignant_term`). 0: the loss alone.
+        P(malignant) (:func:`with_malignant_term`); not with ``"logit_adjusted"``.
+        0: the loss alone. :func:`train_and_save` records it (and ``ema``) when not 0.
     head : keras.Model, default=None
         A head already trained on the frozen upper part's pooled features
         (the ``model`` of a :func:`train_top` run with ``upper=None``): its
@@ -498,8 +499,11 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
                          "class_power=0, not on top of class weights or balanced sampling.")
     if not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
-    if malignant_weight < 0:
+    if not malignant_weight >= 0:  # Also refuses NaN.
         raise ValueError(f"malignant_weight={malignant_weight!r}: a weight of the malignant term is 0 or more.")
+    if malignant_weight and loss == "logit_adjusted":
+        raise ValueError("malignant_weight with loss='logit_adjusted': the term would read the unadjusted "
+                         "probabilities and pull P(malignant) back toward the training shares.")
     train.set_seeds(seed)
     model = top_model(upper, n_features=stored.shape[-1], batch_norm=batch_norm)
     if head is not None:
@@ -659,8 +663,10 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     run = dataclasses.replace(run, model=model)
     scores = metrics.classification_metrics(validation_labels, run.validation_probabilities)
     size = "x".join(str(side) for side in base.input_shape[1:3])
+    changed = {key: options[key] for key in ("ema", "malignant_weight") if options.get(key)}  # Only where not 0.
     train.save_run(run, scores, folder=folder, notebook=notebook,
-                   extra={"input_size": size, "train_images": len(labels), "stage": "cached views", **(extra or {})})
+                   extra={"input_size": size, "train_images": len(labels), "stage": "cached views", **changed,
+                          **(extra or {})})
     tta = predict_views(top, validation_views)
     artefacts.record_metrics(f"{name}_tta", metrics.classification_metrics(validation_labels, tta), folder=folder,
                              notebook=notebook, extra={"stage": "test-time augmentation"})

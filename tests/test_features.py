@@ -1,9 +1,10 @@
 """Cached multi-view features and acquisition shifts: real computations on small arrays."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from skinlib import acquisition, features, metrics, models, train
+from skinlib import acquisition, artefacts, features, metrics, models, train
 
 
 @pytest.fixture(scope="module")
@@ -307,6 +308,8 @@ def test_the_saved_pixels_in_model_holds_the_moving_average(tmp_path):
         moved[ema] = max(np.abs(saved[path] - value).max() for path, value in before.items())
     # The saved upper blocks are the average (near the first step's weights), not the weights training reached.
     assert moved[0.0] > 1e-5 and moved[0.999999] < 0.05 * moved[0.0]  # Rounding alone moves them by ~1e-8.
+    rows = pd.read_csv(tmp_path / artefacts.RESULTS_FILE).set_index("name")
+    assert rows.loc["ema0.999999", "ema"] == 0.999999 and pd.isna(rows.loc["ema0.0", "ema"])  # Recorded where not 0.
 
 
 def test_malignant_term_adds_the_binary_cross_entropy_of_p_malignant_per_image():
@@ -334,9 +337,13 @@ def test_train_top_adds_the_malignant_term_when_weighted():
                                  batch_size=14, learning_rate=0.01, malignant_weight=weight, verbose=False)
         first[weight] = run.history["loss"].iloc[0]
     assert first[1.0] > first[0.0] + 0.2  # The same seed and data; the binary term (about 0.6 at first) is added.
-    with pytest.raises(ValueError, match="malignant term"):
-        features.train_top(None, pooled, labels, (pooled[1], labels), name="bad", epochs=1, malignant_weight=-1,
-                           verbose=False)
+    for weight in (-1, float("nan")):
+        with pytest.raises(ValueError, match="malignant term"):
+            features.train_top(None, pooled, labels, (pooled[1], labels), name="bad", epochs=1,
+                               malignant_weight=weight, verbose=False)
+    with pytest.raises(ValueError, match="unadjusted"):
+        features.train_top(None, pooled, labels, (pooled[1], labels), name="bad", epochs=1, loss="logit_adjusted",
+                           class_power=0, label_smoothing=0, malignant_weight=1.0, verbose=False)
 
 
 def test_logit_adjusted_loss_lifts_the_rare_classes_that_plain_cross_entropy_buries():

@@ -220,7 +220,14 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
     assert "1 of 4 image(s) could not be read" in many.stderr
     assert "skipped 2 entries" in many.stderr and "(more/, notes.txt)" in many.stderr  # Named, not silently left.
 
-    assert "exit status:" in _cli("--help").stdout  # The statuses above are documented where a user looks.
+    none_read = _cli(images / "broken.jpg", "--model", model_file, "--csv", tmp_path / "none.csv")
+    assert none_read.returncode == 2 and "1 of 1 image(s) could not be read" in none_read.stderr  # No answer at all.
+    into_folder = _cli(images, "--model", model_file, "--csv", tmp_path)
+    assert into_folder.returncode == 2 and f"the CSV file {tmp_path} is a folder" in into_folder.stderr
+    assert "Traceback" not in into_folder.stderr
+    from skinlib.__main__ import PREDICT_EXIT_STATUS
+
+    assert PREDICT_EXIT_STATUS in _cli("--help").stdout  # The statuses above are documented where a user looks.
 
     bad = _cli(tmp_path / "nothing.jpg", "--model", model_file)
     assert bad.returncode == 2 and "nothing.jpg: no such file" in bad.stderr
