@@ -95,8 +95,11 @@ def _predict(args):
     if not files:
         print("error: no image files given (or the folders hold none).", file=sys.stderr)
         return 2
-    if args.csv:  # Refused before the model loads and the images run, not after.
-        target = Path(args.csv)
+    if args.csv is not None:  # Refused before the model loads and the images run, not after.
+        if not args.csv.strip():
+            print("error: --csv needs a file path.", file=sys.stderr)
+            return 2
+        target = args.csv = Path(args.csv).expanduser()
         if target.is_dir() or not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
             problem = ("is a folder" if target.is_dir() else "has no folder to go in" if not target.parent.is_dir()
                        else "is in a folder this user cannot write")
@@ -108,12 +111,15 @@ def _predict(args):
         print(f"note: the model {checker.name} reads the image only; --{', --'.join(given)} "
               f"{'was' if len(given) == 1 else 'were'} not used.", file=sys.stderr)
     print(predict.NOTICE)
-    if args.csv or len(files) > 1:
+    if args.csv is not None or len(files) > 1:
         table = checker.predict_many(files, progress=len(files) > 1, age=args.age, sex=args.sex, site=args.site)
         shown = table.astype(object).where(table.notna(), "").astype(str)
         print(shown.drop(columns=["model", "version", "backend"]).to_string(index=False))
         print(f"model {checker.name} {checker.version} ({predict.BACKENDS[checker.backend]})")
-        if args.csv:  # After the table is shown, so that a failed write loses no answer.
+        failed = int((table["error"].fillna("") != "").sum())
+        if failed:
+            print(f"{failed} of {len(table)} image(s) could not be read; see the error column.", file=sys.stderr)
+        if args.csv is not None:  # After the table is shown, so that a failed write loses no answer.
             from skinlib.artefacts import write_table_atomic
 
             try:
@@ -122,9 +128,6 @@ def _predict(args):
                 print(f"error: could not write the CSV file {args.csv}: {error.strerror or error}", file=sys.stderr)
                 return 2
             print(f"Wrote {len(table)} rows to {args.csv}", file=sys.stderr)
-        failed = int((table["error"].fillna("") != "").sum())
-        if failed:
-            print(f"{failed} of {len(table)} image(s) could not be read; see the error column.", file=sys.stderr)
         return 2 if failed == len(table) else 1 if failed else 0
     print(checker.predict(files[0], age=args.age, sex=args.sex, site=args.site))
     return 0

@@ -389,7 +389,7 @@ def with_malignant_term(loss, weight, malignant=None):
     (None: akiec, bcc and mel, :data:`skinlib.data.MALIGNANT`), the score that the
     malignant AUC and the checker's screening threshold read. Plain
     cross-entropy charges mistaking a melanoma for a nevus no more than for a
-    benign keratosis; this term charges a mistake more when it crosses the line
+    basal cell carcinoma; this term charges a mistake more when it crosses the line
     between malignant and benign. Its target is the unsmoothed malignant label.
 
     >>> import numpy as np, keras
@@ -486,6 +486,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         are in ``upper`` and the head, so :func:`skinlib.models.classifier`
         of the backbone and ``run.model.get_layer("head")`` is the pixels-in model.
     """
+    import numbers
     import time
 
     import keras
@@ -499,7 +500,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
                          "class_power=0, not on top of class weights or balanced sampling.")
     if not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
-    if not malignant_weight >= 0:  # Also refuses NaN.
+    if not (isinstance(malignant_weight, numbers.Real) and 0 <= malignant_weight < float("inf")):  # Not NaN either.
         raise ValueError(f"malignant_weight={malignant_weight!r}: a weight of the malignant term is 0 or more.")
     if malignant_weight and loss == "logit_adjusted":
         raise ValueError("malignant_weight with loss='logit_adjusted': the term would read the unadjusted "

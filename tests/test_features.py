@@ -337,7 +337,7 @@ def test_train_top_adds_the_malignant_term_when_weighted():
                                  batch_size=14, learning_rate=0.01, malignant_weight=weight, verbose=False)
         first[weight] = run.history["loss"].iloc[0]
     assert first[1.0] > first[0.0] + 0.2  # The same seed and data; the binary term (about 0.6 at first) is added.
-    for weight in (-1, float("nan")):
+    for weight in (-1, float("nan"), float("inf"), None):
         with pytest.raises(ValueError, match="malignant term"):
             features.train_top(None, pooled, labels, (pooled[1], labels), name="bad", epochs=1,
                                malignant_weight=weight, verbose=False)

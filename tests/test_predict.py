@@ -225,6 +225,10 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
     into_folder = _cli(images, "--model", model_file, "--csv", tmp_path)
     assert into_folder.returncode == 2 and f"the CSV file {tmp_path} is a folder" in into_folder.stderr
     assert "Traceback" not in into_folder.stderr
+    nowhere = _cli(images, "--model", model_file, "--csv", tmp_path / "missing" / "out.csv")
+    assert nowhere.returncode == 2 and "has no folder to go in" in nowhere.stderr
+    empty = _cli(images, "--model", model_file, "--csv", "")
+    assert empty.returncode == 2 and "--csv needs a file path" in empty.stderr
     from skinlib.__main__ import PREDICT_EXIT_STATUS
 
     assert PREDICT_EXIT_STATUS in _cli("--help").stdout  # The statuses above are documented where a user looks.
