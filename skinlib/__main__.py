@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -99,11 +98,12 @@ def _predict(args):
         if not args.csv.strip():
             print("error: --csv needs a file path.", file=sys.stderr)
             return 2
-        target = args.csv = Path(args.csv).expanduser()
-        if target.is_dir() or not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
-            problem = ("is a folder" if target.is_dir() else "has no folder to go in" if not target.parent.is_dir()
-                       else "is in a folder this user cannot write")
-            print(f"error: the CSV file {target} {problem}; give a file path in a writable folder.", file=sys.stderr)
+        from skinlib.artefacts import unwritable_reason
+
+        args.csv = Path(args.csv).expanduser()
+        problem = unwritable_reason(args.csv)
+        if problem:
+            print(f"error: the CSV file {args.csv} {problem}; give a file path in a writable folder.", file=sys.stderr)
             return 2
     checker = predict.Checker(args.model, backend=args.backend)
     given = [name for name in ("age", "sex", "site") if getattr(args, name) is not None]

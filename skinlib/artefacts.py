@@ -148,6 +148,31 @@ def write_atomic(path, write):
         raise
 
 
+def unwritable_reason(path):
+    """Why :func:`write_atomic` could not write ``path`` (None where it could), checked before any work.
+
+    Missing folders are fine (``write_atomic`` makes them); a folder in the
+    file's place, a file in a folder's place or a folder this user cannot
+    write are not.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> unwritable_reason(folder / "new" / "out.csv") is None, unwritable_reason(folder)
+    (True, 'is a folder')
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder"
+    folder = path.parent
+    while not folder.exists():  # The nearest folder that exists decides: write_atomic makes the rest.
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"lies under {folder}, which is a file"
+    if not os.access(folder, os.W_OK):
+        return f"is in {folder}, a folder this user cannot write"
+    return None
+
+
 def write_table_atomic(table, path, **options):
     """Write a DataFrame as CSV (``\\n`` line ends) through a temporary file; ``options`` go to ``to_csv``."""
     buffer = io.StringIO()

@@ -386,7 +386,7 @@ def with_malignant_term(loss, weight, malignant=None):
     """``loss`` plus ``weight`` times the binary cross-entropy of P(malignant), one value per image.
 
     P(malignant) is the summed probability of the ``malignant`` class indices
-    (None: akiec, bcc and mel, :data:`skinlib.data.MALIGNANT`), the score that the
+    (None: akiec, bcc and mel, :data:`skinlib.metrics.MALIGNANT_INDEX`), the score that the
     malignant AUC and the checker's screening threshold read. Plain
     cross-entropy charges mistaking a melanoma for a nevus no more than for a
     basal cell carcinoma; this term charges a mistake more when it crosses the line
@@ -400,17 +400,14 @@ def with_malignant_term(loss, weight, malignant=None):
     """
     from keras import ops
 
-    from skinlib.data import CLASSES, MALIGNANT
+    from skinlib.metrics import MALIGNANT_INDEX
 
-    if malignant is None:
-        malignant = [CLASSES.index(name) for name in MALIGNANT]
+    malignant = list(MALIGNANT_INDEX if malignant is None else malignant)
     per_image = getattr(loss, "call", loss)  # A Keras Loss object's call() keeps one value per image.
-    mask = [1.0 if index in malignant else 0.0 for index in range(len(CLASSES))]
 
     def combined(y_true, y_pred):
-        shown = ops.convert_to_tensor(mask[:y_pred.shape[-1]], dtype=y_pred.dtype)
-        target = ops.sum(y_true * shown, axis=-1)
-        score = ops.clip(ops.sum(y_pred * shown, axis=-1), 1e-7, 1.0 - 1e-7)
+        target = ops.sum(ops.take(y_true, malignant, axis=-1), axis=-1)
+        score = ops.clip(ops.sum(ops.take(y_pred, malignant, axis=-1), axis=-1), 1e-7, 1.0 - 1e-7)
         binary = -(target * ops.log(score) + (1.0 - target) * ops.log(1.0 - score))
         return per_image(y_true, y_pred) + weight * binary
 

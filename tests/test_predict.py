@@ -212,7 +212,7 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
     assert read_all.returncode == 0, read_all.stderr  # Skipped entries are named but do not fail the run.
     assert "skipped 2 entries" in read_all.stderr and "could not be read" not in read_all.stderr
     (images / "broken.jpg").write_bytes(b"GIF89a broken")
-    out = tmp_path / "out.csv"
+    out = tmp_path / "new" / "out.csv"  # A missing folder is made.
     many = _cli(images, "--model", model_file, "--csv", out)
     assert many.returncode == 1  # One image failed: said, not hidden.
     table = pd.read_csv(out)
@@ -225,8 +225,8 @@ def test_cli_single_image_folder_and_csv(model_file, tmp_path):
     into_folder = _cli(images, "--model", model_file, "--csv", tmp_path)
     assert into_folder.returncode == 2 and f"the CSV file {tmp_path} is a folder" in into_folder.stderr
     assert "Traceback" not in into_folder.stderr
-    nowhere = _cli(images, "--model", model_file, "--csv", tmp_path / "missing" / "out.csv")
-    assert nowhere.returncode == 2 and "has no folder to go in" in nowhere.stderr
+    under_file = _cli(images, "--model", model_file, "--csv", images / "ISIC_0000000.jpg" / "out.csv")
+    assert under_file.returncode == 2 and "which is a file" in under_file.stderr
     empty = _cli(images, "--model", model_file, "--csv", "")
     assert empty.returncode == 2 and "--csv needs a file path" in empty.stderr
     from skinlib.__main__ import PREDICT_EXIT_STATUS
