@@ -673,6 +673,57 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     return experiment, tta
 
 
+def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook):
+    """Save the seeds of one recipe as one model that averages them, with its validation rows.
+
+    The model (:func:`skinlib.models.ensemble`) is an ordinary ``<name>.keras``:
+    chapter 04 and the checker read it like any classifier. Its rows in the
+    results table: ``name`` (the mean of the members' one-pass validation
+    probabilities) and ``<name>_tta`` (the mean of their TTA probabilities),
+    each naming its members, which chapter 04 then no longer weighs one by one
+    (:func:`skinlib.final.candidates`).
+
+    Parameters
+    ----------
+    name : str
+    experiments : dict of str to skinlib.train.Experiment
+        The seeds, from :func:`train_and_save` (their models take pixels).
+    tta : dict of str to ndarray
+        Each seed's validation TTA probabilities, from :func:`train_and_save`.
+    validation_labels : ndarray of shape (n_val,)
+    folder, notebook : as in :func:`skinlib.train.save_run`
+
+    Returns
+    -------
+    plain, tta : ndarray of shape (n_val, 7)
+        The ensemble's validation probabilities, one pass and with TTA.
+
+    Examples
+    --------
+    >>> plain, averaged = save_ensemble("03_efficientnet_lite0_ensemble", runs, tta, labels["val"],
+    ...                                 folder=folder, notebook=notebook)  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from skinlib import artefacts, metrics, models
+
+    model = models.ensemble([experiment.run.model for experiment in experiments.values()], name=name)
+    artefacts.save_model_atomic(model, Path(folder) / f"{name}.keras")
+    plain = np.mean([experiment.probabilities for experiment in experiments.values()], axis=0)
+    averaged = np.mean([tta[member] for member in experiments], axis=0)
+    members = " + ".join(experiments)
+    size = "x".join(str(side) for side in model.inputs[0].shape[1:3])
+    details = {"params": int(model.count_params()),
+               "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights))}
+    for row, probabilities, stage in ((name, plain, "ensemble"), (f"{name}_tta", averaged, "ensemble with TTA")):
+        artefacts.record_metrics(row, metrics.classification_metrics(validation_labels, probabilities), folder=folder,
+                                 notebook=notebook, details=details,
+                                 extra={"input_size": size, "stage": stage, "members": members})
+    return plain, averaged
+
+
 def _images_per_second(step, batch, *, steps, repeats=1):
     """Images per second of ``step(batch)`` after one untimed warm-up step: the best of ``repeats`` timings.
 

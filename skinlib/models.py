@@ -468,6 +468,49 @@ def classifier(base, top, *, name=None):
     return keras.Model(image, top(pooled), name=name or base.name)
 
 
+def ensemble(members, *, name="ensemble"):
+    """One model that averages the class probabilities of ``members`` (same inputs, same classes).
+
+    A saved ensemble is an ordinary ``.keras`` file: the checker, chapter 04
+    and LiteRT read it like any classifier. Each member keeps its own layers
+    (its name must be unique among the members); :func:`members` lists them.
+
+    >>> first = classifier(backbone("mobilenet_025", weights=None, input_shape=(32, 32, 3)), head(256), name="a")
+    >>> second = classifier(backbone("mobilenet_025", weights=None, input_shape=(32, 32, 3)), head(256), name="b")
+    >>> model = ensemble([first, second])
+    >>> x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    >>> bool(np.allclose(model(x), (first(x) + second(x)) / 2, atol=1e-6)), [m.name for m in members(model)]
+    (True, ['a', 'b'])
+    """
+    keras = _keras()
+    members = list(members)
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least two members. Got {len(members)}.")
+    names = [member.name for member in members]
+    if len(set(names)) != len(names):
+        raise ValueError(f"the members' names must differ (they name the ensemble's layers). Got {names}.")
+    shapes = {tuple(tuple(i.shape[1:]) for i in member.inputs) for member in members}
+    if len(shapes) != 1:
+        raise ValueError(f"the members take different inputs: {sorted(shapes)}.")
+    inputs = [keras.Input(shape=i.shape[1:], name=i.name.split(":")[0]) for i in members[0].inputs]
+    fed = inputs if len(inputs) > 1 else inputs[0]
+    outputs = [member(fed) for member in members]
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0],
+                       keras.layers.Average(name="mean_probability")(outputs), name=name)
+
+
+def members(model):
+    """The member models of an :func:`ensemble` (in order); ``[]`` for any other model.
+
+    >>> members(cnn(input_shape=(16, 16, 3)))
+    []
+    """
+    keras = _keras()
+    if not any(layer.name == "mean_probability" for layer in model.layers):
+        return []
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
 def unfreeze(model, start=None):
     """Make the base of a :func:`classifier` trainable from layer ``start`` on (fine-tuning).
 
