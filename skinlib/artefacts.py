@@ -298,9 +298,9 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
     rule : str
         How the final model was chosen (:data:`skinlib.final.RULE`).
     model : str
-        The final single model's file stem (the lesion checker's default model).
+        The final model's file stem (the lesion checker's default model; an ensemble is one file).
     procedure : str
-        The first final's name (the model, with ``_tta`` when it uses TTA).
+        The final procedure's name (the model, with ``_tta`` when it uses TTA).
     tta : bool
     input_size : tuple (height, width)
     smoke : bool
@@ -329,9 +329,9 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
     explanations : DataFrame
         :func:`skinlib.explanation_scores.summarise_scores`, indexed by (class, predictions).
     decision_tradeoff : DataFrame
-        :func:`skinlib.metrics.decision_tradeoff` of the first final on the validation split.
+        :func:`skinlib.metrics.decision_tradeoff` of the final procedure on the validation split.
     tta_comparison : dict
-        :func:`skinlib.final.compare_tta`: what TTA did for the first final's model, on validation and on test.
+        :func:`skinlib.final.compare_tta`: what TTA did for the final model, on validation and on test.
 
     Returns
     -------

@@ -332,10 +332,14 @@ def grad_cam(model, pixels, class_index=None, *, metadata=None):
     map says how much each channel matters for that class; their weighted sum,
     kept where positive, shows where the evidence lies (Selvaraju et al., 2017).
 
+    An ensemble (:func:`skinlib.models.ensemble`) is explained by the mean of
+    its members' heat maps (each scaled to 0-1) for the class the ensemble
+    predicts: where the members look, on average.
+
     Parameters
     ----------
     model : keras.Model
-        A chapter-02 CNN or a chapter-03 classifier (with its "head").
+        A chapter-02 CNN, a chapter-03 classifier (with its "head") or an ensemble of them.
     pixels : ndarray (height, width, 3)
         At the model's input size.
     class_index : int, default=None
@@ -356,8 +360,16 @@ def grad_cam(model, pixels, class_index=None, *, metadata=None):
     """
     import tensorflow as tf
 
+    from skinlib.models import members
+
     x = tf.convert_to_tensor(np.asarray(pixels, "float32")[None])
     meta = None if metadata is None else tf.convert_to_tensor(np.asarray(metadata, "float32")[None])
+    if parts := members(model):
+        if class_index is None:
+            class_index = int(np.argmax(model([x, meta] if meta is not None else x, training=False)[0]))
+        heat = np.mean([grad_cam(part, pixels, class_index, metadata=metadata)[0] for part in parts], axis=0)
+        top = heat.max()
+        return (heat / top if top > 0 else heat).astype("float32"), class_index
     features, rest = _cam_parts(model)
     with tf.GradientTape() as tape:
         if features is not None:
@@ -462,6 +474,10 @@ def cam_grid(model):
     """
     import keras
 
+    from skinlib.models import members
+
+    if parts := members(model):  # An ensemble: its members' grid (they share a backbone).
+        return cam_grid(parts[0])
     names = [layer.name for layer in model.layers]
     if "head" in names:
         base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")

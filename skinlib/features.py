@@ -681,7 +681,10 @@ def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook
     results table: ``name`` (the mean of the members' one-pass validation
     probabilities) and ``<name>_tta`` (the mean of their TTA probabilities),
     each naming its members, which chapter 04 then no longer weighs one by one
-    (:func:`skinlib.final.candidates`).
+    (:func:`skinlib.final.candidates`). Once the ensemble and its rows are
+    written, the members' own ``.keras`` (and ``.tflite``) files are removed
+    (their rows, histories and metrics stay): their weights live on inside it, and
+    :func:`skinlib.models.members` gives each back as a model.
 
     Parameters
     ----------
@@ -721,6 +724,9 @@ def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook
         artefacts.record_metrics(row, metrics.classification_metrics(validation_labels, probabilities), folder=folder,
                                  notebook=notebook, details=details,
                                  extra={"input_size": size, "stage": stage, "members": members})
+    for member in experiments:  # Last, once the ensemble and its rows are written: a crash before keeps them.
+        for suffix in (".keras", ".tflite"):  # Inside the ensemble now; copies would double the folder's size.
+            (Path(folder) / f"{member}{suffix}").unlink(missing_ok=True)
     return plain, averaged
 
 

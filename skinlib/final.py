@@ -1,12 +1,14 @@
 """The final model: chosen on validation by a rule fixed in advance, then scored once on the test split.
 
-The rule (:func:`choose`): among the single models saved by chapters 02 and
-03, the one with the highest **validation** balanced accuracy, with test-time
-augmentation (TTA) when TTA raised that model's validation balanced accuracy;
-and, as a second final, chapter 03's ensemble when its validation balanced
-accuracy is higher still. Nothing about the test split enters the choice.
+The rule (:func:`choose`): among the models saved by chapters 02 and 03, the
+one with the highest **validation** balanced accuracy, with test-time
+augmentation (TTA) when TTA raised that model's validation balanced accuracy.
+A saved ensemble of a recipe's seeds (chapter 03's ``full`` profile) stands
+for them: its members are not weighed one by one, since the best of a few
+seeds on validation is partly the luckiest. Nothing about the test split
+enters the choice.
 
-Chapter 04 scores the finals on the test split and writes
+Chapter 04 scores the final on the test split and writes
 ``Saved_Models/final_metrics.json`` (:func:`skinlib.artefacts.final_metrics`
 and :func:`skinlib.artefacts.write_final_metrics`), the only source of the
 test numbers quoted by the README, the main notebook and the slides; the
@@ -26,8 +28,8 @@ from skinlib.infer import TTA_VIEWS, predict_proba, predict_tta
 from skinlib.metrics import headline, paired_change
 from skinlib.models import load_model
 
-RULE = ("highest validation balanced accuracy among saved single models (TTA if it raised validation balanced "
-        "accuracy); chapter 03's ensemble as a second final if higher on validation")
+RULE = ("highest validation balanced accuracy among saved models, a saved ensemble of seeds standing for its members "
+        "(TTA if it raised validation balanced accuracy)")
 """The rule of :func:`choose`, in words, as ``final_metrics.json`` records it."""
 
 
@@ -46,7 +48,10 @@ class Final:
 
 
 def candidates(results, folder):
-    """The validation results of every saved single model, with its TTA score where chapter 03 measured one.
+    """The validation results of every saved model, with its TTA score where chapter 03 measured one.
+
+    The members of a saved ensemble (the models its rows name in ``members``)
+    are left out: the ensemble stands for them.
 
     Parameters
     ----------
@@ -63,31 +68,44 @@ def candidates(results, folder):
 
     Examples
     --------
-    >>> import tempfile; folder = Path(tempfile.mkdtemp()); _ = (folder / "a.keras").write_bytes(b"")
-    >>> results = pd.DataFrame({"name": ["a", "a_tta", "b"], "notebook": ["02"] * 3,
-    ...                         "balanced_accuracy": [0.6, 0.62, 0.7], "accuracy": [0.7] * 3})
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> for name in ("a", "s0", "s1", "e"): _ = (folder / f"{name}.keras").write_bytes(b"")
+    >>> results = pd.DataFrame({"name": ["a", "a_tta", "b", "s0", "s1", "e", "e_tta"], "notebook": ["02"] * 7,
+    ...                         "balanced_accuracy": [0.6, 0.62, 0.7, 0.71, 0.69, 0.68, 0.69], "accuracy": [0.7] * 7,
+    ...                         "members": [None] * 5 + ["s0 + s1"] * 2})
     >>> candidates(results, folder)[["name", "balanced_accuracy_tta"]].values.tolist()
-    [['a', 0.62]]
+    [['e', 0.69], ['a', 0.62]]
     """
     folder = Path(folder)
     table = results.set_index("name")
+    saved = [name for name in table.index if (folder / f"{name}.keras").is_file()]
+    represented = set()
+    if "members" in table:
+        for name, listed in table["members"].dropna().items():
+            if name.removesuffix("_tta") in saved:  # Only a saved ensemble stands for its members.
+                represented.update(member.strip().removesuffix("_tta") for member in str(listed).split("+"))
     rows = []
     for name, row in table.iterrows():
-        if not (folder / f"{name}.keras").is_file():
+        if name not in saved or name in represented:
             continue
         tta = table["balanced_accuracy"].get(f"{name}_tta", np.nan)
         rows.append({"name": name, "notebook": row["notebook"], "balanced_accuracy": row["balanced_accuracy"],
                      "accuracy": row["accuracy"], "balanced_accuracy_tta": tta})
-    return pd.DataFrame(rows).sort_values("balanced_accuracy", ascending=False).reset_index(drop=True)
+    columns = ["name", "notebook", "balanced_accuracy", "accuracy", "balanced_accuracy_tta"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows, columns=columns).sort_values("balanced_accuracy", ascending=False).reset_index(drop=True)
 
 
 def choose(results, folder):
-    """Apply the rule; return the list of finals (the single model first, then the ensemble if it qualifies).
+    """Apply the rule (:data:`RULE`); return the final procedure, as a list of one :class:`Final`.
+
+    Chapter 04 scores every final in the list side by side; the rule names one.
 
     Parameters
     ----------
     results : DataFrame
-        The results table (validation); the ensemble's row names its members.
+        The results table (validation); an ensemble's rows name its members.
     folder : str or Path
         Where the ``.keras`` files are.
 
@@ -102,13 +120,15 @@ def choose(results, folder):
 
     Examples
     --------
-    >>> results = pd.DataFrame({"name": ["a", "a_tta", "b", "03_ensemble"], "notebook": ["x"] * 4,
-    ...                         "balanced_accuracy": [0.6, 0.62, 0.5, 0.7], "accuracy": [0.7] * 4,
-    ...                         "members": [None, None, None, "a_tta + b_tta"]})
+    >>> results = pd.DataFrame({"name": ["a", "a_tta", "b", "e", "e_tta"], "notebook": ["x"] * 5,
+    ...                         "balanced_accuracy": [0.6, 0.62, 0.5, 0.58, 0.61], "accuracy": [0.7] * 5})
     >>> import tempfile; folder = Path(tempfile.mkdtemp())
-    >>> for name in "ab": _ = (folder / f"{name}.keras").write_bytes(b"")
+    >>> for name in ("a", "b", "e"): _ = (folder / f"{name}.keras").write_bytes(b"")
     >>> [(f.name, f.members, f.tta) for f in choose(results, folder)]
-    [('a_tta', ['a'], True), ('03_ensemble', ['a', 'b'], True)]
+    [('a_tta', ['a'], True)]
+    >>> results["members"] = [None, None, None, "a + b", "a + b"]  # e averages a and b: it stands for them
+    >>> [(f.name, f.members, f.tta) for f in choose(results, folder)]
+    [('e_tta', ['e'], True)]
     """
     table = candidates(results, folder)
     if table.empty:
@@ -116,13 +136,7 @@ def choose(results, folder):
     best = table.iloc[0]
     use_tta = bool(best["balanced_accuracy_tta"] > best["balanced_accuracy"])
     score = best["balanced_accuracy_tta"] if use_tta else best["balanced_accuracy"]
-    finals = [Final(f"{best['name']}_tta" if use_tta else best["name"], [best["name"]], use_tta, float(score))]
-    ensembles = results[results["name"] == "03_ensemble"]
-    if len(ensembles) and float(ensembles["balanced_accuracy"].iloc[0]) > score:
-        members = [m.strip().removesuffix("_tta") for m in str(ensembles["members"].iloc[0]).split("+")]
-        if all((Path(folder) / f"{m}.keras").is_file() for m in members):
-            finals.append(Final("03_ensemble", members, True, float(ensembles["balanced_accuracy"].iloc[0])))
-    return finals
+    return [Final(f"{best['name']}_tta" if use_tta else best["name"], [best["name"]], use_tta, float(score))]
 
 
 def predict(procedure, splits_at, *, folder, part, metadata=None, memo=None):
@@ -146,7 +160,7 @@ def predict(procedure, splits_at, *, folder, part, metadata=None, memo=None):
         The split's metadata features (:func:`skinlib.models.metadata_features`), for two-input members.
     memo : dict, default=None
         Each member's probabilities by (member, TTA, part), filled and reused:
-        an ensemble that contains the single final costs only its other members.
+        a member shared by several procedures is predicted once.
 
     Returns
     -------
@@ -183,7 +197,7 @@ def predict_finals(finals, splits_at, *, folder, metadata, parts=("val", "test")
     --------
     >>> probabilities = predict_finals(choose(results, folder), splits_at, folder=folder,
     ...                                metadata=metadata)  # doctest: +SKIP
-    >>> probabilities[("03_ensemble", "test")].shape  # doctest: +SKIP
+    >>> probabilities[("03_efficientnet_lite0_ensemble_tta", "test")].shape  # doctest: +SKIP
     (1503, 7)
     """
     memo = {}
@@ -198,12 +212,12 @@ def _load_model(path, modified):
 
 
 def compare_tta(first, candidates_table, labels, one_pass, procedure, *, groups=None, n_resamples=1000, seed=0):
-    """What TTA did for the first final: on validation (where the rule decided) and on the test split.
+    """What TTA did for the final procedure: on validation (where the rule decided) and on the test split.
 
     Parameters
     ----------
     first : Final
-        The first final (a single model, with or without TTA).
+        The final procedure (one saved model, an ensemble being one, with or without TTA).
     candidates_table : DataFrame
         :func:`candidates` (validation balanced accuracy of each model, one pass and with TTA).
     labels : array-like of shape (n,)

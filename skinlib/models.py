@@ -519,6 +519,8 @@ def unfreeze(model, start=None):
     ``fine_tune_from`` in :data:`BACKBONES`. Returns the number of trainable weights.
     """
     keras = _keras()
+    if members(model):
+        raise ValueError(f"{model.name} is an ensemble: unfreeze each of its members (skinlib.models.members).")
     base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
     if start is None:
         start = BACKBONES[base.name].fine_tune_from if base.name in BACKBONES else base.layers[0].name

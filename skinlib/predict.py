@@ -59,8 +59,8 @@ def default_model(folder=None):
     """The model the checker uses when none is named.
 
     Chapter 04's ``final_metrics.json`` names the final model once it exists;
-    until then, the saved single model with the best validation balanced
-    accuracy in the results table.
+    until then, the saved model (an ensemble is one) with the best validation
+    balanced accuracy in the results table.
     """
     folder = Path(folder) if folder else models_dir()
     final = read_final_metrics(folder, missing_ok=True)

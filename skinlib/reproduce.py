@@ -360,6 +360,21 @@ def seed_runs(runs):
     return found
 
 
+def ensemble_scores(runs):
+    """The scores of the ensemble of a record's seeds with TTA (the mean of their TTA probabilities); None if absent.
+
+    Chapter 03 names it ``<recipe>_ensemble_tta`` (beside ``<recipe>_ensemble``, one pass); records made before
+    commit 0b69b40 name it ``03_ensemble``.
+
+    >>> ensemble_scores({"m_seed0": {"a": 1}, "m_ensemble": {"a": 2}, "m_ensemble_tta": {"a": 3}})
+    {'a': 3}
+    >>> ensemble_scores({"03_ensemble": {"a": 4}}), ensemble_scores({"m_seed0": {"a": 1}})
+    ({'a': 4}, None)
+    """
+    return next((scores for run, scores in runs.items() if run.endswith("_ensemble_tta") or run == "03_ensemble"),
+                None)
+
+
 def against_recorded_seeds(compared, records, *, seed=0, root=None, metrics=("balanced_accuracy", "accuracy")):
     """This run's scores beside recorded runs of several seeds of the same recipe: their same seed and their spread.
 
@@ -561,8 +576,7 @@ def _markdown_trials(records):
             text = f"{np.mean(values):.3f}"
             return text + (f" ({np.std(values, ddof=1):.3f})" if spread and len(values) > 1 else "")
 
-        ensemble = next((scores["balanced_accuracy"] for run, scores in record["runs"].items() if "ensemble" in run),
-                        None)
+        ensemble = (ensemble_scores(record["runs"]) or {}).get("balanced_accuracy")
         machine = record.get("machine") or {}
         where = machine.get("processor", "not recorded")
         if machine.get("avx512") is not None:

@@ -107,6 +107,22 @@ def test_grad_cam_on_a_transfer_classifier_and_a_cnn():
     assert heat.shape == (48, 64)
 
 
+def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_for_the_ensembles_class():
+    rng = np.random.default_rng(1)
+    parts = [models.classifier(models.backbone("mobilenet_025", input_shape=(48, 64, 3), weights=None),
+                               models.head(256), name=f"seed{n}") for n in range(2)]
+    for part, leaning in zip(parts, ([6.0, 0, 0, 0, 0, 0, 0], [4.0, 5.0, 0, 0, 0, 0, 0])):  # members disagree
+        part.get_layer("head").layers[-1].bias.assign(np.asarray(leaning, "float32"))
+    ensemble = models.ensemble(parts)
+    pixels = rng.uniform(0, 255, (48, 64, 3)).astype("float32")
+    assert [int(np.argmax(part(pixels[None])[0])) for part in parts] == [0, 1]
+    heat, chosen = explain.grad_cam(ensemble, pixels)
+    assert chosen == int(np.argmax(ensemble(pixels[None])[0])) == 0  # the ensemble's class, for every member
+    expected = np.mean([explain.grad_cam(part, pixels, chosen)[0] for part in parts], axis=0)
+    np.testing.assert_allclose(heat, expected / expected.max(), atol=1e-6)
+    assert explain.cam_grid(ensemble) == explain.cam_grid(parts[0])
+
+
 def test_frame_share_and_mask_score_shapes():
     heat = np.zeros((20, 20))
     heat[0, :] = 1
@@ -131,18 +147,32 @@ def test_lime_marks_the_informative_region():
 
 def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
     splits = toy_splits(count=140, side=32)
-    for name in ("02_small", "03_big"):
-        artefacts.save_model_atomic(models.cnn((32, 32, 3), filters=(4,), global_pool=True), tmp_path / f"{name}.keras")
-    results = pd.DataFrame({"name": ["02_small", "03_big", "03_big_tta", "03_head_only", "03_ensemble"],
-                            "notebook": ["02", "03", "03", "03", "03"],
-                            "balanced_accuracy": [0.50, 0.60, 0.58, 0.90, 0.65], "accuracy": [0.6] * 5,
-                            "members": [None, None, None, None, "03_big_tta + 02_small_tta"]})
+    small = {name: models.cnn((32, 32, 3), filters=(4,), global_pool=True, name=name)
+             for name in ("02_small", "03_big", "03_other")}
+    for name, model in small.items():
+        artefacts.save_model_atomic(model, tmp_path / f"{name}.keras")
+    results = pd.DataFrame({"name": ["02_small", "03_big", "03_big_tta", "03_head_only"],
+                            "notebook": ["02", "03", "03", "03"],
+                            "balanced_accuracy": [0.50, 0.60, 0.58, 0.90], "accuracy": [0.6] * 4})
+    finals = final.choose(results, tmp_path)  # 03_head_only has no saved model; TTA did not raise 03_big's score
+    assert [(f.name, f.members, f.tta) for f in finals] == [("03_big", ["03_big"], False)]
+    # A saved ensemble of 03_big and 03_other stands for them, though 03_big alone scored higher on validation.
+    artefacts.save_model_atomic(models.ensemble([small["03_big"], small["03_other"]], name="03_ens"),
+                                tmp_path / "03_ens.keras")
+    ensemble_rows = pd.DataFrame({"name": ["03_other", "03_ens", "03_ens_tta"], "notebook": ["03"] * 3,
+                                  "balanced_accuracy": [0.55, 0.57, 0.59], "accuracy": [0.6] * 3,
+                                  "members": [None, "03_big + 03_other", "03_big + 03_other"]})
+    results = pd.concat([results, ensemble_rows], ignore_index=True)
+    assert final.candidates(results, tmp_path)["name"].tolist() == ["03_ens", "02_small"]
     finals = final.choose(results, tmp_path)
-    assert [(f.name, f.members, f.tta) for f in finals] == [("03_big", ["03_big"], False),
-                                                            ("03_ensemble", ["03_big", "02_small"], True)]
+    assert [(f.name, f.members, f.tta) for f in finals] == [("03_ens_tta", ["03_ens"], True)]
     parts = {(32, 32): splits}
-    probabilities = final.predict(finals[1], lambda size: parts[size], folder=tmp_path, part="val")
-    assert probabilities.shape == (len(splits["val"].labels), 7)
+    probabilities = final.predict(finals[0], lambda size: parts[size], folder=tmp_path, part="val")
+    expected = np.mean([final.predict_tta(small[name], splits["val"].images) for name in ("03_big", "03_other")], 0)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    # An ensemble row whose model is not saved stands for nothing: its members compete as before.
+    (tmp_path / "03_ens.keras").unlink()
+    assert final.choose(results, tmp_path)[0].name == "03_big"
     path = artefacts.write_final_metrics({"model": "03_big", "score": np.float32(0.5)}, tmp_path)
     assert json.loads(path.read_text()) == {"model": "03_big", "score": 0.5}
 
@@ -207,7 +237,7 @@ def test_tta_description_subtracts_the_scores_it_prints(one_pass, with_tta, expe
 
 
 def test_finals_predict_each_member_once_with_the_same_probabilities(tmp_path, monkeypatch):
-    """The ensemble that contains the single final reuses its predictions: fewer passes, identical numbers."""
+    """Procedures that share a member (finals built by hand: the rule names one) predict it once, identically."""
     splits = toy_splits(count=140, side=32)
     for name in ("03_big", "03_small"):
         artefacts.save_model_atomic(models.cnn((32, 32, 3), filters=(4,), global_pool=True), tmp_path / f"{name}.keras")

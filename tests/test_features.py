@@ -216,6 +216,25 @@ def test_train_top_learns_a_separable_task_and_saves(small_backbone, tmp_path):
     # The saved pixels-in model gives what training scored on the stored identity view (float16 rounding aside).
     np.testing.assert_allclose(loaded.predict(pixels.astype("float32"), verbose=0), experiment.probabilities,
                                atol=1e-2)
+    # A second seed (the same lower part, as in chapter 03), then both saved as one model that averages them.
+    second = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3), colour_constancy=True)
+    second.set_weights(base.get_weights())
+    other, other_tta = features.train_and_save("tiny2", second, features.split_backbone(second)[1], stored, labels,
+                                               stored, labels, folder=tmp_path, notebook="test", epochs=1,
+                                               batch_size=10, seed=1, verbose=False)
+    seeds = {"tiny": experiment, "tiny2": other}
+    plain, averaged = features.save_ensemble("tiny_ensemble", seeds, {"tiny": tta, "tiny2": other_tta}, labels,
+                                             folder=tmp_path, notebook="test")
+    np.testing.assert_allclose(plain, (experiment.probabilities + other.probabilities) / 2, atol=1e-6)
+    np.testing.assert_allclose(averaged, (tta + other_tta) / 2, atol=1e-6)
+    assert not (tmp_path / "tiny.keras").exists() and not (tmp_path / "tiny2.keras").exists()  # inside it now
+    rows = artefacts.read_results(tmp_path).set_index("name")
+    assert rows.loc[["tiny_ensemble", "tiny_ensemble_tta"], "members"].tolist() == ["tiny + tiny2"] * 2
+    assert rows.loc["tiny_ensemble_tta", "balanced_accuracy"] == round(
+        metrics.classification_metrics(labels, averaged)["balanced_accuracy"], 4)
+    ensemble = models.load_model(tmp_path / "tiny_ensemble.keras")
+    assert [member.name for member in models.members(ensemble)] == ["tiny", "tiny2"]
+    np.testing.assert_allclose(ensemble.predict(pixels.astype("float32"), verbose=0), plain, atol=1e-2)
 
 
 def test_trained_batch_norm_adapts_the_upper_statistics_only_and_the_saved_model_uses_them(tmp_path):
@@ -396,3 +415,28 @@ def test_shifts_are_named_and_change_images():
                                   acquisition.apply(pixels, zoom=1.67))
     with pytest.raises(ValueError, match="shift must be one of"):
         acquisition.shift(pixels, "none", shifts=closer)
+
+
+def test_save_ensemble_keeps_the_members_files_when_it_fails_before_its_rows(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    labels = np.arange(14) % 7
+    seeds = {}
+    for name in ("s0", "s1"):
+        model = models.cnn((16, 16, 3), filters=(2,), global_pool=True, name=name)
+        artefacts.save_model_atomic(model, tmp_path / f"{name}.keras")
+        (tmp_path / f"{name}.tflite").write_bytes(b"lite")
+        seeds[name] = SimpleNamespace(run=SimpleNamespace(model=model), probabilities=np.eye(7)[labels])
+    tta = {name: np.eye(7)[labels] for name in seeds}
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artefacts, "record_metrics", fail)
+    with pytest.raises(OSError, match="disk full"):
+        features.save_ensemble("ens", seeds, tta, labels, folder=tmp_path, notebook="test")
+    assert all((tmp_path / f"{name}{suffix}").is_file() for name in seeds for suffix in (".keras", ".tflite"))
+    monkeypatch.undo()
+    features.save_ensemble("ens", seeds, tta, labels, folder=tmp_path, notebook="test")
+    assert not any((tmp_path / f"{name}{suffix}").exists() for name in seeds for suffix in (".keras", ".tflite"))
+    assert artefacts.read_results(tmp_path)["name"].tolist() == ["ens", "ens_tta"]
