@@ -31,6 +31,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from skinlib.reproduce import cpu_has_avx512, cpu_name
@@ -63,8 +64,10 @@ def main():
     else:
         scratch = Path(tempfile.mkdtemp(prefix="chapter03_variant_")) / "repo"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(scratch), "HEAD"], check=True)
+    started = None  # When this run's chapter began (None when only summarising a kept worktree).
     try:
         if not args.summarise:
+            started = time.time()
             environment = dict(os.environ, PYTHONPATH=str(scratch))
             if "SKINLIB_DATA" in os.environ:  # The chapter runs in the scratch copy: a relative path would miss.
                 environment["SKINLIB_DATA"] = str(Path(os.environ["SKINLIB_DATA"]).resolve())
@@ -74,10 +77,13 @@ def main():
         executed = json.loads((scratch / "notebooks" / "03_Transfer_Learning.ipynb").read_text())
         seconds = executed["metadata"]["papermill"]["duration"]
         folder = scratch / "Saved_Models"
-        # Only the metric files this run wrote or changed: a variant's runs may share the committed runs' names.
+        # Only the metric files this run wrote or changed: a variant's runs may share the committed runs' names. A run
+        # that repeats the committed one to the last digit leaves its files as committed, so git alone would miss them.
         status = subprocess.run(["git", "-C", str(scratch), "status", "--porcelain", "--untracked-files=all", "--",
                                  "Saved_Models"], check=True, capture_output=True, text=True).stdout
         written = {Path(line[3:].strip()).name for line in status.splitlines()}
+        if started is not None:
+            written |= {path.name for path in folder.iterdir() if path.stat().st_mtime >= started}
         runs = {}
         for path in sorted(folder.glob("03_*_metrics.json")):
             if path.name not in written:

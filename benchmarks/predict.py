@@ -8,7 +8,7 @@
 - folder: ``Checker.predict_many`` over ``--folder-images`` files, images per second.
 
 Run:  python benchmarks/predict.py                      (the default model of Saved_Models/)
-      python benchmarks/predict.py --model Saved_Models/03_efficientnet_lite0.keras
+      python benchmarks/predict.py --model Saved_Models/03_efficientnet_lite0_ensemble.keras
 
 Needs SKINLIB_DATA (real HAM10000 images are used). Results are printed and written to
 benchmarks/results/predict_<model>.json.

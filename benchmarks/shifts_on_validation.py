@@ -11,6 +11,8 @@ augmentation, like chapter 04's robustness table.
 
 where WORKTREE is the scratch copy kept by
 ``python benchmarks/chapter03_variant.py --set colour_constancy=False --set seeds=1 --keep --out ...``.
+The first is the model of a default run (``make reproduce``, one seed); the committed ``Saved_Models/`` holds
+the ``full`` profile's ensemble instead.
 ``--zoom 1.67`` adds a closer view than chapter 04's ("closer (zoom 1.67x)", the centre 1/1.67 of each side
 enlarged: what the lesion checker's ``cut_surround`` makes of a round dermoscope field as tall as the image).
 ``--surround`` adds a contact dermoscope's dark surround ("dark circle" and "dark ellipse": everything outside a

@@ -26,7 +26,7 @@ checks both):
 - :mod:`skinlib.calibrate`: calibration error and temperature scaling.
 - :mod:`skinlib.explain`: convolutions, filters and feature maps; Grad-CAM and LIME.
 - :mod:`skinlib.explanation_scores`: Grad-CAM and LIME scored against the lesion masks and two baselines.
-- :mod:`skinlib.final`: the final model, chosen on validation by a fixed rule (chapter 04).
+- :mod:`skinlib.final`: the final model, chosen on validation by a written rule (chapter 04).
 - :mod:`skinlib.predict`: the lesion checker (also ``python -m skinlib predict``).
 - :mod:`skinlib.app`: the lesion checker as a notebook widget and a local Voila app.
 - :mod:`skinlib.slides`: ``Presentation.pdf`` from titles, bullets and figures.

@@ -476,7 +476,7 @@ def cam_grid(model):
 
     from skinlib.models import members
 
-    if parts := members(model):  # An ensemble: its members' grid (they share a backbone).
+    if parts := members(model):  # An ensemble: its members' grid (one architecture, so one grid).
         return cam_grid(parts[0])
     names = [layer.name for layer in model.layers]
     if "head" in names:

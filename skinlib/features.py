@@ -716,14 +716,14 @@ def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook
     artefacts.save_model_atomic(model, Path(folder) / f"{name}.keras")
     plain = np.mean([experiment.probabilities for experiment in experiments.values()], axis=0)
     averaged = np.mean([tta[member] for member in experiments], axis=0)
-    members = " + ".join(experiments)
+    listed = " + ".join(experiments)
     size = "x".join(str(side) for side in model.inputs[0].shape[1:3])
     details = {"params": int(model.count_params()),
                "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights))}
     for row, probabilities, stage in ((name, plain, "ensemble"), (f"{name}_tta", averaged, "ensemble with TTA")):
         artefacts.record_metrics(row, metrics.classification_metrics(validation_labels, probabilities), folder=folder,
                                  notebook=notebook, details=details,
-                                 extra={"input_size": size, "stage": stage, "members": members})
+                                 extra={"input_size": size, "stage": stage, "members": listed})
     for member in experiments:  # Last, once the ensemble and its rows are written: a crash before keeps them.
         for suffix in (".keras", ".tflite"):  # Inside the ensemble now; copies would double the folder's size.
             (Path(folder) / f"{member}{suffix}").unlink(missing_ok=True)

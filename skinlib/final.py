@@ -1,4 +1,4 @@
-"""The final model: chosen on validation by a rule fixed in advance, then scored once on the test split.
+"""The final model: chosen on validation by a rule written before the test split is read, then scored once on it.
 
 The rule (:func:`choose`): among the models saved by chapters 02 and 03, the
 one with the highest **validation** balanced accuracy, with test-time

@@ -320,6 +320,26 @@ def test_litert_copy_gives_the_same_answers_and_is_used_by_default(model_file, t
         predict.Checker(keras_file)
 
 
+def test_an_ensemble_runs_in_the_checker_with_litert_and_tta_as_with_keras(model_file, tmp_path):
+    """The shipped model can be an ensemble (chapter 03's full profile): one file, read like any model, and its
+    LiteRT copy gives the mean of its members, with TTA as chapter 04 evaluated it."""
+    first = models.load_model(model_file)
+    second = first.__class__.from_config(first.get_config())  # the same architecture, other weights
+    second.set_weights([w * 0.5 for w in first.get_weights()])
+    first.name, second.name = "seed0", "seed1"
+    ensemble_file = artefacts.save_model_atomic(models.ensemble([first, second], name="toy_ensemble"),
+                                                tmp_path / "toy_ensemble.keras")
+    predict.export_lite(ensemble_file)
+    with_keras = predict.Checker(ensemble_file, backend="keras", tta=True)
+    with_lite = predict.Checker(ensemble_file, tta=True)
+    assert (with_keras.backend, with_lite.backend) == ("keras", "lite")
+    content = jpeg_bytes(size=(200, 150), seed=5)
+    answer = with_lite.predict(content)
+    np.testing.assert_allclose(answer.probabilities, with_keras.predict(content).probabilities, atol=1e-5)
+    members = [infer.predict_tta(member, answer.pixels[None].astype("float32"))[0] for member in (first, second)]
+    np.testing.assert_allclose(answer.probabilities, np.mean(members, axis=0), atol=1e-5)
+
+
 def test_cli_start_without_tensorflow(model_file, tmp_path):
     """With a LiteRT copy, `python -m skinlib predict` never imports TensorFlow (that is its fast start)."""
     import shutil

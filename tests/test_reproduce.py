@@ -168,6 +168,16 @@ def test_every_parameter_line_of_the_notebooks_is_understood():
         assert found == assigned, f"{notebook.name}: papermill reads {found}, the cell assigns {assigned}"
 
 
+def test_committed_notebooks_keep_no_injected_parameters():
+    """A notebook committed from a run with --set (chapter 03's full profile) keeps papermill's record of the values
+    in its metadata, but not the injected cell: opened and run as it stands, every notebook runs its defaults (and
+    nbval tests the default path in smoke mode)."""
+    for notebook in reproduce.notebooks_in_order():
+        cells = nbformat.read(notebook, as_version=4).cells
+        injected = [i for i, cell in enumerate(cells) if "injected-parameters" in cell.metadata.get("tags", [])]
+        assert not injected, f"{notebook.name}: papermill's injected-parameters cell at {injected}; remove it"
+
+
 def test_chapter03_variants_read_both_record_formats(tmp_path):
     folder = tmp_path / "benchmarks" / "results"
     folder.mkdir(parents=True)
