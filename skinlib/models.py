@@ -468,8 +468,8 @@ def classifier(base, top, *, name=None):
     return keras.Model(image, top(pooled), name=name or base.name)
 
 
-def ensemble(members, *, name="ensemble"):
-    """One model that averages the class probabilities of ``members`` (same inputs, same classes).
+def ensemble(networks, *, name="ensemble"):
+    """One model that averages the class probabilities of ``networks`` (same inputs, same classes).
 
     A saved ensemble is an ordinary ``.keras`` file: the checker, chapter 04
     and LiteRT read it like any classifier. Each member keeps its own layers
@@ -483,18 +483,18 @@ def ensemble(members, *, name="ensemble"):
     (True, ['a', 'b'])
     """
     keras = _keras()
-    members = list(members)
-    if len(members) < 2:
-        raise ValueError(f"an ensemble needs at least two members. Got {len(members)}.")
-    names = [member.name for member in members]
+    networks = list(networks)
+    if len(networks) < 2:
+        raise ValueError(f"an ensemble needs at least two members. Got {len(networks)}.")
+    names = [network.name for network in networks]
     if len(set(names)) != len(names):
         raise ValueError(f"the members' names must differ (they name the ensemble's layers). Got {names}.")
-    shapes = {tuple(tuple(i.shape[1:]) for i in member.inputs) for member in members}
+    shapes = {tuple(tuple(i.shape[1:]) for i in network.inputs) for network in networks}
     if len(shapes) != 1:
         raise ValueError(f"the members take different inputs: {sorted(shapes)}.")
-    inputs = [keras.Input(shape=i.shape[1:], name=i.name.split(":")[0]) for i in members[0].inputs]
+    inputs = [keras.Input(shape=i.shape[1:], name=i.name.split(":")[0]) for i in networks[0].inputs]
     fed = inputs if len(inputs) > 1 else inputs[0]
-    outputs = [member(fed) for member in members]
+    outputs = [network(fed) for network in networks]
     return keras.Model(inputs if len(inputs) > 1 else inputs[0],
                        keras.layers.Average(name="mean_probability")(outputs), name=name)
 

@@ -123,6 +123,18 @@ def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_for_the_ensembles_cl
     assert explain.cam_grid(ensemble) == explain.cam_grid(parts[0])
 
 
+def test_an_ensemble_refuses_too_few_same_named_or_mismatched_members():
+    small = lambda name, side=16: models.cnn((side, side, 3), filters=(2,), global_pool=True, name=name)  # noqa: E731
+    with pytest.raises(ValueError, match="at least two members"):
+        models.ensemble([small("a")])
+    with pytest.raises(ValueError, match="names must differ"):
+        models.ensemble([small("a"), small("a")])
+    with pytest.raises(ValueError, match="different inputs"):
+        models.ensemble([small("a"), small("b", side=32)])
+    with pytest.raises(ValueError, match="is an ensemble"):
+        models.unfreeze(models.ensemble([small("a"), small("b")]))
+
+
 def test_frame_share_and_mask_score_shapes():
     heat = np.zeros((20, 20))
     heat[0, :] = 1
