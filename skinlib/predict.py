@@ -42,7 +42,8 @@ from skinlib.models import load_model
 FRAMING = {"surround": True, "turn": True, "fit": "crop"}
 """How :func:`skinlib.images.frame` brings an image to the 4:3 landscape frame of every training image: cut a
 dermoscope's dark surround away (``benchmarks/dark_surround.py``), turn a portrait image, cut any other aspect to
-its largest centred 4:3 window (``benchmarks/framing.py``); each chosen on validation, for the model shipped (see
+its largest centred 4:3 window (``benchmarks/framing.py``); each chosen on validation for seed 0 of chapter 03's
+recipe, shipped before the ensemble; the surround cut was checked again on the ensemble, the framing was not (see
 the README's lesion checker section)."""
 
 BACKENDS = {"lite": "LiteRT copy", "keras": "Keras"}
