@@ -77,13 +77,15 @@ def main():
         executed = json.loads((scratch / "notebooks" / "03_Transfer_Learning.ipynb").read_text())
         seconds = executed["metadata"]["papermill"]["duration"]
         folder = scratch / "Saved_Models"
-        # Only the metric files this run wrote or changed: a variant's runs may share the committed runs' names. A run
-        # that repeats the committed one to the last digit leaves its files as committed, so git alone would miss them.
-        status = subprocess.run(["git", "-C", str(scratch), "status", "--porcelain", "--untracked-files=all", "--",
-                                 "Saved_Models"], check=True, capture_output=True, text=True).stdout
-        written = {Path(line[3:].strip()).name for line in status.splitlines()}
+        # Only the files this run wrote: a variant's runs may share the committed runs' names. A run writes them after
+        # it started (even when it repeats the committed ones to the last digit); a kept worktree summarised later
+        # has no start time, so there the files git sees changed stand for them.
         if started is not None:
-            written |= {path.name for path in folder.iterdir() if path.stat().st_mtime >= started}
+            written = {path.name for path in folder.iterdir() if path.stat().st_mtime >= started}
+        else:
+            status = subprocess.run(["git", "-C", str(scratch), "status", "--porcelain", "--untracked-files=all", "--",
+                                     "Saved_Models"], check=True, capture_output=True, text=True).stdout
+            written = {Path(line[3:].strip()).name for line in status.splitlines()}
         runs = {}
         for path in sorted(folder.glob("03_*_metrics.json")):
             if path.name not in written:

@@ -52,6 +52,9 @@ FINAL_METRICS_FILE = "final_metrics.json"
 """The test results of chapter 04, inside ``Saved_Models/``: the only source of the test numbers quoted elsewhere."""
 
 SEED_REPEATS_SUFFIX = "_seed_repeats.json"
+
+MODEL_SUFFIXES = (".keras", ".tflite")
+"""The files of a saved model: the Keras model and its LiteRT copy (chapter 05, :func:`skinlib.predict.export_lite`)."""
 """``<notebook><suffix>`` in ``Saved_Models/``: the scores of a notebook's runs repeated with other seeds."""
 
 _UMASK = os.umask(0o022)
@@ -409,7 +412,7 @@ def forget_stale(folder, notebook, *, since):
     if stale:
         write_table_atomic(table[~table["name"].isin(stale)], folder / RESULTS_FILE, index=False)
         for name in stale:
-            for suffix in (".keras", ".tflite", "_history.csv", "_metrics.json"):
+            for suffix in (*MODEL_SUFFIXES, "_history.csv", "_metrics.json"):
                 (folder / f"{name}{suffix}").unlink(missing_ok=True)
     return stale
 

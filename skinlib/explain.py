@@ -367,9 +367,8 @@ def grad_cam(model, pixels, class_index=None, *, metadata=None):
     if parts := members(model):
         if class_index is None:
             class_index = int(np.argmax(model([x, meta] if meta is not None else x, training=False)[0]))
-        heat = np.mean([grad_cam(part, pixels, class_index, metadata=metadata)[0] for part in parts], axis=0)
-        top = heat.max()
-        return (heat / top if top > 0 else heat).astype("float32"), class_index
+        return _scaled(np.mean([grad_cam(part, pixels, class_index, metadata=metadata)[0] for part in parts], 0)), \
+            class_index
     features, rest = _cam_parts(model)
     with tf.GradientTape() as tape:
         if features is not None:
@@ -385,8 +384,13 @@ def grad_cam(model, pixels, class_index=None, *, metadata=None):
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
     heat = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))[0]
     heat = tf.image.resize(heat[..., None], np.asarray(pixels).shape[:2], method="bilinear")[..., 0].numpy()
+    return _scaled(heat), class_index
+
+
+def _scaled(heat):
+    """A heat map divided by its maximum (0-1, float32); an all-zero map stays zero."""
     top = heat.max()
-    return (heat / top if top > 0 else heat).astype("float32"), class_index
+    return (heat / top if top > 0 else heat).astype("float32")
 
 
 def overlay_heat(pixels, heat, *, alpha=0.45):

@@ -725,7 +725,7 @@ def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook
                                  notebook=notebook, details=details,
                                  extra={"input_size": size, "stage": stage, "members": listed})
     for member in experiments:  # Last, once the ensemble and its rows are written: a crash before keeps them.
-        for suffix in (".keras", ".tflite"):  # Inside the ensemble now; copies would double the folder's size.
+        for suffix in artefacts.MODEL_SUFFIXES:  # Inside the ensemble now; copies would double the folder's size.
             (Path(folder) / f"{member}{suffix}").unlink(missing_ok=True)
     return plain, averaged
 

@@ -78,7 +78,7 @@ def candidates(results, folder):
     """
     folder = Path(folder)
     table = results.set_index("name")
-    saved = [name for name in table.index if (folder / f"{name}.keras").is_file()]
+    saved = {name for name in table.index if (folder / f"{name}.keras").is_file()}
     represented = set()
     if "members" in table:
         for name, listed in table["members"].dropna().items():
