@@ -16,8 +16,8 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: Environment/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Environment/requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-cache-dir -r Environment/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps -e .
 	touch $@
 
 data: setup
@@ -29,7 +29,7 @@ reproduce: data
 # The tests also need test-only packages (Environment/requirements-test.txt): the PyTorch reference of the
 # EfficientNet-Lite0 port and selenium for the lesion checker's browser test.
 $(VENV)/.test-installed: $(VENV)/.installed Environment/requirements-test.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Environment/requirements-test.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-cache-dir -r Environment/requirements-test.txt
 	touch $@
 
 test: data $(VENV)/.test-installed

@@ -218,7 +218,8 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, z
     return np.load(path, mmap_mode="r")
 
 
-def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shuffle", class_power=1.0):
+def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shuffle", class_power=1.0,
+                 mixup=0.0, class_weight=None):
     """Batches of stored views for ``epochs`` epochs: each epoch draws one view per image at random.
 
     Parameters
@@ -231,18 +232,43 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         Every image once per epoch in a random order; or ``n`` draws per epoch
         with probabilities that make each class ``count ** (1 - class_power)``
         likely (``class_power=1``: every class equally often).
+    mixup : float, default=0.0
+        Above 0: mixup on the stored maps (manifold mixup at the cut). Each
+        example is blended with another of its batch (each with its own view)
+        by a weight ``lam`` drawn from Beta(mixup, mixup), and so are their
+        one-hot labels. 0: no mixing, and the batches are exactly those drawn
+        without this option.
+    class_weight : dict, default=None
+        With ``mixup``: each example's loss weight is the blend of the two
+        classes' weights (:func:`skinlib.train.class_weights`), returned as a
+        third element; Keras's own ``class_weight`` would take only the
+        larger part's class. Not used without ``mixup``.
 
     Returns
     -------
     tf.data.Dataset, int
-        The batches of all epochs (``(features, labels)``, float32 features),
-        and the number of steps per epoch.
+        The batches of all epochs and the number of steps per epoch. Without
+        ``mixup``: ``(features, labels)``, float32 features and class indices;
+        with it: ``(features, targets)`` or, with ``class_weight``,
+        ``(features, targets, weights)``, targets of shape (batch, 7).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stored = np.random.default_rng(0).normal(size=(2, 8, 1, 1, 3)).astype("float16")
+    >>> data, steps = view_dataset(stored, np.arange(8) % 7, epochs=1, batch_size=4, mixup=0.4,
+    ...                            class_weight={k: 1.0 for k in range(7)})
+    >>> x, targets, weights = next(iter(data))
+    >>> steps, tuple(targets.shape), bool(np.allclose(targets.numpy().sum(axis=1), 1)), weights.numpy().tolist()
+    (2, (4, 7), True, [1.0, 1.0, 1.0, 1.0])
     """
     import numpy as np
     import tensorflow as tf
 
     if sampling not in ("shuffle", "balanced"):
         raise ValueError(f"sampling must be 'shuffle' or 'balanced'. Got {sampling!r} instead.")
+    if not (isinstance(mixup, (int, float)) and 0 <= mixup < float("inf")):  # Not NaN either.
+        raise ValueError(f"mixup={mixup!r}: the Beta distribution's parameter is 0 (no mixup) or more.")
     labels = np.asarray(labels)
     views, count = stored.shape[0], stored.shape[1]
     rng = np.random.default_rng(seed)
@@ -263,8 +289,28 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     def gather(view, row):
         return tf.cast(tf.gather_nd(table, tf.stack([view, row], axis=1)), tf.float32), tf.gather(y, row)
 
-    dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(gather)
-    return dataset.prefetch(tf.data.AUTOTUNE), steps
+    if not mixup:
+        dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(gather)
+        return dataset.prefetch(tf.data.AUTOTUNE), steps
+    # Drawn after the draws above, so that the examples themselves are those of the run without mixup.
+    partner = np.argsort(rng.random((len(rows) // batch_size, batch_size)), axis=1)  # A shuffle within each batch.
+    partner = (partner + np.arange(len(partner))[:, None] * batch_size).ravel()
+    lam = rng.beta(mixup, mixup, size=len(rows)).astype("float32")
+    n_classes = 7
+    weight = tf.constant([float((class_weight or {}).get(k, 1.0)) for k in range(n_classes)], tf.float32)
+
+    def mix(view, row, other_view, other_row, lam):
+        (x, label), (x_other, label_other) = gather(view, row), gather(other_view, other_row)
+        share = lam[:, None]
+        targets = share * tf.one_hot(label, n_classes) + (1 - share) * tf.one_hot(label_other, n_classes)
+        lam = tf.reshape(lam, [-1] + [1] * (x.shape.rank - 1))  # Maps (batch, h, w, c) or pooled (batch, c).
+        features = lam * x + (1 - lam) * x_other
+        if class_weight is None:
+            return features, targets
+        return features, targets, tf.linalg.matvec(targets, weight)  # The blend of the two classes' weights.
+
+    dataset = tf.data.Dataset.from_tensor_slices((picks, rows, picks[partner], rows[partner], lam))
+    return dataset.batch(batch_size).map(mix).prefetch(tf.data.AUTOTUNE), steps
 
 
 BATCH_NORM = ("frozen", "trained")
@@ -428,7 +474,7 @@ def class_prior(labels, n_classes=7):
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
-              head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0, malignant_weight=0.0):
+              head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0, malignant_weight=0.0, mixup=0.0):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     Parameters
@@ -469,6 +515,10 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         Above 0: the loss gains this times the binary cross-entropy of
         P(malignant) (:func:`with_malignant_term`); not with ``"logit_adjusted"``.
         0: the loss alone. :func:`train_and_save` records it (and ``ema``) when not 0.
+    mixup : float, default=0.0
+        Above 0: the Beta parameter of mixup on the stored maps
+        (:func:`view_dataset`), class weights blended as the labels are.
+        0: no mixup. :func:`train_and_save` records it when not 0.
     head : keras.Model, default=None
         A head already trained on the frozen upper part's pooled features
         (the ``model`` of a :func:`train_top` run with ``upper=None``): its
@@ -506,14 +556,13 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     model = top_model(upper, n_features=stored.shape[-1], batch_norm=batch_norm)
     if head is not None:
         model.get_layer("head").set_weights(head.get_weights())
-    data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
-                               class_power=class_power)
-
-    def one_hot(x, y):
-        return x, tf.one_hot(y, 7)
-
-    data = data.map(one_hot)
     weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
+    data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
+                               class_power=class_power, mixup=mixup, class_weight=weights)
+    if mixup:
+        weights = None  # Each example carries its blended weight (view_dataset).
+    else:
+        data = data.map(lambda x, y: (x, tf.one_hot(y, 7)))
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)
     prior = class_prior(labels) if loss == "logit_adjusted" else None
     optimizer = keras.optimizers.Adam(rate, use_ema=ema > 0, ema_momentum=ema)
@@ -661,7 +710,7 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     run = dataclasses.replace(run, model=model)
     scores = metrics.classification_metrics(validation_labels, run.validation_probabilities)
     size = "x".join(str(side) for side in base.input_shape[1:3])
-    changed = {key: options[key] for key in ("ema", "malignant_weight") if options.get(key)}  # Only where not 0.
+    changed = {key: options[key] for key in ("ema", "malignant_weight", "mixup") if options.get(key)}  # Where not 0.
     train.save_run(run, scores, folder=folder, notebook=notebook,
                    extra={"input_size": size, "train_images": len(labels), "stage": "cached views", **changed,
                           **(extra or {})})
