@@ -234,7 +234,8 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         likely (``class_power=1``: every class equally often).
     mixup : float, default=0.0
         Above 0: mixup on the stored maps (manifold mixup at the cut). Each
-        example is blended with another of its batch (each with its own view)
+        example is blended with a partner drawn from its batch (each with its
+        own view; a shuffle of the batch, so now and then the example itself)
         by a weight ``lam`` drawn from Beta(mixup, mixup), and so are their
         one-hot labels. 0: no mixing, and the batches are exactly those drawn
         without this option.
@@ -267,8 +268,7 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
 
     if sampling not in ("shuffle", "balanced"):
         raise ValueError(f"sampling must be 'shuffle' or 'balanced'. Got {sampling!r} instead.")
-    if not (isinstance(mixup, (int, float)) and 0 <= mixup < float("inf")):  # Not NaN either.
-        raise ValueError(f"mixup={mixup!r}: the Beta distribution's parameter is 0 (no mixup) or more.")
+    _check_mixup(mixup)
     labels = np.asarray(labels)
     views, count = stored.shape[0], stored.shape[1]
     rng = np.random.default_rng(seed)
@@ -311,6 +311,14 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
 
     dataset = tf.data.Dataset.from_tensor_slices((picks, rows, picks[partner], rows[partner], lam))
     return dataset.batch(batch_size).map(mix).prefetch(tf.data.AUTOTUNE), steps
+
+
+def _check_mixup(mixup):
+    """Refuse a mixup parameter that is not a finite number of 0 or more (True, NaN, None, -1...)."""
+    import numbers
+
+    if isinstance(mixup, bool) or not (isinstance(mixup, numbers.Real) and 0 <= mixup < float("inf")):
+        raise ValueError(f"mixup={mixup!r}: the Beta distribution's parameter is 0 (no mixup) or more.")
 
 
 BATCH_NORM = ("frozen", "trained")
@@ -383,7 +391,7 @@ LOSSES = ("cross_entropy", "focal", "logit_adjusted")
 
 
 def loss_function(name, *, label_smoothing=0.0, gamma=2.0, prior=None, tau=1.0):
-    """The training loss by name, on one-hot labels and the model's probabilities.
+    """The training loss by name, on one-hot (or mixup's blended) labels and the model's probabilities.
 
     ``"cross_entropy"``; ``"focal"`` (Lin et al. 2017); ``"logit_adjusted"``
     (Menon et al. 2021): cross-entropy of the probabilities re-weighted by the
@@ -436,7 +444,8 @@ def with_malignant_term(loss, weight, malignant=None):
     malignant AUC and the checker's screening threshold read. Plain
     cross-entropy charges mistaking a melanoma for a nevus no more than for a
     basal cell carcinoma; this term charges a mistake more when it crosses the line
-    between malignant and benign. Its target is the unsmoothed malignant label.
+    between malignant and benign. Its target is the unsmoothed malignant label (with mixup, the blend's
+    malignant share).
 
     >>> import numpy as np, keras
     >>> loss = with_malignant_term(keras.losses.CategoricalCrossentropy(), 1.0, malignant=(0,))
@@ -518,7 +527,10 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     mixup : float, default=0.0
         Above 0: the Beta parameter of mixup on the stored maps
         (:func:`view_dataset`), class weights blended as the labels are.
-        0: no mixup. :func:`train_and_save` records it when not 0.
+        0: no mixup. :func:`train_and_save` records it when not 0. With it,
+        the history's training ``loss`` and ``accuracy`` are on blended
+        examples (accuracy against the larger part's class): not comparable
+        with a run without mixup; the validation scores are.
     head : keras.Model, default=None
         A head already trained on the frozen upper part's pooled features
         (the ``model`` of a :func:`train_top` run with ``upper=None``): its
@@ -549,6 +561,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
     if not (isinstance(malignant_weight, numbers.Real) and 0 <= malignant_weight < float("inf")):  # Not NaN either.
         raise ValueError(f"malignant_weight={malignant_weight!r}: a weight of the malignant term is 0 or more.")
+    _check_mixup(mixup)
     if malignant_weight and loss == "logit_adjusted":
         raise ValueError("malignant_weight with loss='logit_adjusted': the term would read the unadjusted "
                          "probabilities and pull P(malignant) back toward the training shares.")

@@ -198,30 +198,43 @@ def test_balanced_sampling_evens_out_classes():
 
 
 def test_mixup_blends_two_examples_of_the_same_batch_with_their_labels_and_class_weights():
-    # Each stored map names its image (a one-hot row of 12 channels), so every mixed map shows which two images
-    # it blends and by how much: the labels and weights must be blended by the same share.
+    # Each stored map names its image (a one-hot row of 12 channels) and its view (a 13th channel), so every mixed
+    # map shows which two images it blends, by how much, and from which views: the labels and weights must be
+    # blended by the same share, and each example bring the view drawn for it.
     count, batch = 12, 4
     labels = np.array([0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 1, 2])
-    stored = np.broadcast_to(np.eye(count, dtype="float16")[None, :, None, None, :], (3, count, 2, 2, count))
+    stored = np.zeros((3, count, 2, 2, count + 1), "float16")
+    stored[:, :, :, :, :count] = np.eye(count)[None, :, None, None, :]
+    stored[:, :, :, :, count] = np.arange(3)[:, None, None, None]
     weights = {k: float(k + 1) for k in range(7)}
     plain, steps = features.view_dataset(stored, labels, epochs=2, batch_size=batch, seed=5)
     mixed, mixed_steps = features.view_dataset(stored, labels, epochs=2, batch_size=batch, seed=5, mixup=0.4,
                                                class_weight=weights)
     assert steps == mixed_steps == 3
     shares = []
-    for (x, rows), (maps, targets, sample_weights) in zip(plain, mixed):
-        maps, targets, sample_weights = maps.numpy(), targets.numpy(), sample_weights.numpy()
+    for (x, _), (maps, targets, sample_weights) in zip(plain, mixed):
+        x, maps, targets, sample_weights = x.numpy(), maps.numpy(), targets.numpy(), sample_weights.numpy()
         np.testing.assert_allclose(maps[:, 0, 0], maps[:, 1, 1])  # The blend is one share over the whole map.
-        share = maps[:, 0, 0]  # (batch, images): the images each example blends, and by how much.
+        share = maps[:, 0, 0, :count]  # (batch, images): the images each example blends, and by how much.
         np.testing.assert_allclose(share.sum(axis=1), 1, atol=1e-6)
         assert (np.count_nonzero(share > 1e-6, axis=1) <= 2).all()
-        # The same images as without mixup (each is its own partner's partner within the batch), and the
-        # plain batches themselves are unchanged by the option.
-        assert set(np.flatnonzero(share.sum(axis=0) > 1e-6)) == set(x.numpy()[:, 0, 0].argmax(axis=1))
+        # The same images as without mixup: the partners are a shuffle of the batch itself.
+        plain_images, plain_views = x[:, 0, 0, :count].argmax(axis=1), x[:, 0, 0, count]
+        assert set(np.flatnonzero(share.sum(axis=0) > 1e-6)) == set(plain_images)
+        # Each image brings the view it was drawn with in the plain batch: the blend of the two views' numbers.
+        view_of = dict(zip(plain_images, plain_views))
+        np.testing.assert_allclose(maps[:, 0, 0, count], share @ np.array([view_of.get(i, 0) for i in range(count)]),
+                                   atol=1e-5)
         np.testing.assert_allclose(targets, share @ np.eye(7)[labels], atol=1e-6)
         np.testing.assert_allclose(sample_weights, share @ (labels + 1.0), atol=1e-5)
         shares.append(share.max(axis=1))
     assert 0.5 < np.concatenate(shares).min() < 0.999  # Some examples are truly blended.
+    # Beta(0.2, 0.2) keeps most blends close to one image; Beta(4, 4) keeps most near half and half.
+    one_view = np.eye(count, dtype="float16")[None, :, None, None, :]
+    for alpha, low, high in ((0.2, 0.6, 1.0), (4.0, 0.0, 0.2)):  # One batch of all 12: 1/12 of them are unmixed.
+        data, _ = features.view_dataset(one_view, labels, epochs=200, batch_size=count, seed=1, mixup=alpha)
+        larger = np.concatenate([x.numpy()[:, 0, 0].max(axis=1) for x, _ in data])
+        assert low <= (larger > 0.9).mean() <= high, (alpha, (larger > 0.9).mean())
     unweighted = next(iter(features.view_dataset(stored, labels, epochs=1, batch_size=batch, mixup=0.4)[0]))
     assert len(unweighted) == 2 and unweighted[1].shape == (batch, 7)
     for bad in (-0.1, float("nan"), float("inf"), None):
@@ -229,14 +242,20 @@ def test_mixup_blends_two_examples_of_the_same_batch_with_their_labels_and_class
             features.view_dataset(stored, labels, epochs=1, batch_size=batch, mixup=bad)
 
 
-def test_train_top_with_mixup_learns_and_records_it(small_backbone, tmp_path):
+def test_train_top_with_mixup_learns_and_records_it(tmp_path):
     rng = np.random.default_rng(9)
     labels = np.arange(140) % 7
     pooled = (np.eye(7)[labels] * 2 + rng.normal(0, 0.5, (2, 140, 7))).astype("float32")
-    run = features.train_top(None, pooled, labels, (pooled[1], labels), name="mixup", epochs=10, batch_size=14,
-                             learning_rate=0.05, class_power=1.0, mixup=0.4, patience=10, verbose=False)
-    assert run.history["val_balanced_accuracy"].max() > 0.6  # Chance is 1/7.
-    base, lower, upper = small_backbone
+    for balancing in (dict(class_power=1.0), dict(sampling="balanced"), dict(class_power=0.0, loss="focal")):
+        run = features.train_top(None, pooled, labels, (pooled[1], labels), name="mixup", epochs=10, batch_size=14,
+                                 learning_rate=0.05, mixup=0.4, patience=10, verbose=False, **balancing)
+        assert run.history["val_balanced_accuracy"].max() > 0.6, balancing  # Chance is 1/7.
+    for bad in (True, -1, float("nan"), "0.2"):
+        with pytest.raises(ValueError, match="Beta distribution"):
+            features.train_top(None, pooled, labels, (pooled[1], labels), name="bad", epochs=1, mixup=bad,
+                               verbose=False)
+    base = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3))  # Not the shared fixture.
+    lower, upper = features.split_backbone(base)
     pixels = rng.integers(0, 255, (20, 32, 48, 3)).astype("uint8")
     stored = features.cached_features(lower, pixels, views=2, jitter=0, cache_dir=tmp_path, progress=False)
     features.train_and_save("mixed", base, upper, stored, np.arange(20) % 7, stored, np.arange(20) % 7,
