@@ -43,8 +43,8 @@ FRAMING = {"surround": True, "turn": True, "fit": "stretch"}
 """How :func:`skinlib.images.frame` brings an image to the 4:3 landscape frame of every training image: cut a
 dermoscope's dark surround away (``benchmarks/dark_surround.py``), turn a portrait image, and leave any other
 aspect for :func:`skinlib.images.resize` to stretch (``benchmarks/framing.py``). Each step was chosen on validation
-by a rule written before its run, first for seed 0 of chapter 03's recipe, then again for the ensemble shipped
-now: the surround cut and the turn stayed, and cropping to the centre, which had passed its rule's 0.010 bar for
+by a rule written before its run, for the model shipped at commit fb9df4d, again for seed 0 of chapter 03's
+recipe, and again for the ensemble shipped now: the surround cut and the turn stayed, and cropping to the centre, which had passed its rule's 0.010 bar for
 seed 0 (+0.013), gained only 0.007 over stretching for the ensemble (as did padding), so stretching came back (see
 the README's lesion checker section)."""
 
