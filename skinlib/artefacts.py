@@ -52,10 +52,10 @@ FINAL_METRICS_FILE = "final_metrics.json"
 """The test results of chapter 04, inside ``Saved_Models/``: the only source of the test numbers quoted elsewhere."""
 
 SEED_REPEATS_SUFFIX = "_seed_repeats.json"
+"""``<notebook><suffix>`` in ``Saved_Models/``: the scores of a notebook's runs repeated with other seeds."""
 
 MODEL_SUFFIXES = (".keras", ".tflite")
 """The files of a saved model: the Keras model and its LiteRT copy (chapter 05, :func:`skinlib.predict.export_lite`)."""
-"""``<notebook><suffix>`` in ``Saved_Models/``: the scores of a notebook's runs repeated with other seeds."""
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

@@ -297,7 +297,7 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     partner = (partner + np.arange(len(partner))[:, None] * batch_size).ravel()
     lam = rng.beta(mixup, mixup, size=len(rows)).astype("float32")
     n_classes = 7
-    weight = tf.constant([float((class_weight or {}).get(k, 1.0)) for k in range(n_classes)], tf.float32)
+    weight = None if class_weight is None else tf.constant([float(class_weight.get(k, 1.0)) for k in range(n_classes)])
 
     def mix(view, row, other_view, other_row, lam):
         (x, label), (x_other, label_other) = gather(view, row), gather(other_view, other_row)
@@ -305,7 +305,7 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         targets = share * tf.one_hot(label, n_classes) + (1 - share) * tf.one_hot(label_other, n_classes)
         lam = tf.reshape(lam, [-1] + [1] * (x.shape.rank - 1))  # Maps (batch, h, w, c) or pooled (batch, c).
         features = lam * x + (1 - lam) * x_other
-        if class_weight is None:
+        if weight is None:
             return features, targets
         return features, targets, tf.linalg.matvec(targets, weight)  # The blend of the two classes' weights.
 
@@ -315,10 +315,15 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
 
 def _check_mixup(mixup):
     """Refuse a mixup parameter that is not a finite number of 0 or more (True, NaN, None, -1...)."""
+    _check_non_negative("mixup", mixup, "the Beta distribution's parameter is 0 (no mixup) or more")
+
+
+def _check_non_negative(name, value, meaning):
+    """Raise ``ValueError("<name>=<value>: <meaning>.")`` unless ``value`` is a finite real number >= 0, not a bool."""
     import numbers
 
-    if isinstance(mixup, bool) or not (isinstance(mixup, numbers.Real) and 0 <= mixup < float("inf")):
-        raise ValueError(f"mixup={mixup!r}: the Beta distribution's parameter is 0 (no mixup) or more.")
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 <= value < float("inf")):  # Not NaN.
+        raise ValueError(f"{name}={value!r}: {meaning}.")
 
 
 BATCH_NORM = ("frozen", "trained")
@@ -545,7 +550,6 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         are in ``upper`` and the head, so :func:`skinlib.models.classifier`
         of the backbone and ``run.model.get_layer("head")`` is the pixels-in model.
     """
-    import numbers
     import time
 
     import keras
@@ -559,8 +563,7 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
                          "class_power=0, not on top of class weights or balanced sampling.")
     if not 0 <= ema < 1:
         raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
-    if not (isinstance(malignant_weight, numbers.Real) and 0 <= malignant_weight < float("inf")):  # Not NaN either.
-        raise ValueError(f"malignant_weight={malignant_weight!r}: a weight of the malignant term is 0 or more.")
+    _check_non_negative("malignant_weight", malignant_weight, "a weight of the malignant term is 0 or more")
     _check_mixup(mixup)
     if malignant_weight and loss == "logit_adjusted":
         raise ValueError("malignant_weight with loss='logit_adjusted': the term would read the unadjusted "
