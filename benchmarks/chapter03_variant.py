@@ -4,8 +4,8 @@ A design choice of chapter 03 (another backbone, colour constancy off) is measur
 re-implementation: the committed code runs in a temporary ``git worktree`` of HEAD, so ``Saved_Models/`` and
 ``Images/`` of this checkout stay as they are. The summary (validation metrics of every run of the variant, plain
 and with TTA, the validation balanced accuracy after each epoch of every trained run, the class balancing the
-chapter chose for it and the number of training images, the chapter's time, and the commit whose code ran) goes to
-``--out``.
+chapter chose for it, its number of training images and its training seconds, the chapter's time, and the commit
+whose code ran) goes to ``--out``.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py \\
         --set height=120 --set 'balancing=""' --set backbone=efficientnet_lite2 --set seeds=1 \\
@@ -101,6 +101,7 @@ def main():
         summary = {"settings": args.set, "runs": runs, "curves": curves,
                    "balancing": column(results, runs, "balancing"),
                    "train_images": column(results, runs, "train_images", lambda value: int(float(value))),
+                   "train_seconds": column(results, runs, "train_seconds", float),
                    "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
                    "command": command_line(args.set, args.out),
@@ -157,8 +158,9 @@ def committed_summary(rev):
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
     # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may
     # be another run), so the record names none.
-    chosen = column(git("show", f"{rev}:Saved_Models/results.csv"), runs, "balancing")
-    return {"runs": runs, "curves": curves, "balancing": chosen,
+    results = git("show", f"{rev}:Saved_Models/results.csv")
+    return {"runs": runs, "curves": curves, "balancing": column(results, runs, "balancing"),
+            "train_seconds": column(results, runs, "train_seconds", float),
             "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
 
 

@@ -307,6 +307,7 @@ def test_chapter03_variant_records_a_committed_design(tmp_path):
     trained = [name for name in committed if f"Saved_Models/{name}_history.csv" in listed]
     assert sorted(record["curves"]) == trained and trained  # Each trained run's validation balanced accuracy per epoch.
     assert sorted(record["balancing"]) == trained  # The balancing chosen for each trained run.
+    assert sorted(record["train_seconds"]) == trained and all(s > 0 for s in record["train_seconds"].values())
     history = subprocess.run(["git", "-C", str(root), "show", f"HEAD:Saved_Models/{trained[0]}_history.csv"],
                              capture_output=True, text=True, check=True).stdout
     assert len(record["curves"][trained[0]]) == len(history.strip().splitlines()) - 1
