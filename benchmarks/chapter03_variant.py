@@ -129,7 +129,8 @@ def column(results, names, key, convert=str):
     """The value of ``key`` in the results table (CSV text) for each of ``names`` that has one, through ``convert``.
 
     A variant can choose another balancing than the shipped design (the heads compare them on its own views), and
-    the choice moves accuracy against balanced accuracy, so the record keeps it, and the training images of each run.
+    the choice moves accuracy against balanced accuracy, so the record keeps it, and the training images and training
+    seconds of each run.
 
     >>> column('name,balancing\\na,"class weights, power 1"\\na_tta,\\n', ["a", "a_tta"], "balancing")
     {'a': 'class weights, power 1'}
@@ -145,7 +146,7 @@ def git(*arguments, root=ROOT):
 
 
 def committed_summary(rev):
-    """Runs, time and machine of chapter 03 as committed at ``rev`` (its metric files and its executed notebook)."""
+    """Runs, curves, balancing, training seconds and time of chapter 03 as committed at ``rev`` (no machine: below)."""
     executed = json.loads(git("show", f"{rev}:notebooks/03_Transfer_Learning.ipynb"))
     names = git("ls-tree", "-z", "--name-only", rev, "Saved_Models/").split("\0")
     runs, curves = {}, {}

@@ -285,6 +285,8 @@ def test_equal_time_benchmark_draws_its_records(tmp_path):
 
 
 def test_chapter03_variant_records_a_committed_design(tmp_path):
+    import csv
+    import io
     import subprocess
     import sys
 
@@ -307,7 +309,11 @@ def test_chapter03_variant_records_a_committed_design(tmp_path):
     trained = [name for name in committed if f"Saved_Models/{name}_history.csv" in listed]
     assert sorted(record["curves"]) == trained and trained  # Each trained run's validation balanced accuracy per epoch.
     assert sorted(record["balancing"]) == trained  # The balancing chosen for each trained run.
-    assert sorted(record["train_seconds"]) == trained and all(s > 0 for s in record["train_seconds"].values())
+    results = subprocess.run(["git", "-C", str(root), "show", "HEAD:Saved_Models/results.csv"],
+                             capture_output=True, text=True, check=True).stdout
+    rows = {row["name"]: row for row in csv.DictReader(io.StringIO(results))}
+    assert sorted(record["train_seconds"]) == trained  # Each trained run's seconds, read from its results row.
+    assert all(record["train_seconds"][name] == float(rows[name]["train_seconds"]) for name in trained)
     history = subprocess.run(["git", "-C", str(root), "show", f"HEAD:Saved_Models/{trained[0]}_history.csv"],
                              capture_output=True, text=True, check=True).stdout
     assert len(record["curves"][trained[0]]) == len(history.strip().splitlines()) - 1
