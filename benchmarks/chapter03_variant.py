@@ -98,10 +98,7 @@ def main():
         if not runs:
             raise SystemExit(f"the variant wrote no chapter-03 metrics under {folder}; nothing to record in {args.out}")
         results = (folder / "results.csv").read_text()
-        summary = {"settings": args.set, "runs": runs, "curves": curves,
-                   "balancing": column(results, runs, "balancing"),
-                   "train_images": column(results, runs, "train_images", lambda value: int(float(value))),
-                   "train_seconds": column(results, runs, "train_seconds", float),
+        summary = {"settings": args.set, "runs": runs, "curves": curves, **run_columns(results, runs),
                    "chapter_seconds": round(seconds, 1),
                    "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
                    "command": command_line(args.set, args.out),
@@ -125,6 +122,18 @@ def curve(history):
     return [round(float(row["val_balanced_accuracy"]), 4) for row in csv.DictReader(io.StringIO(history))]
 
 
+def run_columns(results, runs):
+    """What the results table (CSV text) says of each run of ``runs`` that trained: ``balancing``, ``train_images``
+    and ``train_seconds``, each a dict of run name to value (the TTA and ensemble rows have none).
+
+    >>> run_columns('name,balancing,train_images,train_seconds\\na,sampling,7009.0,717.9\\na_tta,,,\\n', ["a", "a_tta"])
+    {'balancing': {'a': 'sampling'}, 'train_images': {'a': 7009}, 'train_seconds': {'a': 717.9}}
+    """
+    return {"balancing": column(results, runs, "balancing"),
+            "train_images": column(results, runs, "train_images", lambda value: int(float(value))),
+            "train_seconds": column(results, runs, "train_seconds", float)}
+
+
 def column(results, names, key, convert=str):
     """The value of ``key`` in the results table (CSV text) for each of ``names`` that has one, through ``convert``.
 
@@ -146,7 +155,7 @@ def git(*arguments, root=ROOT):
 
 
 def committed_summary(rev):
-    """Runs, curves, balancing, training seconds and time of chapter 03 as committed at ``rev`` (no machine: below)."""
+    """Runs, curves, :func:`run_columns` and time of chapter 03 as committed at ``rev`` (no machine: see below)."""
     executed = json.loads(git("show", f"{rev}:notebooks/03_Transfer_Learning.ipynb"))
     names = git("ls-tree", "-z", "--name-only", rev, "Saved_Models/").split("\0")
     runs, curves = {}, {}
@@ -159,9 +168,7 @@ def committed_summary(rev):
         raise SystemExit(f"commit {rev} has no chapter-03 metrics under Saved_Models/; nothing to record")
     # The machine is not recorded per chapter (reproduce_run.json names that of REV's last complete run, which may
     # be another run), so the record names none.
-    results = git("show", f"{rev}:Saved_Models/results.csv")
-    return {"runs": runs, "curves": curves, "balancing": column(results, runs, "balancing"),
-            "train_seconds": column(results, runs, "train_seconds", float),
+    return {"runs": runs, "curves": curves, **run_columns(git("show", f"{rev}:Saved_Models/results.csv"), runs),
             "chapter_seconds": round(executed["metadata"]["papermill"]["duration"], 1)}
 
 
