@@ -12,7 +12,7 @@ the validation split buys on images the tuning did not see. Test split untouched
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/decision_offsets.py \\
         --out benchmarks/results/decision_offsets.json
 
-About 2 minutes on 2 cores (the shipped ensemble's TTA over the 1,503 validation images is most of it).
+About 3 minutes on 2 cores (the shipped ensemble's TTA over the 1,503 validation images is most of it).
 """
 
 import argparse
