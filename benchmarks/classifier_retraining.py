@@ -20,7 +20,7 @@ chapter's head comparison does), scored in one pass (the first validation flip) 
 four flips). A scout for whether a three-seed trial of the whole recipe is worth its hour, not a finding.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/classifier_retraining.py \\
-        --out benchmarks/results/classifier_retraining.json
+        --seed 0 --member 0 --arms shipped,plain --out benchmarks/results/classifier_retraining.json
 
 About 25 minutes on 2 cores (Intel Xeon with AVX-512) when the stored views are in skinlib's cache; the upper
 blocks' 10 epochs of the ``plain`` arm are most of it.
@@ -73,7 +73,7 @@ def retrained(upper, stored, stored_val, labels, seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="the stored views' seed and the upper blocks' seed of "
-                        "the plain arm; heads train with it and the next two (default 0: as control_xeon.json's seed 0)")
+                        "the plain arm; heads train with it and the next two (default 0: control_xeon.json's seed 0)")
     parser.add_argument("--member", type=int, default=0, help="which member of the shipped ensemble (0: seed 0)")
     parser.add_argument("--arms", default="shipped,plain", help="comma-separated: shipped, plain")
     parser.add_argument("--out", required=True, help="the JSON to write")
