@@ -53,9 +53,8 @@ def member_parts(member, cut):
 
 def head_scores(head, pooled_val, labels):
     """A head's validation metrics in one pass (the first flip) and with TTA (the mean over the flips)."""
-    probabilities = [head.predict(view, batch_size=512, verbose=0) for view in pooled_val]
-    return {"plain": metrics.classification_metrics(labels, probabilities[0]),
-            "TTA": metrics.classification_metrics(labels, np.mean(probabilities, axis=0))}
+    return {"plain": metrics.classification_metrics(labels, features.predict_views(head, pooled_val[:1])),
+            "TTA": metrics.classification_metrics(labels, features.predict_views(head, pooled_val))}
 
 
 def retrained(upper, stored, stored_val, labels, seed):

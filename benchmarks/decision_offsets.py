@@ -31,17 +31,21 @@ SWEEPS = 3
 MODEL = "03_efficientnet_lite0_ensemble.keras"
 
 
+def shifted(probabilities, offsets):
+    """Probabilities with ``offsets`` added to their logarithms, renormalised (:func:`skinlib.metrics.prior_shift`)."""
+    return metrics.prior_shift(probabilities, np.exp(offsets), 1.0)
+
+
 def balanced_accuracy(labels, probabilities, offsets):
-    """Balanced accuracy of the argmax of ``log p + offsets``.
+    """Balanced accuracy of the argmax of ``log p + offsets`` (the recalls of the classes in ``labels``, averaged).
 
     >>> balanced_accuracy(np.array([0, 1]), np.array([[0.6, 0.4], [0.6, 0.4]]), np.zeros(2))
     0.5
     >>> balanced_accuracy(np.array([0, 1]), np.array([[0.7, 0.3], [0.6, 0.4]]), np.array([0.0, 0.6]))
     1.0
     """
-    decided = np.argmax(np.log(np.clip(probabilities, 1e-12, None)) + offsets, axis=1)
-    present = np.unique(labels)
-    return float(np.mean([(decided[labels == k] == k).mean() for k in present]))
+    decided = shifted(probabilities, offsets).argmax(axis=1)
+    return float(np.mean([(decided[labels == k] == k).mean() for k in np.unique(labels)]))
 
 
 def fit_offsets(labels, probabilities):
@@ -76,8 +80,7 @@ def cross_fit(labels, probabilities, lesions, *, repeats=5):
         for fold, (tune, score) in enumerate(halves):
             offsets = fit_offsets(labels[tune], probabilities[tune])
             before = metrics.classification_metrics(labels[score], probabilities[score])
-            shifted = probabilities[score] * np.exp(offsets)
-            after = metrics.classification_metrics(labels[score], shifted / shifted.sum(axis=1, keepdims=True))
+            after = metrics.classification_metrics(labels[score], shifted(probabilities[score], offsets))
             records.append({"repeat": repeat, "fold": fold, "tuned_on": len(tune), "scored_on": len(score),
                             "offsets": offsets.round(2).tolist(),
                             "offset_at_grid_edge": bool(np.isclose(np.abs(offsets), GRID[-1]).any()),
