@@ -45,10 +45,7 @@ ENSEMBLE = "03_efficientnet_lite0_ensemble.keras"
 
 def member_parts(member, cut):
     """The trained upper blocks and head of one pixels-in member of the shipped ensemble."""
-    import keras
-
-    base = next(layer for layer in member.layers if isinstance(layer, keras.Model) and layer.name != "head")
-    return features.split_backbone(base, cut)[1], member.get_layer("head")
+    return features.split_backbone(models.base_of(member), cut)[1], member.get_layer("head")
 
 
 def head_scores(head, pooled_val, labels):

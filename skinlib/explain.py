@@ -307,9 +307,11 @@ def _cam_parts(model):
     """Split a model into (feature-map function, rest function) for Grad-CAM."""
     import keras
 
+    from skinlib.models import base_of
+
     names = [layer.name for layer in model.layers]
     if "head" in names:  # A chapter-03 classifier: pixels -> base -> pool -> head.
-        base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
+        base = base_of(model)
         head = model.get_layer("head")
 
         def rest(feature_map, metadata):
@@ -476,15 +478,13 @@ def cam_grid(model):
     >>> cam_grid(model)  # doctest: +SKIP
     (4, 5)
     """
-    import keras
-
-    from skinlib.models import members
+    from skinlib.models import base_of, members
 
     if parts := members(model):  # An ensemble: its members' grid (one architecture, so one grid).
         return cam_grid(parts[0])
     names = [layer.name for layer in model.layers]
     if "head" in names:
-        base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
+        base = base_of(model)
         shape = base.output.shape
     else:
         shape = [layer for layer in model.layers if len(layer.output.shape) == 4][-1].output.shape

@@ -219,7 +219,7 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, z
 
 
 def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shuffle", class_power=1.0,
-                 mixup=0.0, class_weight=None):
+                 mixup=0.0, class_weight=None, targets=None):
     """Batches of stored views for ``epochs`` epochs: each epoch draws one view per image at random.
 
     Parameters
@@ -243,15 +243,21 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         With ``mixup``: each example's loss weight is the blend of the two
         classes' weights (:func:`skinlib.train.class_weights`), returned as a
         third element; Keras's own ``class_weight`` would take only the
-        larger part's class. Not used without ``mixup``.
+        larger part's class. With ``targets``: each example's weight is its
+        label's, returned the same way (Keras's would take the target's
+        largest class). Not used otherwise.
+    targets : ndarray of shape (views, n, classes), default=None
+        Soft targets for each stored view (a teacher's probabilities, for
+        knowledge distillation, Hinton et al. 2015): each example's target is
+        that of the view drawn, in place of its label. Not with ``mixup``.
 
     Returns
     -------
     tf.data.Dataset, int
         The batches of all epochs and the number of steps per epoch. Without
-        ``mixup``: ``(features, labels)``, float32 features and class indices;
-        with it: ``(features, targets)`` or, with ``class_weight``,
-        ``(features, targets, weights)``, targets of shape (batch, 7).
+        ``mixup`` or ``targets``: ``(features, labels)``, float32 features and
+        class indices; with either: ``(features, targets)`` or, with
+        ``class_weight``, ``(features, targets, weights)``, targets of shape (batch, 7).
 
     Examples
     --------
@@ -262,6 +268,11 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     >>> x, targets, weights = next(iter(data))
     >>> steps, tuple(targets.shape), bool(np.allclose(targets.numpy().sum(axis=1), 1)), weights.numpy().tolist()
     (2, (4, 7), True, [1.0, 1.0, 1.0, 1.0])
+    >>> soft = np.full((2, 8, 7), 1 / 7, "float32")
+    >>> x, targets, weights = next(iter(view_dataset(stored, np.arange(8) % 7, epochs=1, batch_size=4, targets=soft,
+    ...                                              class_weight={k: k + 1.0 for k in range(7)})[0]))
+    >>> bool(np.allclose(targets.numpy(), 1 / 7)), sorted(weights.numpy().tolist()) != [1.0] * 4
+    (True, True)
     """
     import numpy as np
     import tensorflow as tf
@@ -271,6 +282,12 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     _check_mixup(mixup)
     labels = np.asarray(labels)
     views, count = stored.shape[0], stored.shape[1]
+    if targets is not None:
+        if mixup:
+            raise ValueError("targets with mixup: distil on the views as they are, or mix their labels, not both.")
+        if np.shape(targets)[:2] != (views, count):
+            raise ValueError(f"targets of shape {np.shape(targets)} do not match the stored views "
+                             f"({views} views of {count} images): one target per view of each image.")
     rng = np.random.default_rng(seed)
     if sampling == "balanced":
         per_class = np.bincount(labels, minlength=labels.max() + 1).astype("float64")
@@ -289,6 +306,18 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     def gather(view, row):
         return tf.cast(tf.gather_nd(table, tf.stack([view, row], axis=1)), tf.float32), tf.gather(y, row)
 
+    if targets is not None:
+        soft = tf.constant(np.asarray(targets, "float32"))
+        weight = None if class_weight is None else tf.constant(
+            [float(class_weight.get(k, 1.0)) for k in range(soft.shape[-1])])
+
+        def teach(view, row):
+            x, label = gather(view, row)
+            target = tf.gather_nd(soft, tf.stack([view, row], axis=1))
+            return (x, target) if weight is None else (x, target, tf.gather(weight, label))
+
+        dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(teach)
+        return dataset.prefetch(tf.data.AUTOTUNE), steps
     if not mixup:
         dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(gather)
         return dataset.prefetch(tf.data.AUTOTUNE), steps
@@ -488,7 +517,8 @@ def class_prior(labels, n_classes=7):
 
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
-              head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0, malignant_weight=0.0, mixup=0.0):
+              head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0, malignant_weight=0.0, mixup=0.0,
+              targets=None):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     Parameters
@@ -536,6 +566,12 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         the history's training ``loss`` and ``accuracy`` are on blended
         examples (accuracy against the larger part's class): not comparable
         with a run without mixup; the validation scores are.
+    targets : ndarray of shape (views, n, 7), default=None
+        Soft targets for the stored views (:func:`view_dataset`; a teacher's
+        probabilities, for distillation) in place of the labels, which then
+        only weight the examples (``sampling`` and ``class_power`` as without
+        them) and score nothing; label smoothing applies to the targets.
+        Not with ``mixup`` or ``"logit_adjusted"``.
     head : keras.Model, default=None
         A head already trained on the frozen upper part's pooled features
         (the ``model`` of a :func:`train_top` run with ``upper=None``): its
@@ -565,6 +601,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         raise ValueError(f"ema={ema!r}: the moving average's momentum lies in [0, 1) (0: no average).")
     _check_non_negative("malignant_weight", malignant_weight, "a weight of the malignant term is 0 or more")
     _check_mixup(mixup)
+    if targets is not None and loss == "logit_adjusted":
+        raise ValueError("targets with loss='logit_adjusted': a teacher's probabilities carry its own balance; "
+                         "distil with cross_entropy.")
     if malignant_weight and loss == "logit_adjusted":
         raise ValueError("malignant_weight with loss='logit_adjusted': the term would read the unadjusted "
                          "probabilities and pull P(malignant) back toward the training shares.")
@@ -574,9 +613,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         model.get_layer("head").set_weights(head.get_weights())
     weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
     data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
-                               class_power=class_power, mixup=mixup, class_weight=weights)
-    if mixup:
-        weights = None  # Each example carries its blended weight (view_dataset).
+                               class_power=class_power, mixup=mixup, class_weight=weights, targets=targets)
+    if mixup or targets is not None:
+        weights = None  # Each example carries its weight (view_dataset).
     else:
         data = data.map(lambda x, y: (x, tf.one_hot(y, 7)))
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)

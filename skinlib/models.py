@@ -511,6 +511,21 @@ def members(model):
     return [layer for layer in model.layers if isinstance(layer, keras.Model)]
 
 
+def base_of(model):
+    """The backbone of a :func:`classifier`: its one sub-model that is not the head.
+
+    >>> model = classifier(backbone("mobilenet_025", weights=None, input_shape=(32, 32, 3)), head(256))
+    >>> base_of(model).name
+    'mobilenet_025'
+    """
+    keras = _keras()
+    found = [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head"]
+    if len(found) != 1:
+        raise ValueError(f"{model.name} is not a classifier of one backbone and a head "
+                         f"(it holds {len(found)} other sub-models)")
+    return found[0]
+
+
 def unfreeze(model, start=None):
     """Make the base of a :func:`classifier` trainable from layer ``start`` on (fine-tuning).
 
@@ -521,7 +536,7 @@ def unfreeze(model, start=None):
     keras = _keras()
     if members(model):
         raise ValueError(f"{model.name} is an ensemble: unfreeze each of its members (skinlib.models.members).")
-    base = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
+    base = base_of(model)
     if start is None:
         start = BACKBONES[base.name].fine_tune_from if base.name in BACKBONES else base.layers[0].name
     names = [layer.name for layer in base.layers]

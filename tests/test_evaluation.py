@@ -136,6 +136,8 @@ def test_an_ensemble_refuses_too_few_same_named_or_mismatched_members():
         models.ensemble([small("a"), small("b", side=32)])
     with pytest.raises(ValueError, match="is an ensemble"):
         models.unfreeze(models.ensemble([small("a"), small("b")]))
+    with pytest.raises(ValueError, match="not a classifier of one backbone"):  # Two members, no head.
+        models.base_of(models.ensemble([small("a"), small("b")]))
 
 
 def test_frame_share_and_mask_score_shapes():

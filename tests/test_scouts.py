@@ -1,4 +1,5 @@
-"""The scouts' own functions: benchmarks/decision_offsets.py and benchmarks/classifier_retraining.py."""
+"""The scouts' own functions: benchmarks/decision_offsets.py, classifier_retraining.py and distillation.py,
+and the soft targets of skinlib.features that distillation.py trains with."""
 
 import numpy as np
 import pytest
@@ -15,6 +16,11 @@ def offsets():
 @pytest.fixture(scope="module")
 def retraining():
     return load_benchmark("classifier_retraining")
+
+
+@pytest.fixture(scope="module")
+def distillation():
+    return load_benchmark("distillation")
 
 
 def test_offsets_recover_a_class_the_argmax_never_picks(offsets):
@@ -62,7 +68,7 @@ def test_offsets_stay_zero_where_the_argmax_is_already_right(offsets):
     assert offsets.fit_offsets(labels, probabilities).tolist() == [0.0] * 7
 
 
-def test_member_parts_give_back_each_members_own_prediction(retraining, tmp_path):
+def test_member_parts_give_back_each_members_own_prediction(retraining, distillation, tmp_path):
     # Two members with different random weights, saved and loaded as the shipped ensemble is: the upper blocks and
     # head taken from member 1 must give member 1's probabilities, not member 0's.
     size = (64, 64, 3)
@@ -79,10 +85,11 @@ def test_member_parts_give_back_each_members_own_prediction(retraining, tmp_path
     pixels = np.random.default_rng(0).uniform(0, 255, (2, *size)).astype("float32")
     for member in loaded:
         upper, head = retraining.member_parts(member, features.CUTS["efficientnet_lite0"])
-        base = next(layer for layer in member.layers if layer.name not in ("head",) and hasattr(layer, "layers"))
-        lower, _ = features.split_backbone(base, features.CUTS["efficientnet_lite0"])
+        lower, _ = features.split_backbone(models.base_of(member), features.CUTS["efficientnet_lite0"])
         pooled = np.asarray(upper(lower(pixels))).mean(axis=(1, 2))
         np.testing.assert_allclose(np.asarray(head(pooled)), np.asarray(member(pixels)), atol=1e-5)
+        top = distillation.member_top(member, features.CUTS["efficientnet_lite0"])  # The teacher's part, maps in.
+        np.testing.assert_allclose(np.asarray(top(lower(pixels))), np.asarray(member(pixels)), atol=1e-5)
     assert not np.allclose(np.asarray(loaded[0](pixels)), np.asarray(loaded[1](pixels)), atol=1e-3)
 
 
@@ -97,3 +104,69 @@ def test_head_scores_average_the_four_flips(retraining):
     first, other = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
     scores = retraining.head_scores(head, [first, other, other, other], np.array([1]))
     assert scores["plain"]["accuracy"] == 0.0 and scores["TTA"]["accuracy"] == 1.0
+
+
+def stored_views(views=3, count=8):
+    """Maps whose one value encodes (view, image), so that a batch says which view of which image it holds."""
+    return (np.arange(views)[:, None] * 100 + np.arange(count)[None]).astype("float16")[..., None, None, None]
+
+
+def test_each_stored_view_gets_its_own_target_and_its_labels_weight():
+    stored, labels = stored_views(), np.arange(8) % 7
+    targets = np.random.default_rng(0).dirichlet(np.ones(7), size=(3, 8)).astype("float32")
+    weights = {k: 1.0 + k for k in range(7)}
+    data, steps = features.view_dataset(stored, labels, epochs=2, batch_size=4, targets=targets, class_weight=weights)
+    seen = set()
+    for x, target, weight in data:
+        code = x.numpy().reshape(-1).astype(int)
+        view, image = code // 100, code % 100
+        np.testing.assert_allclose(target.numpy(), targets[view, image], rtol=1e-6)
+        assert weight.numpy().tolist() == [weights[label] for label in labels[image]]  # The label's, not the target's.
+        seen.update(zip(view, image))
+    assert steps == 2 and len({image for _, image in seen}) == 8  # Every image in each epoch.
+    # The same draws as without targets: distillation changes the targets, not the examples.
+    plain, _ = features.view_dataset(stored, labels, epochs=2, batch_size=4)
+    with_targets, _ = features.view_dataset(stored, labels, epochs=2, batch_size=4, targets=targets)
+    for (x, _), (x_taught, _) in zip(plain, with_targets):
+        np.testing.assert_array_equal(x.numpy(), x_taught.numpy())
+
+
+def test_targets_must_match_the_views_and_not_come_with_mixup():
+    stored, labels = stored_views(), np.arange(8) % 7
+    with pytest.raises(ValueError, match="do not match the stored views"):
+        features.view_dataset(stored, labels, epochs=1, batch_size=4, targets=np.ones((8, 7)) / 7)
+    with pytest.raises(ValueError, match="targets with mixup"):
+        features.view_dataset(stored, labels, epochs=1, batch_size=4, targets=np.ones((3, 8, 7)) / 7, mixup=0.2)
+    with pytest.raises(ValueError, match="targets with loss='logit_adjusted'"):
+        features.train_top(None, np.zeros((3, 8, 2), "float32"), labels, (np.zeros((8, 2)), labels), name="x",
+                           loss="logit_adjusted", class_power=0, label_smoothing=0, targets=np.ones((3, 8, 7)) / 7)
+
+
+def test_a_head_trained_on_targets_learns_the_targets_not_the_labels():
+    # Two clusters labelled 0 and 1; the teacher says the opposite. Trained on the targets, the head follows the
+    # teacher (on the labels it would answer the labels). Validation scores against the teacher's answers, so
+    # that the epoch kept is the one that agrees with them most.
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 64)
+    points = np.where(labels[:, None] == 0, [3.0, 0.0], [0.0, 3.0]) + rng.normal(0, 0.3, (128, 2))
+    stored = np.stack([points, points]).astype("float32")  # Two "views" of pooled features.
+    teacher = np.eye(7, dtype="float32")[1 - labels] * 0.9 + 0.1 / 7
+    run = features.train_top(None, stored, labels, (points, 1 - labels), name="student", epochs=20, batch_size=32,
+                             learning_rate=3e-2, label_smoothing=0.0, patience=20, class_power=0.0, verbose=False,
+                             targets=np.stack([teacher, teacher]))
+    taught = run.model.predict(points, verbose=0).argmax(axis=1)
+    assert (taught == 1 - labels).mean() > 0.95
+
+
+def test_teacher_targets_average_the_members_view_by_view(distillation):
+    import keras
+
+    def top(sign):  # A "member" whose probabilities follow the sign of its one input.
+        inputs = keras.Input((1, 1, 1))
+        logits = keras.layers.Lambda(lambda x: keras.ops.concatenate([sign * x, -sign * x], axis=-1))(inputs)
+        return keras.Model(inputs, keras.layers.Softmax()(keras.layers.Flatten()(logits)))
+
+    stored = np.array([1.0, -2.0]).reshape(2, 1, 1, 1, 1).astype("float16")  # Two views of one image.
+    one, both = distillation.teacher_targets([top(1.0)], stored), distillation.teacher_targets([top(1.0), top(-1.0)], stored)
+    assert one.shape == (2, 1, 2) and one[0, 0, 0] > 0.8 and one[1, 0, 1] > 0.9  # Each view its own probabilities.
+    np.testing.assert_allclose(both, 0.5, atol=1e-6)  # Two opposite members average to even odds.
