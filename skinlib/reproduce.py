@@ -291,8 +291,9 @@ def chapter_time(started, *, smoke):
     >>> chapter_time(time.perf_counter(), smoke=True)  # doctest: +ELLIPSIS
     'this chapter ran in 0.0 min on ... CPU cores (...), smoke mode: True'
     """
+    avx512 = {True: ", AVX-512", False: ", no AVX-512", None: ""}[cpu_has_avx512()]
     return (f"this chapter ran in {(time.perf_counter() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
-            f"({platform.machine()}), smoke mode: {smoke}")
+            f"({cpu_name()}, {platform.machine()}{avx512}), smoke mode: {smoke}")
 
 
 def chapter03_variants(root=None):
