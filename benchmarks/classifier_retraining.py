@@ -43,6 +43,25 @@ OPTIONS = {name: features.BALANCING[name] for name in ("class weights, power 1",
 ENSEMBLE = "03_efficientnet_lite0_ensemble.keras"
 
 
+def shipped_views(seed):
+    """Chapter 03's stored views as its shipped recipe stores them (seed ``seed``), and a fresh backbone's upper part.
+
+    Returns ``labels`` ({"train", "val"}: class indices), ``upper`` (ImageNet weights, from the cut on), ``stored``
+    (four jittered training views, zoom up to 1.7x, dark fields in half) and ``stored_val`` (the four plain flips of
+    each validation image), read from skinlib's cache when the chapter has stored them.
+    """
+    size = (150, 200)
+    parts = split.load_split_images(size, splits=("train", "val"), seed=seed, progress=False)
+    labels = {part: rows.labels for part, rows in parts.items()}
+    base = models.backbone("efficientnet_lite0", input_shape=(*size, 3), colour_constancy=True)
+    lower, upper = features.split_backbone(base, features.CUTS["efficientnet_lite0"])
+    stored = features.cached_features(lower, parts["train"].images, views=4, seed=seed, jitter=1.0, zoom=0.7,
+                                      surround=0.5, description="training views")
+    stored_val = features.cached_features(lower, parts["val"].images, views=4, seed=seed, jitter=0.0,
+                                          description="validation flips")
+    return labels, upper, stored, stored_val
+
+
 def member_parts(member, cut):
     """The trained upper blocks and head of one pixels-in member of the shipped ensemble."""
     return features.split_backbone(models.base_of(member), cut)[1], member.get_layer("head")
@@ -76,16 +95,8 @@ def main():
     args = parser.parse_args()
     arms = args.arms.split(",")
     begin = time.perf_counter()
-    size = (150, 200)
     cut = features.CUTS["efficientnet_lite0"]
-    parts = split.load_split_images(size, splits=("train", "val"), seed=args.seed, progress=False)
-    labels = {part: rows.labels for part, rows in parts.items()}
-    base = models.backbone("efficientnet_lite0", input_shape=(*size, 3), colour_constancy=True)
-    lower, upper = features.split_backbone(base, cut)
-    stored = features.cached_features(lower, parts["train"].images, views=4, seed=args.seed, jitter=1.0, zoom=0.7,
-                                      surround=0.5, description="training views")
-    stored_val = features.cached_features(lower, parts["val"].images, views=4, seed=args.seed, jitter=0.0,
-                                          description="validation flips")
+    labels, upper, stored, stored_val = shipped_views(args.seed)
     rows, seconds = {}, {}
     if "shipped" in arms:
         start = time.perf_counter()

@@ -27,14 +27,18 @@ About 20 minutes on 2 cores (Intel Xeon with AVX-512) when the stored views are 
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from skinlib import artefacts, features, metrics, models, split
+from skinlib import artefacts, features, metrics, models
 from skinlib.reproduce import cpu_has_avx512, cpu_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from classifier_retraining import shipped_views  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "recall_mel"]
@@ -75,16 +79,8 @@ def main():
     parser.add_argument("--out", required=True, help="the JSON to write")
     args = parser.parse_args()
     begin = time.perf_counter()
-    size, option = (150, 200), "class weights, power 1"
-    cut = features.CUTS["efficientnet_lite0"]
-    parts = split.load_split_images(size, splits=("train", "val"), seed=args.seed, progress=False)
-    labels = {part: rows.labels for part, rows in parts.items()}
-    base = models.backbone("efficientnet_lite0", input_shape=(*size, 3), colour_constancy=True)
-    lower, upper = features.split_backbone(base, cut)
-    stored = features.cached_features(lower, parts["train"].images, views=4, seed=args.seed, jitter=1.0, zoom=0.7,
-                                      surround=0.5, description="training views")
-    stored_val = features.cached_features(lower, parts["val"].images, views=4, seed=args.seed, jitter=0.0,
-                                          description="validation flips")
+    option, cut = "class weights, power 1", features.CUTS["efficientnet_lite0"]
+    labels, upper, stored, stored_val = shipped_views(args.seed)
     start = time.perf_counter()
     tops = [member_top(member, cut) for member in models.members(models.load_model(artefacts.models_dir() / ENSEMBLE))]
     targets = teacher_targets(tops, stored)
