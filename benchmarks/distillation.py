@@ -13,12 +13,15 @@ on), averaged, give a target for every stored view. The student is chapter 03's 
 the first stage trained on pooled views with class weights power 1, then the upper blocks and that head for at
 most 10 epochs with a one-cycle peak of 3e-4, label smoothing 0.1, class weights power 1 by each image's label,
 the best validation epoch kept) but for one thing: each stored view's target is the teacher's probabilities for
-that view, not its label (:func:`skinlib.features.train_top`'s ``targets``). It is compared with the same recipe
+that view, not its label (:func:`skinlib.features.train_top`'s ``targets``). ``--class-power 0`` drops the class
+weights of the upper-block stage too, since the teacher, trained with them, already leans toward the rare classes. It is compared with the same recipe
 on the labels with the same seed on the same kind of machine (``benchmarks/results/control_xeon.json``) and with
 its teacher. A scout for whether a three-seed trial is worth its hour, not a finding.
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/distillation.py \\
         --seed 0 --out benchmarks/results/distillation.json
+    SKINLIB_DATA=../shared/data/ham10000 python benchmarks/distillation.py \\
+        --seed 0 --class-power 0 --out benchmarks/results/distillation_unweighted.json
 
 About 20 minutes on 2 cores (Intel Xeon with AVX-512) when the stored views are in skinlib's cache; the student's
 10 epochs are most of it.
@@ -76,6 +79,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="the stored views' seed and the student's seed "
                         "(default 0: the views the shipped members trained on, control_xeon.json's seed 0)")
+    parser.add_argument("--class-power", type=float, default=1.0, help="the power of the class weights that weigh "
+                        "each stored view's loss by its label in the student's upper-block stage (default 1: the "
+                        "recipe's; 0: none, the teacher's targets alone)")
     parser.add_argument("--out", required=True, help="the JSON to write")
     args = parser.parse_args()
     begin = time.perf_counter()
@@ -100,7 +106,7 @@ def main():
     run = features.train_top(upper, stored, labels["train"], (np.asarray(stored_val[0]), labels["val"]),
                              name="student", epochs=10, batch_size=64, learning_rate=3e-4, label_smoothing=0.1,
                              patience=4, seed=args.seed, head=first[(option, args.seed)].model, targets=targets,
-                             **features.BALANCING[option])
+                             sampling="shuffle", class_power=args.class_power)
     rows[("student", "plain")] = metrics.classification_metrics(labels["val"], run.validation_probabilities)
     rows[("student", "TTA")] = metrics.classification_metrics(labels["val"], features.predict_views(run.model,
                                                                                                      stored_val))
@@ -112,13 +118,15 @@ def main():
         "benchmark": "distillation",
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "runs": {", ".join(key): table.loc[key].round(4).to_dict() for key in table.index},
+        "class_power": args.class_power,
         "targets": {key: round(value, 4) for key, value in soft.items()},
         "student": {"best_epoch": run.best_epoch,
                     "curve": run.history["val_balanced_accuracy"].round(4).tolist()},
         "seconds": {"teacher": round(teacher_seconds, 1), "student": round(run.seconds, 1),
                     "total": round(time.perf_counter() - begin, 1)},
         "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
-        "command": f"python benchmarks/distillation.py --seed {args.seed} --out {args.out}",
+        "command": f"python benchmarks/distillation.py --seed {args.seed}"
+                   + (f" --class-power {args.class_power:g}" if args.class_power != 1 else "") + f" --out {args.out}",
     }
     artefacts.write_json_atomic(Path(args.out), result, end="\n")
 
