@@ -14,7 +14,7 @@ the first stage trained on pooled views with class weights power 1, then the upp
 most 10 epochs with a one-cycle peak of 3e-4, label smoothing 0.1, class weights power 1 by each image's label,
 the best validation epoch kept) but for one thing: each stored view's target is the teacher's probabilities for
 that view, not its label (:func:`skinlib.features.train_top`'s ``targets``). ``--class-power 0`` drops the class
-weights of the upper-block stage too, since the teacher, trained with them, already leans toward the rare classes. It is compared with the same recipe
+weights of the upper-block stage too, since the teacher was trained with them: its targets already carry their balance. It is compared with the same recipe
 on the labels with the same seed on the same kind of machine (``benchmarks/results/control_xeon.json``) and with
 its teacher. A scout for whether a three-seed trial is worth its hour, not a finding.
 
@@ -23,8 +23,8 @@ its teacher. A scout for whether a three-seed trial is worth its hour, not a fin
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/distillation.py \\
         --seed 0 --class-power 0 --out benchmarks/results/distillation_unweighted.json
 
-About 20 minutes on 2 cores (Intel Xeon with AVX-512) when the stored views are in skinlib's cache; the student's
-10 epochs are most of it.
+About 28-30 minutes on 2 cores (Intel Xeon with AVX-512) when the stored views are in skinlib's cache: the
+teacher's pass over the stored views and the student's epochs take about half each.
 """
 
 import argparse

@@ -170,3 +170,25 @@ def test_teacher_targets_average_the_members_view_by_view(distillation):
     one, both = distillation.teacher_targets([top(1.0)], stored), distillation.teacher_targets([top(1.0), top(-1.0)], stored)
     assert one.shape == (2, 1, 2) and one[0, 0, 0] > 0.8 and one[1, 0, 1] > 0.9  # Each view its own probabilities.
     np.testing.assert_allclose(both, 0.5, atol=1e-6)  # Two opposite members average to even odds.
+
+
+def test_train_top_weighs_the_targets_by_the_labels_class_weights(monkeypatch):
+    # The first distillation arm's path: targets with class weights. The weights must reach the dataset (one weight
+    # per example, by its label), and Keras's own class_weight must not be given as well.
+    from skinlib import train
+
+    seen = {}
+    original = features.view_dataset
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(features, "view_dataset", spy)
+    labels = np.r_[np.arange(7), np.zeros(25, int)]  # Every class once, class 0 the most often.
+    stored = np.random.default_rng(0).normal(size=(2, 32, 2)).astype("float32")
+    targets = np.full((2, 32, 7), 1 / 7, "float32")
+    run = features.train_top(None, stored, labels, (stored[0], labels), name="student", epochs=1, batch_size=8,
+                             class_power=1.0, targets=targets, verbose=False)
+    assert seen["targets"] is targets and seen["class_weight"] == train.class_weights(labels, power=1.0)
+    assert len(run.history) == 1
