@@ -41,7 +41,7 @@ from skinlib import artefacts, features, metrics, models
 from skinlib.reproduce import cpu_has_avx512, cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classifier_retraining import shipped_views  # noqa: E402
+from classifier_retraining import member_parts, shipped_views  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "recall_mel"]
@@ -50,13 +50,15 @@ CONTROL = ROOT / "benchmarks" / "results" / "control_xeon.json"
 
 
 def member_top(member, cut):
-    """One pixels-in member of an ensemble as a stored-maps-in model: its upper blocks, pooling and head."""
-    import keras
+    """One pixels-in member of an ensemble as a stored-maps-in model: its upper blocks, pooling and head.
 
-    upper = features.split_backbone(models.base_of(member), cut)[1]
-    stored = keras.Input(shape=upper.input_shape[1:], name="stored")
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(upper(stored))
-    return keras.Model(stored, member.get_layer("head")(pooled), name=f"{member.name}_top")
+    Built as chapter 03 builds the model it trains (:func:`skinlib.features.top_model`), with the member's head
+    weights loaded as :func:`skinlib.features.train_top` loads a first-stage head.
+    """
+    upper, head = member_parts(member, cut)
+    top = features.top_model(upper)
+    top.get_layer("head").set_weights(head.get_weights())
+    return top
 
 
 def teacher_targets(tops, stored):
