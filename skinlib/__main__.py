@@ -106,6 +106,8 @@ def _predict(args):
             print(f"error: the CSV file {args.csv} {problem}; give a file path in a writable folder.", file=sys.stderr)
             return 2
     checker = predict.Checker(args.model, backend=args.backend)
+    if checker.note:
+        print(f"note: {checker.note}", file=sys.stderr)
     given = [name for name in ("age", "sex", "site") if getattr(args, name) is not None]
     if given and not checker.uses_metadata:
         print(f"note: the model {checker.name} reads the image only; --{', --'.join(given)} "

@@ -54,8 +54,9 @@ FINAL_METRICS_FILE = "final_metrics.json"
 SEED_REPEATS_SUFFIX = "_seed_repeats.json"
 """``<notebook><suffix>`` in ``Saved_Models/``: the scores of a notebook's runs repeated with other seeds."""
 
-MODEL_SUFFIXES = (".keras", ".tflite")
-"""The files of a saved model: the Keras model and its LiteRT copy (chapter 05, :func:`skinlib.predict.export_lite`)."""
+MODEL_SUFFIXES = (".keras", ".tflite", ".tflite.json")
+"""The files of a saved model: the Keras model, its LiteRT copy and the copy's record of its source (chapter 05,
+:func:`skinlib.predict.export_lite`)."""
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

@@ -171,7 +171,14 @@ class Checker:
         "keras" loads the Keras model (needed for Grad-CAM); "lite" its LiteRT
         copy made by :func:`export_lite` (same numbers, starts in a fraction
         of the time because TensorFlow is never imported); "auto" takes the
-        LiteRT copy when it exists.
+        LiteRT copy when it exists, unless its record says it was made from
+        other bytes of the ``.keras`` file (a model trained again since): then
+        the Keras model answers, and ``note`` says why.
+
+    Attributes
+    ----------
+    note : str
+        Something the user should know about how the model was loaded, or "".
 
     Raises
     ------
@@ -195,6 +202,13 @@ class Checker:
         if backend not in ("auto", "keras", "lite"):
             raise ValueError(f"backend must be 'auto', 'keras' or 'lite'. Got {backend!r} instead.")
         lite = path if path.suffix == ".tflite" else path.with_suffix(".tflite")
+        self.note = ""
+        if backend == "auto" and path.suffix != ".tflite" and lite.is_file() and _has_litert():
+            record = lite_source(lite)
+            if record is not None and path.is_file() and record.get("source_sha256") != _sha256(path):
+                self.note = (f"the LiteRT copy {lite.name} was made from another version of {path.name}, so the "
+                             f"Keras model answers (slower to start); skinlib.predict.export_lite makes a new copy.")
+                backend = "keras"
         if backend == "lite" or path.suffix == ".tflite" or (backend == "auto" and lite.is_file() and _has_litert()):
             self._load_lite(lite)
         else:
@@ -380,17 +394,70 @@ def _has_litert():
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def export_lite(model, path=None):
+LITE_RECORD = ".json"
+"""Ending added to a LiteRT copy's name for its record (``x.tflite.json``): which ``.keras`` file it was made from."""
+
+
+def _sha256(path):
+    """The SHA-256 of a file's bytes, read in blocks (a 41 MiB model: about 30 ms)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def lite_source(lite):
+    """The record :func:`export_lite` wrote beside a LiteRT copy, or None where there is none (or it is unreadable).
+
+    A dict with ``source`` (the ``.keras`` file's name), ``source_sha256``
+    (its bytes when the copy was made) and ``sha256`` (the copy's own bytes).
+    """
+    import json
+
+    try:
+        record = json.loads(Path(str(lite) + LITE_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def lite_is_current(model, lite):
+    """Whether ``lite`` is the LiteRT copy :func:`export_lite` made of the ``.keras`` file ``model`` as it is now.
+
+    True only when the copy's record names the model's present bytes and the
+    copy's own bytes are those it wrote; False for a copy without a record.
+    """
+    record = lite_source(lite)
+    return (record is not None and Path(lite).is_file() and Path(model).is_file()
+            and record.get("source_sha256") == _sha256(model) and record.get("sha256") == _sha256(lite))
+
+
+def export_lite(model, path=None, *, force=False):
     """Convert a saved ``.keras`` model to LiteRT (``.tflite``, written atomically beside it or to ``path``).
 
     The command-line checker loads this copy without importing TensorFlow,
     which is most of its start-up time; the test suite checks that both give
-    the same probabilities.
+    the same probabilities. A record beside the copy (``<copy>.json``, see
+    :func:`lite_source`) names the ``.keras`` file's bytes it was made from:
+    when the copy is already that of the model as it is now
+    (:func:`lite_is_current`), it is kept and nothing is converted (the
+    conversion of the shipped ensemble takes about 30 s), unless ``force``.
+
+    Returns
+    -------
+    Path
+        The copy.
     """
-    import tensorflow as tf
+    import json
 
     model = Path(model)
     target = Path(path) if path else model.with_suffix(".tflite")
+    if not force and lite_is_current(model, target):
+        return target
+    import tensorflow as tf
+
+    source_sha256 = _sha256(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(load_model(model))
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")
@@ -399,7 +466,10 @@ def export_lite(model, path=None):
             flat = converter.convert()
     finally:
         logger.setLevel(level)
+    record = {"source": model.name, "source_sha256": source_sha256, "sha256": hashlib.sha256(flat).hexdigest()}
     write_atomic(target, lambda handle: handle.write(flat))
+    write_atomic(Path(str(target) + LITE_RECORD), lambda handle: handle.write(
+        (json.dumps(record, indent=2) + "\n").encode()))  # After the copy: a crash between leaves no false record.
     return target
 
 

@@ -83,7 +83,8 @@ def test_forget_stale_drops_rows_and_files_the_last_run_did_not_write(tmp_path):
 
     for name, notebook in (("03_old", "03_nb"), ("03_new", "03_nb"), ("02_kept", "02_nb")):
         artefacts.record_metrics(name, {"accuracy": 0.5}, folder=tmp_path, notebook=notebook)
-        (tmp_path / f"{name}.keras").write_bytes(b"model")
+        for suffix in artefacts.MODEL_SUFFIXES:  # The model, its LiteRT copy and the copy's record.
+            (tmp_path / f"{name}{suffix}").write_bytes(b"model")
     old = time.time() - 100
     os.utime(tmp_path / "03_old_metrics.json", (old, old))
     os.utime(tmp_path / "02_kept_metrics.json", (old, old))  # Another notebook's rows are never touched.
@@ -91,6 +92,7 @@ def test_forget_stale_drops_rows_and_files_the_last_run_did_not_write(tmp_path):
     assert dropped == ["03_old"]
     assert sorted(artefacts.read_results(tmp_path)["name"]) == ["02_kept", "03_new"]
     assert not (tmp_path / "03_old.keras").exists() and not (tmp_path / "03_old_metrics.json").exists()
+    assert not any((tmp_path / f"03_old{suffix}").exists() for suffix in (".tflite", ".tflite.json"))
     assert (tmp_path / "03_new.keras").exists() and (tmp_path / "02_kept.keras").exists()
     assert artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50) == []
 

@@ -493,6 +493,7 @@ def test_save_ensemble_keeps_the_members_files_when_it_fails_before_its_rows(tmp
         model = models.cnn((16, 16, 3), filters=(2,), global_pool=True, name=name)
         artefacts.save_model_atomic(model, tmp_path / f"{name}.keras")
         (tmp_path / f"{name}.tflite").write_bytes(b"lite")
+        (tmp_path / f"{name}.tflite.json").write_bytes(b"{}")
         seeds[name] = SimpleNamespace(run=SimpleNamespace(model=model), probabilities=np.eye(7)[labels])
     tta = {name: np.eye(7)[labels] for name in seeds}
 
@@ -505,5 +506,6 @@ def test_save_ensemble_keeps_the_members_files_when_it_fails_before_its_rows(tmp
     assert all((tmp_path / f"{name}{suffix}").is_file() for name in seeds for suffix in (".keras", ".tflite"))
     monkeypatch.undo()
     features.save_ensemble("ens", seeds, tta, labels, folder=tmp_path, notebook="test")
-    assert not any((tmp_path / f"{name}{suffix}").exists() for name in seeds for suffix in (".keras", ".tflite"))
+    assert not any((tmp_path / f"{name}{suffix}").exists() for name in seeds
+                   for suffix in (".keras", ".tflite", ".tflite.json"))
     assert artefacts.read_results(tmp_path)["name"].tolist() == ["ens", "ens_tta"]

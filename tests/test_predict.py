@@ -1,6 +1,7 @@
 """skinlib.predict and `python -m skinlib predict`: the lesion checker on good and bad input."""
 
 import dataclasses
+import hashlib
 import io
 import json
 import subprocess
@@ -318,6 +319,58 @@ def test_litert_copy_gives_the_same_answers_and_is_used_by_default(model_file, t
     lite_file.write_bytes(b"not a model")
     with pytest.raises(predict.ModelError, match="toy.tflite: not a readable LiteRT model"):
         predict.Checker(keras_file)
+
+
+def test_the_litert_copy_is_made_again_only_when_its_model_changed(model_file, tmp_path, monkeypatch, capsys):
+    """Chapter 05 (and so every start of the web app) exports the final model; a copy of the same bytes is kept."""
+    import json
+    import shutil
+
+    import tensorflow as tf
+
+    from skinlib.__main__ import main
+
+    keras_file = tmp_path / "toy.keras"
+    shutil.copy(model_file, keras_file)
+    lite_file = predict.export_lite(keras_file)
+    record = json.loads((tmp_path / "toy.tflite.json").read_text())
+    assert record["source"] == "toy.keras" and predict.lite_is_current(keras_file, lite_file)
+    assert record["source_sha256"] == hashlib.sha256(keras_file.read_bytes()).hexdigest()
+    assert record["sha256"] == hashlib.sha256(lite_file.read_bytes()).hexdigest()
+    made = lite_file.stat().st_mtime_ns
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tf.lite.TFLiteConverter, "from_keras_model", no_conversion)
+        assert predict.export_lite(keras_file) == lite_file and lite_file.stat().st_mtime_ns == made  # Kept.
+        with pytest.raises(AssertionError, match="converted again"):
+            predict.export_lite(keras_file, force=True)
+
+    # The model trained again under the same name: the old copy is stale, and the checker says so, not uses it.
+    model = models.load_model(keras_file)
+    model.set_weights([weight * 0.5 for weight in model.get_weights()])
+    artefacts.save_model_atomic(model, keras_file)
+    assert not predict.lite_is_current(keras_file, lite_file)
+    stale = predict.Checker(keras_file)
+    assert stale.backend == "keras" and "was made from another version of toy.keras" in stale.note
+    image = tmp_path / "lesion.jpg"
+    image.write_bytes(jpeg_bytes())
+    assert main(["predict", str(image), "--model", str(keras_file)]) == 0
+    assert "note: the LiteRT copy toy.tflite was made from another version" in capsys.readouterr().err
+    predict.export_lite(keras_file)  # Made again, from the new bytes.
+    fresh = predict.Checker(keras_file)
+    assert fresh.backend == "lite" and fresh.note == ""
+    np.testing.assert_allclose(fresh.predict(image).probabilities,
+                               predict.Checker(keras_file, backend="keras").predict(image).probabilities, atol=1e-5)
+
+    lite_file.write_bytes(lite_file.read_bytes()[:-1])  # A damaged copy is not current either, and is made again.
+    assert not predict.lite_is_current(keras_file, lite_file)
+    assert predict.lite_is_current(keras_file, predict.export_lite(keras_file))
+    (tmp_path / "toy.tflite.json").write_text("not json")  # No readable record: made again, as before records.
+    assert predict.lite_source(lite_file) is None and not predict.lite_is_current(keras_file, lite_file)
+    assert predict.Checker(keras_file).backend == "lite"  # A copy without a record is still used.
 
 
 def test_an_ensemble_runs_in_the_checker_with_litert_and_tta_as_with_keras(model_file, tmp_path):
