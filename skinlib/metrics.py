@@ -12,8 +12,6 @@ confidence intervals over lesions, a screening threshold and subgroups.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -94,32 +92,46 @@ def classification_metrics(labels, probabilities, *, threshold=None):
     return result
 
 
+def auc(truth, scores):
+    """Area under the ROC curve of binary ``truth`` ranked by ``scores``; NaN when only one side is present.
+
+    The chance that a random positive scores above a random negative, ties
+    counting half (the Mann-Whitney U statistic): the number
+    ``sklearn.metrics.roc_auc_score`` gives (the tests compare them), from one
+    rank sort and without its input checks, which cost ten times as much. It
+    runs eight times in each of chapter 04's 1,000 bootstrap resamples.
+
+    >>> auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    """
+    from scipy.stats import rankdata
+
+    truth = np.asarray(truth, dtype=bool)
+    positives = int(truth.sum())
+    negatives = truth.size - positives
+    if not positives or not negatives:
+        return float("nan")
+    ranks = rankdata(np.asarray(scores))  # Ties get their mean rank.
+    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def headline(labels, probabilities):
     """Accuracy, balanced accuracy, macro AUC (one-vs-rest) and malignant AUC of one set of predictions.
 
-    The malignant AUC ranks P(malignant) (:func:`malignant_probability`) of
-    malignant against benign lesions; NaN when only one of the two is present.
+    Balanced accuracy is the mean recall of the classes present in ``labels``
+    (as ``sklearn.metrics.balanced_accuracy_score``). The malignant AUC ranks
+    P(malignant) (:func:`malignant_probability`) of malignant against benign
+    lesions; NaN when only one of the two is present.
 
     >>> headline(np.array([0, 1, 1]), np.eye(7)[[0, 1, 0]])["accuracy"]
     0.6666666666666666
     """
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
-    predicted = probabilities.argmax(axis=1)
     present = np.unique(labels)
-    with warnings.catch_warnings():  # A class predicted but absent (small groups, resamples): recall is over present.
-        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-        balanced = float(balanced_accuracy_score(labels, predicted))
-    scores = {"accuracy": float((predicted == labels).mean()), "balanced_accuracy": balanced}
-    if len(present) > 1:
-        aucs = [roc_auc_score(labels == k, probabilities[:, k]) for k in present]
-        scores["macro_auc"] = float(np.mean(aucs))
-    else:
-        scores["macro_auc"] = float("nan")
-    is_malignant = np.isin(labels, MALIGNANT_INDEX)
-    scores["malignant_auc"] = (float(roc_auc_score(is_malignant, malignant_probability(probabilities)))
-                               if 0 < is_malignant.sum() < len(labels) else float("nan"))
+    scores = _accuracies(labels, probabilities)
+    scores["macro_auc"] = (float(np.mean([auc(labels == k, probabilities[:, k]) for k in present]))
+                           if len(present) > 1 else float("nan"))
+    scores["malignant_auc"] = auc(np.isin(labels, MALIGNANT_INDEX), malignant_probability(probabilities))
     return scores
 
 
@@ -260,15 +272,14 @@ def per_class_report(labels, probabilities):
     >>> float(per_class_report(np.array([0, 0, 1]), np.eye(7)[[0, 1, 1]]).loc["akiec", "recall"])
     0.5
     """
-    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import precision_recall_fscore_support
 
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
     every = list(range(len(CLASSES)))
     precision, recall, f1, support = precision_recall_fscore_support(labels, probabilities.argmax(axis=1),
                                                                      labels=every, zero_division=0)
-    auc = [roc_auc_score(labels == k, probabilities[:, k]) if 0 < (labels == k).sum() < len(labels) else np.nan
-           for k in every]
-    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "auc": auc, "support": support},
+    aucs = [auc(labels == k, probabilities[:, k]) for k in every]
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "auc": aucs, "support": support},
                         index=pd.Index(CLASSES, name="class"))
 
 
@@ -515,7 +526,8 @@ def per_class_intervals(labels, probabilities, *, groups=None, n_resamples=1000,
 
 
 def _accuracies(labels, probabilities):
-    """Accuracy and balanced accuracy only (fast, for bootstrapping small groups)."""
+    """Accuracy and balanced accuracy (the mean recall of the classes in ``labels``) only."""
+    labels = np.asarray(labels)
     called = np.asarray(probabilities).argmax(axis=1)
     recalls = [np.mean(called[labels == k] == k) for k in np.unique(labels)]
     return {"accuracy": float(np.mean(called == labels)), "balanced_accuracy": float(np.mean(recalls))}

@@ -33,6 +33,28 @@ def test_bootstrap_intervals_contain_the_estimate_and_widen_with_grouping():
     assert width(grouped) > 1.5 * width(naive)
 
 
+def test_auc_and_balanced_accuracy_give_sklearns_numbers():
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    rng = np.random.default_rng(7)
+    for count, rounding in ((40, 1), (700, 2), (1503, 6)):  # Coarse rounding makes many ties.
+        truth = rng.uniform(size=count) < 0.3
+        scores = np.round(rng.uniform(size=count) + 0.3 * truth, rounding)
+        assert metrics.auc(truth, scores) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+    assert metrics.auc(np.ones(5, bool), np.arange(5)) != metrics.auc(np.ones(5, bool), np.arange(5))  # NaN
+    assert metrics.auc([0, 1, 0, 1], [0.5] * 4) == 0.5  # All tied: chance.
+    labels, probabilities = noisy_predictions(seed=3)
+    labels, probabilities = labels[labels != 2], probabilities[labels != 2]  # A class absent, as in a resample.
+    scores = metrics.headline(labels, probabilities)
+    assert scores["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, probabilities.argmax(1)),
+                                                        abs=1e-12)
+    expected = np.mean([roc_auc_score(labels == k, probabilities[:, k]) for k in np.unique(labels)])
+    assert scores["macro_auc"] == pytest.approx(expected, abs=1e-12)
+    malignant = np.isin(labels, metrics.MALIGNANT_INDEX)
+    assert scores["malignant_auc"] == pytest.approx(
+        roc_auc_score(malignant, metrics.malignant_probability(probabilities)), abs=1e-12)
+
+
 def test_per_class_report_matches_sklearn():
     from sklearn.metrics import f1_score
 
