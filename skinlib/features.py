@@ -786,7 +786,7 @@ def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook
     probabilities) and ``<name>_tta`` (the mean of their TTA probabilities),
     each naming its members, which chapter 04 then no longer weighs one by one
     (:func:`skinlib.final.candidates`). Once the ensemble and its rows are
-    written, the members' own ``.keras`` (and ``.tflite``) files are removed
+    written, the members' own model files (``artefacts.MODEL_SUFFIXES``) are removed
     (their rows, histories and metrics stay): their weights live on inside it, and
     :func:`skinlib.models.members` gives each back as a model.
 

@@ -106,12 +106,21 @@ def auc(truth, scores):
     """
     from scipy.stats import rankdata
 
-    truth = np.asarray(truth, dtype=bool)
+    truth, scores = np.asarray(truth), np.asarray(scores, dtype=float)
+    if truth.ndim != 1 or truth.shape != scores.shape:
+        raise ValueError(f"truth and scores must be 1-D and of one length; got shapes {truth.shape} and "
+                         f"{scores.shape}.")
+    if truth.dtype != bool:
+        if not np.isin(truth, (0, 1)).all():
+            raise ValueError(f"truth must be boolean or 0/1; got the values {np.unique(truth)[:5].tolist()}.")
+        truth = truth.astype(bool)
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN.")
     positives = int(truth.sum())
     negatives = truth.size - positives
     if not positives or not negatives:
         return float("nan")
-    ranks = rankdata(np.asarray(scores))  # Ties get their mean rank.
+    ranks = rankdata(scores)  # Ties get their mean rank.
     return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 

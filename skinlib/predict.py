@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -173,7 +174,8 @@ class Checker:
         of the time because TensorFlow is never imported); "auto" takes the
         LiteRT copy when it exists, unless its record says it was made from
         other bytes of the ``.keras`` file (a model trained again since): then
-        the Keras model answers, and ``note`` says why.
+        the Keras model answers, and ``note`` says why. A stale copy asked for
+        ("lite", or a ``.tflite`` path) answers, with a ``note``.
 
     Attributes
     ----------
@@ -203,12 +205,14 @@ class Checker:
             raise ValueError(f"backend must be 'auto', 'keras' or 'lite'. Got {backend!r} instead.")
         lite = path if path.suffix == ".tflite" else path.with_suffix(".tflite")
         self.note = ""
-        if backend == "auto" and path.suffix != ".tflite" and lite.is_file() and _has_litert():
-            record = lite_source(lite)
-            if record is not None and path.is_file() and record.get("source_sha256") != _sha256(path):
-                self.note = (f"the LiteRT copy {lite.name} was made from another version of {path.name}, so the "
-                             f"Keras model answers (slower to start); skinlib.predict.export_lite makes a new copy.")
+        if backend != "keras" and lite.is_file():
+            stale = _stale_lite_note(path.with_suffix(".keras"), lite)
+            if stale and backend == "auto" and path.suffix != ".tflite":
+                self.note = (f"{stale}, so the Keras model answers (slower to start); "
+                             f"skinlib.predict.export_lite makes a new copy.")
                 backend = "keras"
+            elif stale:  # The copy itself was asked for: it answers, and the user is told.
+                self.note = f"{stale}; it answers as asked (skinlib.predict.export_lite makes a new copy)."
         if backend == "lite" or path.suffix == ".tflite" or (backend == "auto" and lite.is_file() and _has_litert()):
             self._load_lite(lite)
         else:
@@ -235,7 +239,7 @@ class Checker:
         self.size = (int(shape[1]), int(shape[2]))
         self.uses_metadata = len(self.model.inputs) == 2
         self.backend = "keras"
-        self.version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self.version = _sha256(path)[:12]
         signature = [tf.TensorSpec((None, *self.size, 3), tf.float32)]
         if self.uses_metadata:
             signature.append(tf.TensorSpec(self.model.inputs[1].shape, tf.float32))
@@ -267,7 +271,7 @@ class Checker:
         self.uses_metadata = "metadata" in inputs
         self.backend = "lite"
         self.model = None  # Grad-CAM needs the Keras model: use backend="keras" for the app.
-        self.version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self.version = _sha256(path)[:12]
 
         def run(pixels, metadata=None):
             answers = []
@@ -395,11 +399,12 @@ def _has_litert():
 
 
 LITE_RECORD = ".json"
-"""Ending added to a LiteRT copy's name for its record (``x.tflite.json``): which ``.keras`` file it was made from."""
+"""Ending added to a LiteRT copy's name for its record (``x.tflite.json``): which ``.keras`` file it was made from
+(``artefacts.MODEL_SUFFIXES`` lists it, so the record goes where its model goes)."""
 
 
 def _sha256(path):
-    """The SHA-256 of a file's bytes, read in blocks (a 41 MiB model: about 30 ms)."""
+    """The SHA-256 of a file's bytes, read in blocks (the shipped 41 MiB model: some 30-40 ms)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -408,18 +413,20 @@ def _sha256(path):
 
 
 def lite_source(lite):
-    """The record :func:`export_lite` wrote beside a LiteRT copy, or None where there is none (or it is unreadable).
+    """The record :func:`export_lite` wrote beside a LiteRT copy; None where there is none or it is unreadable.
 
     A dict with ``source`` (the ``.keras`` file's name), ``source_sha256``
     (its bytes when the copy was made) and ``sha256`` (the copy's own bytes).
-    """
-    import json
 
+    >>> lite_source("no_such_model.tflite") is None
+    True
+    """
     try:
         record = json.loads(Path(str(lite) + LITE_RECORD).read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    hashes = isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("source_sha256", "sha256"))
+    return record if hashes else None
 
 
 def lite_is_current(model, lite):
@@ -427,10 +434,21 @@ def lite_is_current(model, lite):
 
     True only when the copy's record names the model's present bytes and the
     copy's own bytes are those it wrote; False for a copy without a record.
+
+    >>> lite_is_current("no_such_model.keras", "no_such_model.tflite")
+    False
     """
     record = lite_source(lite)
     return (record is not None and Path(lite).is_file() and Path(model).is_file()
-            and record.get("source_sha256") == _sha256(model) and record.get("sha256") == _sha256(lite))
+            and record["source_sha256"] == _sha256(model) and record["sha256"] == _sha256(lite))
+
+
+def _stale_lite_note(model, lite):
+    """A sentence when ``lite``'s record says it was made from other bytes than the ``.keras`` file ``model``'s; else ""."""
+    record = lite_source(lite)
+    if record is None or not Path(model).is_file() or record["source_sha256"] == _sha256(model):
+        return ""
+    return f"the LiteRT copy {Path(lite).name} was made from another version of {Path(model).name}"
 
 
 def export_lite(model, path=None, *, force=False):
@@ -448,16 +466,23 @@ def export_lite(model, path=None, *, force=False):
     -------
     Path
         The copy.
-    """
-    import json
 
+    Raises
+    ------
+    ModelError
+        When ``model`` is not a file.
+    """
     model = Path(model)
     target = Path(path) if path else model.with_suffix(".tflite")
-    if not force and lite_is_current(model, target):
+    if not model.is_file():
+        raise ModelError(f"{model}: no such model file.")
+    source_sha256 = _sha256(model)
+    record = lite_source(target)
+    if (not force and record is not None and target.is_file() and record["source_sha256"] == source_sha256
+            and record["sha256"] == _sha256(target)):  # lite_is_current, hashing the model once.
         return target
     import tensorflow as tf
 
-    source_sha256 = _sha256(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(load_model(model))
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")
@@ -468,8 +493,10 @@ def export_lite(model, path=None, *, force=False):
         logger.setLevel(level)
     record = {"source": model.name, "source_sha256": source_sha256, "sha256": hashlib.sha256(flat).hexdigest()}
     write_atomic(target, lambda handle: handle.write(flat))
+    # The record last: a crash between the two writes leaves the old record, whose copy hash no longer matches the
+    # new copy, so the next call converts again (and the checker may meanwhile call the fresh copy stale: harmless).
     write_atomic(Path(str(target) + LITE_RECORD), lambda handle: handle.write(
-        (json.dumps(record, indent=2) + "\n").encode()))  # After the copy: a crash between leaves no false record.
+        (json.dumps(record, indent=2) + "\n").encode()))
     return target
 
 

@@ -83,7 +83,7 @@ def test_forget_stale_drops_rows_and_files_the_last_run_did_not_write(tmp_path):
 
     for name, notebook in (("03_old", "03_nb"), ("03_new", "03_nb"), ("02_kept", "02_nb")):
         artefacts.record_metrics(name, {"accuracy": 0.5}, folder=tmp_path, notebook=notebook)
-        for suffix in artefacts.MODEL_SUFFIXES:  # The model, its LiteRT copy and the copy's record.
+        for suffix in (".keras", ".tflite", ".tflite.json"):  # The model, its LiteRT copy and the copy's record.
             (tmp_path / f"{name}{suffix}").write_bytes(b"model")
     old = time.time() - 100
     os.utime(tmp_path / "03_old_metrics.json", (old, old))

@@ -41,8 +41,12 @@ def test_auc_and_balanced_accuracy_give_sklearns_numbers():
         truth = rng.uniform(size=count) < 0.3
         scores = np.round(rng.uniform(size=count) + 0.3 * truth, rounding)
         assert metrics.auc(truth, scores) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
-    assert metrics.auc(np.ones(5, bool), np.arange(5)) != metrics.auc(np.ones(5, bool), np.arange(5))  # NaN
+    assert np.isnan(metrics.auc(np.ones(5, bool), np.arange(5)))  # One side only, as sklearn (which warns).
     assert metrics.auc([0, 1, 0, 1], [0.5] * 4) == 0.5  # All tied: chance.
+    for truth, scores, problem in (([1, 2, 1], [0.1, 0.2, 0.3], "boolean or 0/1"), ([0, 1], [0.1], "one length"),
+                                   ([0, 1], [0.1, np.nan], "NaN")):
+        with pytest.raises(ValueError, match=problem):  # Refused, as sklearn refuses them, not a silent NaN.
+            metrics.auc(truth, scores)
     labels, probabilities = noisy_predictions(seed=3)
     labels, probabilities = labels[labels != 2], probabilities[labels != 2]  # A class absent, as in a resample.
     scores = metrics.headline(labels, probabilities)

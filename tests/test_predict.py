@@ -368,9 +368,18 @@ def test_the_litert_copy_is_made_again_only_when_its_model_changed(model_file, t
     lite_file.write_bytes(lite_file.read_bytes()[:-1])  # A damaged copy is not current either, and is made again.
     assert not predict.lite_is_current(keras_file, lite_file)
     assert predict.lite_is_current(keras_file, predict.export_lite(keras_file))
-    (tmp_path / "toy.tflite.json").write_text("not json")  # No readable record: made again, as before records.
-    assert predict.lite_source(lite_file) is None and not predict.lite_is_current(keras_file, lite_file)
-    assert predict.Checker(keras_file).backend == "lite"  # A copy without a record is still used.
+    assert ".tflite" + predict.LITE_RECORD in artefacts.MODEL_SUFFIXES  # The record goes where its model goes.
+    model.set_weights([weight * 2 for weight in model.get_weights()])
+    artefacts.save_model_atomic(model, keras_file)  # Trained again: the copy is stale once more.
+    asked = predict.Checker(keras_file, backend="lite")  # The copy asked for answers, and the user is told.
+    assert asked.backend == "lite" and "was made from another version" in asked.note and "as asked" in asked.note
+    for broken in ("not json", "{}"):  # No readable record: the copy is used, as before records, and made again.
+        (tmp_path / "toy.tflite.json").write_text(broken)
+        assert predict.lite_source(lite_file) is None and not predict.lite_is_current(keras_file, lite_file)
+        assert predict.Checker(keras_file).backend == "lite" and predict.Checker(keras_file).note == ""
+    assert predict.lite_is_current(keras_file, predict.export_lite(keras_file))
+    with pytest.raises(predict.ModelError, match="none.keras: no such model file"):
+        predict.export_lite(tmp_path / "none.keras")
 
 
 def test_an_ensemble_runs_in_the_checker_with_litert_and_tta_as_with_keras(model_file, tmp_path):
