@@ -429,18 +429,20 @@ def lite_source(lite):
     return record if hashes else None
 
 
-def lite_is_current(model, lite):
+def lite_is_current(model, lite, *, model_sha256=None):
     """Whether ``lite`` is the LiteRT copy :func:`export_lite` made of the ``.keras`` file ``model`` as it is now.
 
     True only when the copy's record names the model's present bytes and the
     copy's own bytes are those it wrote; False for a copy without a record.
+    ``model_sha256``: the model's hash when the caller has it already.
 
     >>> lite_is_current("no_such_model.keras", "no_such_model.tflite")
     False
     """
     record = lite_source(lite)
-    return (record is not None and Path(lite).is_file() and Path(model).is_file()
-            and record["source_sha256"] == _sha256(model) and record["sha256"] == _sha256(lite))
+    if record is None or not Path(lite).is_file() or not Path(model).is_file():
+        return False
+    return record["source_sha256"] == (model_sha256 or _sha256(model)) and record["sha256"] == _sha256(lite)
 
 
 def _stale_lite_note(model, lite):
@@ -477,9 +479,7 @@ def export_lite(model, path=None, *, force=False):
     if not model.is_file():
         raise ModelError(f"{model}: no such model file.")
     source_sha256 = _sha256(model)
-    record = lite_source(target)
-    if (not force and record is not None and target.is_file() and record["source_sha256"] == source_sha256
-            and record["sha256"] == _sha256(target)):  # lite_is_current, hashing the model once.
+    if not force and lite_is_current(model, target, model_sha256=source_sha256):
         return target
     import tensorflow as tf
 
