@@ -11,8 +11,9 @@ procedure, TTA or one pass, and the temperature chapter 04 chose for the shipped
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/framing.py --out benchmarks/results/framing.json
 
 About 19 minutes on 2 cores for a model with TTA (an AMD EPYC without AVX-512), about 2.4 minutes for the
-one-pass single model shipped before the ensemble (an AMD EPYC with AVX-512), 74 minutes for the three-seed ensemble
-with TTA shipped now (an AMD EPYC without AVX-512, partly beside a test run). The test split is never read.
+one-pass single model shipped before the ensemble (an AMD EPYC with AVX-512), 74 minutes for the batch-64 three-seed
+ensemble with TTA shipped at 3c13fc0 (an AMD EPYC without AVX-512, partly beside a test run), 260 s for the batch-32
+ensemble in one pass shipped after it (an Intel Xeon with AVX-512). The test split is never read.
 """
 
 import argparse
