@@ -19,6 +19,14 @@ enlarged: what the lesion checker's ``cut_surround`` makes of a round dermoscope
 centred circle as tall as the image, or the inscribed ellipse, set to black; :func:`skinlib.acquisition.field_mask`),
 uncut, as a model meets it when the checker's cut does not find the field.
 Paths outside this repository are recorded as ``<scratch>/Saved_Models/NAME``, so no machine path is committed.
+A model may also be named ``REV:PATH``, a committed file of an earlier commit (read with ``git show``, recorded
+as given), and ``--members`` scores each member of an ensemble on its own, labelled ``LABEL, MEMBER``: the seeds of
+two shipped ensembles compared without training them again::
+
+    python benchmarks/shifts_on_validation.py --members \\
+        --model "batch 32=Saved_Models/03_efficientnet_lite0_ensemble.keras" \\
+        --model "batch 64=3c13fc0:Saved_Models/03_efficientnet_lite0_ensemble.keras" \\
+        --zoom 1.67 --out benchmarks/results/shifts_batch32_batch64.json
 
 About 1 minute per model on 2 cores at 120x160, about 2.5 minutes at 150x200 with ``--zoom 1.67``.
 """
@@ -26,6 +34,8 @@ About 1 minute per model on 2 cores at 120x160, about 2.5 minutes at 150x200 wit
 import argparse
 import json
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -38,12 +48,29 @@ KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc"]
 
 
 def shown(path):
-    """``path`` as recorded: relative to the repository, or ``<scratch>/Saved_Models/NAME`` outside it."""
+    """``path`` as recorded: relative to the repository, ``<scratch>/Saved_Models/NAME`` outside it, or ``REV:PATH``."""
+    if ":" in path and not Path(path).exists():
+        return path
     path = Path(path).resolve()
     try:
         return str(path.relative_to(ROOT))
     except ValueError:
         return f"<scratch>/{path.parent.name}/{path.name}"
+
+
+def open_model(path, scratch):
+    """Load ``path``, or ``REV:PATH`` (a committed file of commit ``REV``) when no such file exists here."""
+    rev, colon, inside = path.partition(":")
+    if not Path(path).exists() and colon and rev and inside:
+        try:
+            blob = subprocess.run(["git", "show", path], cwd=ROOT, check=True, capture_output=True).stdout
+        except subprocess.CalledProcessError as error:
+            raise SystemExit(f"{path}: no such file here, and git cannot show it as REV:PATH "
+                             f"({error.stderr.decode().strip()})") from None
+        copy = Path(scratch) / f"{len(os.listdir(scratch))}_{Path(inside).name}"
+        copy.write_bytes(blob)
+        path = copy
+    return models.load_model(path)
 
 
 def main():
@@ -53,24 +80,31 @@ def main():
     parser.add_argument("--zoom", action="append", type=float, default=[], metavar="FACTOR",
                         help="also score a zoom beyond chapter 04's shifts (repeatable)")
     parser.add_argument("--surround", action="store_true", help="also score a dark circle and ellipse around the field")
+    parser.add_argument("--members", action="store_true",
+                        help="score each member of an ensemble on its own (labelled 'LABEL, MEMBER')")
     parser.add_argument("--out", required=True, help="the JSON to write")
     args = parser.parse_args()
     shifts = {**acquisition.SHIFTS, **{f"closer (zoom {factor:g}x)": {"zoom": factor} for factor in args.zoom}}
     if args.surround:
         shifts.update({f"dark {kind}": {"surround": kind} for kind in acquisition.FIELDS})
     table, loaded = {}, {}
-    for item in args.model:
-        label, _, path = item.partition("=")
-        model = models.load_model(path)
-        size = tuple(int(side) for side in model.inputs[0].shape[1:3])
-        if size not in loaded:
-            loaded[size] = split.load_split_images(size, splits=("val",), progress=False)["val"]
-        val = loaded[size]
-        for shift in shifts:
-            scores = metrics.classification_metrics(val.labels, infer.predict_proba(
-                model, acquisition.shift(val.images, shift, shifts=shifts)))
-            table[(label, shift)] = {key: round(float(scores[key]), 4) for key in KEYS}
-        print(f"{label}: scored under {len(shifts)} shifts", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        scored = []
+        for item in args.model:
+            label, _, path = item.partition("=")
+            model = open_model(path, scratch)
+            parts = models.members(model) if args.members else []
+            scored += [(f"{label}, {member.name}", member) for member in parts] or [(label, model)]
+        for label, model in scored:
+            size = tuple(int(side) for side in model.inputs[0].shape[1:3])
+            if size not in loaded:
+                loaded[size] = split.load_split_images(size, splits=("val",), progress=False)["val"]
+            val = loaded[size]
+            for shift in shifts:
+                scores = metrics.classification_metrics(val.labels, infer.predict_proba(
+                    model, acquisition.shift(val.images, shift, shifts=shifts)))
+                table[(label, shift)] = {key: round(float(scores[key]), 4) for key in KEYS}
+            print(f"{label}: scored under {len(shifts)} shifts", flush=True)
     frame = pd.DataFrame(table).T
     frame["balanced_accuracy_change"] = frame["balanced_accuracy"] - frame.xs("none", level=1)[
         "balanced_accuracy"].reindex(frame.index.get_level_values(0)).to_numpy()
@@ -82,7 +116,8 @@ def main():
               "command": "python benchmarks/shifts_on_validation.py "
                          + " ".join(f'--model "{label}={path}"' for label, path in named)
                          + "".join(f" --zoom {factor:g}" for factor in args.zoom)
-                         + (" --surround" if args.surround else "") + f" --out {args.out}"}
+                         + (" --surround" if args.surround else "") + (" --members" if args.members else "")
+                         + f" --out {args.out}"}
     (ROOT / args.out).write_text(json.dumps(record, indent=2) + "\n")
 
 
