@@ -1,4 +1,5 @@
-"""The scouts' own functions: benchmarks/decision_offsets.py, classifier_retraining.py and distillation.py,
+"""The scouts' own functions: benchmarks/decision_offsets.py, classifier_retraining.py, distillation.py,
+shifts_on_validation.py (reading a model of an earlier commit) and ensemble_size.py,
 and the soft targets of skinlib.features that distillation.py trains with."""
 
 import numpy as np
@@ -192,3 +193,38 @@ def test_train_top_weighs_the_targets_by_the_labels_class_weights(monkeypatch):
                              class_power=1.0, targets=targets, verbose=False)
     assert seen["targets"] is targets and seen["class_weight"] == train.class_weights(labels, power=1.0)
     assert len(run.history) == 1
+
+
+@pytest.fixture(scope="module")
+def shifts_script():
+    return load_benchmark("shifts_on_validation")
+
+
+def test_a_model_of_an_earlier_commit_is_read_with_git_show(shifts_script, tmp_path):
+    # REV:PATH (no such file here) is the committed file; the same weights as the file in the checkout.
+    if not (shifts_script.ROOT / ".git").exists():
+        pytest.skip("not a git checkout (an unpacked archive): no earlier commit to read")
+    here = models.load_model(shifts_script.ROOT / "Saved_Models" / "02_mlp.keras")
+    then = shifts_script.open_model("HEAD:Saved_Models/02_mlp.keras", tmp_path)
+    assert [w.shape for w in then.weights] == [w.shape for w in here.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(then.get_weights(), here.get_weights()))
+    assert shifts_script.shown("HEAD:Saved_Models/02_mlp.keras") == "HEAD:Saved_Models/02_mlp.keras"
+    with pytest.raises(SystemExit, match="no-such-rev:Saved_Models/02_mlp.keras"):
+        shifts_script.open_model("no-such-rev:Saved_Models/02_mlp.keras", tmp_path)
+
+
+def test_ensemble_size_summary_reports_the_shifted_mean(monkeypatch):
+    ensemble_size = load_benchmark("ensemble_size")
+    # Two classes, four images: right on the unshifted images, half right under one shift, all wrong under another.
+    labels = np.array([0, 0, 1, 1])
+    right = np.eye(2)[labels]
+    half = np.eye(2)[[0, 0, 0, 0]]
+    wrong = np.eye(2)[1 - labels]
+    monkeypatch.setattr(ensemble_size.metrics, "classification_metrics",
+                        lambda y, p: {"accuracy": float((p.argmax(1) == y).mean()),
+                                      "balanced_accuracy": float(np.mean([(p.argmax(1)[y == c] == c).mean()
+                                                                          for c in (0, 1)])),
+                                      "malignant_auc": 0.5, "recall_mel": 0.0})
+    row = ensemble_size.summary(labels, {"none": right, "dim": half, "blur": wrong})
+    assert row["balanced_accuracy"] == 1.0
+    assert row["shifted_balanced_accuracy"] == 0.25  # (0.5 + 0.0) / 2: "none" is not a shift
