@@ -10,7 +10,7 @@ Each member is applied once per shift; an ensemble's probabilities are the mean 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/ensemble_size.py \\
         --model Saved_Models/03_efficientnet_lite0_ensemble.keras \\
         --model WORKTREE/Saved_Models/03_efficientnet_lite0_ensemble.keras \\
-        --out benchmarks/results/ensemble_size.json
+        --group 3:6 --out benchmarks/results/ensemble_size.json
 
 where WORKTREE is the scratch copy kept by ``python benchmarks/chapter03_variant.py --set seed=3 --set
 profile=full --keep --out ...`` (seeds 3-5). An ensemble given as ``--model`` adds its members in order; a model
@@ -33,7 +33,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shifts_on_validation import open_model, shown  # noqa: E402 (a script beside this one)
+from shifts_on_validation import head_commit, open_model, shown  # noqa: E402 (a script beside this one)
 from skinlib import acquisition, infer, metrics, models, split  # noqa: E402
 from skinlib.reproduce import cpu_name  # noqa: E402
 
@@ -55,6 +55,11 @@ def summary(labels, probabilities):
     return row
 
 
+def mean_probabilities(probabilities, chosen):
+    """Per shift, the mean of the chosen members' probabilities: what their :func:`skinlib.models.ensemble` gives."""
+    return {shift: np.mean([probabilities[i][shift] for i in chosen], axis=0) for shift in probabilities[0]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, metavar="PATH",
@@ -70,24 +75,26 @@ def main():
             parser.error(f"--group {item}: expected FIRST:STOP, two member numbers with FIRST < STOP")
         groups.append((int(first), int(stop)))
 
-    names, probabilities, val = [], [], None
+    found = []
     with tempfile.TemporaryDirectory() as scratch:
         for path in args.model:
             model = open_model(path, scratch)
-            for member in models.members(model) or [model]:
-                if val is None:
-                    size = tuple(int(side) for side in member.inputs[0].shape[1:3])
-                    val = split.load_split_images(size, splits=("val",), progress=False)["val"]
-                names.append(f"{shown(path)} | {member.name}")
-                probabilities.append({shift: infer.predict_proba(member, acquisition.shift(val.images, shift))
-                                      for shift in acquisition.SHIFTS})
-                print(f"member {len(names) - 1} ({names[-1]}): scored under {len(acquisition.SHIFTS)} conditions",
-                      flush=True)
+            found += [(f"{shown(path)} | {member.name}", member) for member in models.members(model) or [model]]
+    names = [name for name, _ in found]
     if any(stop > len(names) for _, stop in groups):
         parser.error(f"a --group reaches past the {len(names)} members")
+    sizes = {tuple(int(side) for side in member.inputs[0].shape[1:3]) for _, member in found}
+    if len(sizes) != 1:
+        parser.error(f"the members take different input sizes: {sorted(sizes)}")
+    val = split.load_split_images(sizes.pop(), splits=("val",), progress=False)["val"]
+    probabilities = []
+    for number, (name, member) in enumerate(found):
+        probabilities.append({shift: infer.predict_proba(member, acquisition.shift(val.images, shift))
+                              for shift in acquisition.SHIFTS})
+        print(f"member {number} ({name}): scored under {len(acquisition.SHIFTS)} conditions", flush=True)
 
     def mean_of(chosen):
-        return {shift: np.mean([probabilities[i][shift] for i in chosen], axis=0) for shift in acquisition.SHIFTS}
+        return mean_probabilities(probabilities, chosen)
 
     members = {str(i): summary(val.labels, probabilities[i]) for i in range(len(names))}
     curve = {str(k): {**summary(val.labels, mean_of(range(k))), "networks_per_image": k}
@@ -103,7 +110,7 @@ def main():
         print(f"members {group}:", row)
     record = {"split": "val", "members": names, "shifts": [s for s in acquisition.SHIFTS if s != "none"],
               "member_scores": members, "first_k": curve, "groups": extra,
-              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+              "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()}, "commit": head_commit(),
               "command": "python benchmarks/ensemble_size.py " + " ".join(f"--model {shown(p)}" for p in args.model)
                          + "".join(f" --group {g}" for g in args.group) + f" --out {args.out}"}
     (ROOT / args.out).write_text(json.dumps(record, indent=2) + "\n")

@@ -58,15 +58,25 @@ def shown(path):
         return f"<scratch>/{path.parent.name}/{path.name}"
 
 
+def head_commit():
+    """The checked-out commit (short hash, ``+`` when files differ from it): what a path in the checkout meant."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    try:
+        return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except OSError:
+        return None
+
+
 def open_model(path, scratch):
     """Load ``path``, or ``REV:PATH`` (a committed file of commit ``REV``) when no such file exists here."""
     rev, colon, inside = path.partition(":")
     if not Path(path).exists() and colon and rev and inside:
         try:
             blob = subprocess.run(["git", "show", path], cwd=ROOT, check=True, capture_output=True).stdout
-        except subprocess.CalledProcessError as error:
-            raise SystemExit(f"{path}: no such file here, and git cannot show it as REV:PATH "
-                             f"({error.stderr.decode().strip()})") from None
+        except (subprocess.CalledProcessError, OSError) as error:
+            reason = (getattr(error, "stderr", None) or b"").decode().strip() or str(error)
+            raise SystemExit(f"{path}: no such file here, and git cannot show it as REV:PATH ({reason})") from None
         copy = Path(scratch) / f"{len(os.listdir(scratch))}_{Path(inside).name}"
         copy.write_bytes(blob)
         path = copy
@@ -113,6 +123,7 @@ def main():
     record = {"split": "val", "models": dict(named),
               "scores": {f"{label} | {shift}": row for (label, shift), row in frame.round(4).to_dict("index").items()},
               "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name()},
+              "commit": head_commit(),
               "command": "python benchmarks/shifts_on_validation.py "
                          + " ".join(f'--model "{label}={path}"' for label, path in named)
                          + "".join(f" --zoom {factor:g}" for factor in args.zoom)

@@ -201,16 +201,41 @@ def shifts_script():
 
 
 def test_a_model_of_an_earlier_commit_is_read_with_git_show(shifts_script, tmp_path):
-    # REV:PATH (no such file here) is the committed file; the same weights as the file in the checkout.
+    # REV:PATH (no such file here) is the committed file of that commit, copied out by git show, not the checkout's.
     if not (shifts_script.ROOT / ".git").exists():
         pytest.skip("not a git checkout (an unpacked archive): no earlier commit to read")
-    here = models.load_model(shifts_script.ROOT / "Saved_Models" / "02_mlp.keras")
-    then = shifts_script.open_model("HEAD:Saved_Models/02_mlp.keras", tmp_path)
-    assert [w.shape for w in then.weights] == [w.shape for w in here.weights]
-    assert all(np.array_equal(a, b) for a, b in zip(then.get_weights(), here.get_weights()))
-    assert shifts_script.shown("HEAD:Saved_Models/02_mlp.keras") == "HEAD:Saved_Models/02_mlp.keras"
+    import subprocess
+
+    spec = "HEAD:Saved_Models/02_mlp.keras"
+    blob = subprocess.run(["git", "show", spec], cwd=shifts_script.ROOT, capture_output=True, check=True).stdout
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    then = shifts_script.open_model(spec, scratch)
+    assert [path.read_bytes() for path in scratch.iterdir()] == [blob]
+    (tmp_path / "committed.keras").write_bytes(blob)
+    committed = models.load_model(tmp_path / "committed.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(then.get_weights(), committed.get_weights()))
+    assert shifts_script.shown(spec) == spec
     with pytest.raises(SystemExit, match="no-such-rev:Saved_Models/02_mlp.keras"):
-        shifts_script.open_model("no-such-rev:Saved_Models/02_mlp.keras", tmp_path)
+        shifts_script.open_model("no-such-rev:Saved_Models/02_mlp.keras", scratch)
+
+
+def test_ensemble_size_averages_members_as_their_ensemble_does():
+    ensemble_size = load_benchmark("ensemble_size")
+    networks = [models.classifier(models.backbone("mobilenet_025", weights=None, input_shape=(32, 32, 3)),
+                                  models.head(256), name=name) for name in ("a", "b", "c")]
+    rng = np.random.default_rng(0)
+    for network in networks:  # A new head predicts 1/7 for every class: give each member its own decisions.
+        top = network.get_layer("head")
+        top.set_weights([rng.normal(0, 0.5, weight.shape) for weight in top.get_weights()])
+    x = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    probabilities = [{"none": network.predict(x, verbose=0), "dim": network.predict(x * 0.7, verbose=0)}
+                     for network in networks]
+    assert not np.allclose(probabilities[0]["none"], probabilities[2]["none"], atol=1e-3)  # two different members
+    mean = ensemble_size.mean_probabilities(probabilities, [0, 2])
+    both = models.ensemble([networks[0], networks[2]])
+    assert np.allclose(mean["none"], both.predict(x, verbose=0), atol=1e-6)
+    assert np.allclose(mean["dim"], both.predict(x * 0.7, verbose=0), atol=1e-6)
 
 
 def test_ensemble_size_summary_reports_the_shifted_mean(monkeypatch):
