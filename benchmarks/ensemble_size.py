@@ -93,13 +93,11 @@ def main():
                               for shift in acquisition.SHIFTS})
         print(f"member {number} ({name}): scored under {len(acquisition.SHIFTS)} conditions", flush=True)
 
-    def mean_of(chosen):
-        return mean_probabilities(probabilities, chosen)
-
     members = {str(i): summary(val.labels, probabilities[i]) for i in range(len(names))}
-    curve = {str(k): {**summary(val.labels, mean_of(range(k))), "networks_per_image": k}
+    curve = {str(k): {**summary(val.labels, mean_probabilities(probabilities, range(k))), "networks_per_image": k}
              for k in range(1, len(names) + 1)}
-    extra = {f"{first}:{stop}": summary(val.labels, mean_of(range(first, stop))) for first, stop in groups}
+    extra = {f"{first}:{stop}": summary(val.labels, mean_probabilities(probabilities, range(first, stop)))
+             for first, stop in groups}
     plain = [row["balanced_accuracy"] for row in members.values()]
     print("members (plain balanced accuracy):", plain, "mean", round(statistics.mean(plain), 4),
           "sd", round(statistics.stdev(plain), 4) if len(plain) > 1 else "-")

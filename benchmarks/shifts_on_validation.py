@@ -35,13 +35,16 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from skinlib import acquisition, infer, metrics, models, split
-from skinlib.reproduce import cpu_name
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chapter03_variant import git  # noqa: E402 (a script beside this one)
+from skinlib import acquisition, infer, metrics, models, split  # noqa: E402
+from skinlib.reproduce import cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc"]
@@ -60,11 +63,10 @@ def shown(path):
 
 def head_commit():
     """The checked-out commit (short hash, ``+`` when files differ from it): what a path in the checkout meant."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     try:
-        return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except OSError:
+        dirty = git("status", "--porcelain", "--untracked-files=no").strip()
+        return git("rev-parse", "--short", "HEAD").strip() + ("+" if dirty else "")
+    except (subprocess.CalledProcessError, OSError):
         return None
 
 
