@@ -521,6 +521,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
               targets=None):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
+    With ``validation=None`` (a refit on every labelled image, when nothing is
+    left to choose an epoch on) it trains all ``epochs`` and keeps the last.
+
     Parameters
     ----------
     upper : keras.Model or None
@@ -529,8 +532,10 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     stored : ndarray of shape (views, n, h, w, c), or (views, n, c) with ``upper=None``
         Training views from :func:`cached_features` (or :func:`pool_views`).
     labels : ndarray of shape (n,)
-    validation : tuple (stored maps, labels)
-        One view of each validation image, shape (n_val, h, w, c).
+    validation : tuple (stored maps, labels), or None
+        One view of each validation image, shape (n_val, h, w, c). None: no
+        scoring and no early stopping; the last epoch is kept (``patience``
+        unused), and the run's ``validation_probabilities`` are None.
     name : str
     epochs : int, default=10
     learning_rate : float, default=3e-4
@@ -604,6 +609,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     if targets is not None and loss == "logit_adjusted":
         raise ValueError("targets with loss='logit_adjusted': a teacher's probabilities carry its own balance; "
                          "distil with cross_entropy.")
+    if validation is None and ema:
+        raise ValueError("ema with validation=None: the moving average is kept by the epoch scored best on "
+                         "validation; a refit without validation trains the weights themselves (ema=0).")
     if malignant_weight and loss == "logit_adjusted":
         raise ValueError("malignant_weight with loss='logit_adjusted': the term would read the unadjusted "
                          "probabilities and pull P(malignant) back toward the training shares.")
@@ -625,21 +633,28 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
     if malignant_weight:
         objective = with_malignant_term(objective, malignant_weight)
     model.compile(optimizer=optimizer, loss=objective, metrics=["accuracy"])
-    scorer = train.validation_callback(*validation, verbose=verbose)
-    stopper = keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
-                                            restore_best_weights=True, verbose=0)
-    # The swap goes first, so that the scorer scores the average and the stopper keeps it.
-    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
+    if validation is None:  # A refit: every epoch, the last one kept.
+        scorer, watch = None, []
+    else:
+        scorer = train.validation_callback(*validation, verbose=verbose)
+        stopper = keras.callbacks.EarlyStopping("val_balanced_accuracy", mode="max", patience=patience,
+                                                restore_best_weights=True, verbose=0)
+        # The swap goes first, so that the scorer scores the average and the stopper keeps it.
+        swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
+        watch = [*swap, scorer, stopper]
     begin = time.perf_counter()
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")  # Predicting after each epoch retraces tf.functions: noise here.
     try:
         history = model.fit(data, epochs=epochs, steps_per_epoch=steps, class_weight=weights,
-                            callbacks=[*swap, scorer, stopper], verbose=0, shuffle=False)
+                            callbacks=watch, verbose=2 if verbose and scorer is None else 0, shuffle=False)
     finally:
         logger.setLevel(level)
     table = pd.DataFrame(history.history).rename_axis("epoch")
     table.index = table.index + 1
+    if scorer is None:
+        return train.Run(name=name, model=model, history=table.round(5), seconds=time.perf_counter() - begin,
+                         best_epoch=len(table))
     best = int(table["val_balanced_accuracy"].idxmax())
     return train.Run(name=name, model=model, history=table.round(5), seconds=time.perf_counter() - begin,
                      best_epoch=best, validation_probabilities=scorer.probabilities[best])
@@ -753,16 +768,11 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
 
     import numpy as np
 
-    from skinlib import artefacts, metrics, models, train
+    from skinlib import artefacts, metrics, train
 
     run = train_top(upper, stored, labels, (np.asarray(validation_views[0]), validation_labels), name=name, **options)
     top = run.model
-    model = models.classifier(base, top.get_layer("head"), name=name)
-    trained = {id(layer) for layer in upper.layers}
-    base.trainable = True  # Mark what was trained, so the saved counts say so.
-    for layer in base.layers:
-        layer.trainable = id(layer) in trained and _trains(layer, options.get("batch_norm", "frozen"))
-    run = dataclasses.replace(run, model=model)
+    run = dataclasses.replace(run, model=_pixels_in(base, upper, top, name, options.get("batch_norm", "frozen")))
     scores = metrics.classification_metrics(validation_labels, run.validation_probabilities)
     size = "x".join(str(side) for side in base.input_shape[1:3])
     changed = {key: options[key] for key in ("ema", "malignant_weight", "mixup") if options.get(key)}  # Where not 0.
@@ -775,6 +785,56 @@ def train_and_save(name, base, upper, stored, labels, validation_views, validati
     experiment = train.Experiment(run=run, metrics=scores, labels=np.asarray(validation_labels),
                                   probabilities=run.validation_probabilities)
     return experiment, tta
+
+
+def _pixels_in(base, upper, top, name, batch_norm):
+    """The backbone with a trained top model's head: the pixels-in classifier, its trained layers marked so."""
+    from skinlib import models
+
+    model = models.classifier(base, top.get_layer("head"), name=name)
+    trained = {id(layer) for layer in upper.layers}
+    base.trainable = True  # Mark what was trained, so the saved counts say so.
+    for layer in base.layers:
+        layer.trainable = id(layer) in trained and _trains(layer, batch_norm)
+    return model
+
+
+def refit(name, base, upper, stored, labels, **options):
+    """:func:`train_top` without validation (all ``epochs``, the last kept): a recipe refitted on more images.
+
+    For a recipe whose epochs and settings were chosen on validation, trained
+    again on the training and validation images together, where no image is
+    left to choose an epoch on. Nothing is saved and nothing is scored here:
+    a model trained on the validation images has no validation score.
+
+    Parameters
+    ----------
+    name : str
+    base, upper : keras.Model
+        The backbone and its upper part (:func:`split_backbone`).
+    stored, labels
+        The stored views (:func:`cached_features`) of every image it learns
+        from, and their labels.
+    **options
+        Passed to :func:`train_top` (not ``ema``).
+
+    Returns
+    -------
+    skinlib.train.Run
+        Its model takes pixels (``base`` with the trained head);
+        ``best_epoch`` is the last, ``validation_probabilities`` None.
+
+    Examples
+    --------
+    >>> base = models.backbone("efficientnet_lite0", input_shape=(150, 200, 3))  # doctest: +SKIP
+    >>> base, lower, upper = base, *split_backbone(base)  # doctest: +SKIP
+    >>> run = refit("03_refit", base, upper, np.concatenate([stored, stored_val], axis=1),
+    ...             np.concatenate([y_train, y_val]), epochs=10, class_power=1.0)  # doctest: +SKIP
+    """
+    import dataclasses
+
+    run = train_top(upper, stored, labels, None, name=name, **options)
+    return dataclasses.replace(run, model=_pixels_in(base, upper, run.model, name, options.get("batch_norm", "frozen")))
 
 
 def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook):

@@ -304,6 +304,43 @@ def test_train_top_learns_a_separable_task_and_saves(small_backbone, tmp_path):
     np.testing.assert_allclose(ensemble.predict(pixels.astype("float32"), verbose=0), plain, atol=1e-2)
 
 
+def test_a_refit_trains_as_the_validated_run_did_for_every_epoch_and_keeps_the_last():
+    rng = np.random.default_rng(4)
+    labels = np.arange(140) % 7
+    pooled = (np.eye(7)[labels] + rng.normal(0, 0.9, (2, 140, 7))).astype("float32")
+    settings = dict(name="run", epochs=6, batch_size=14, learning_rate=0.05, class_power=1.0, verbose=False)
+    validated = features.train_top(None, pooled, labels, (pooled[1], labels), patience=20, **settings)
+    refitted = features.train_top(None, pooled, labels, None, patience=1, **settings)  # patience unused: no stop
+    # Scoring on validation changes nothing in training: the same losses, epoch by epoch, and all six epochs.
+    assert len(refitted.history) == 6 and refitted.best_epoch == 6 and refitted.validation_probabilities is None
+    assert "val_balanced_accuracy" not in refitted.history
+    np.testing.assert_allclose(refitted.history["loss"], validated.history["loss"], rtol=1e-4)
+    # It keeps the last epoch's weights: on the validation images it scores what the validated run's last epoch did.
+    decided = refitted.model.predict(pooled[1], verbose=0).argmax(axis=1)
+    assert metrics.classification_metrics(labels, np.eye(7)[decided])["balanced_accuracy"] == pytest.approx(
+        validated.history["val_balanced_accuracy"].iloc[-1], abs=1e-4)
+    with pytest.raises(ValueError, match="ema with validation=None"):
+        features.train_top(None, pooled, labels, None, name="bad", epochs=1, ema=0.9, verbose=False)
+
+
+def test_refit_returns_the_pixels_in_model_of_the_last_epoch(tmp_path):
+    base = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3), colour_constancy=True)
+    lower, upper = features.split_backbone(base)
+    rng = np.random.default_rng(5)
+    labels = np.arange(28) % 7
+    pixels = np.clip(rng.normal(40 + 25 * labels, 5, (3, 32, 48, 28)).transpose(3, 1, 2, 0), 0, 255).astype("uint8")
+    stored = features.cached_features(lower, pixels, views=2, jitter=0, cache_dir=tmp_path, progress=False)
+    run = features.refit("tiny_refit", base, upper, stored, labels, epochs=2, batch_size=7, verbose=False)
+    assert run.model.name == "tiny_refit" and run.best_epoch == 2 and len(run.history) == 2
+    assert run.model.inputs[0].shape[1:] == (32, 48, 3)  # Pixels in, like every saved classifier.
+    top = features.top_model(upper, n_features=stored.shape[-1])
+    top.get_layer("head").set_weights(run.model.get_layer("head").get_weights())
+    # The pixels-in model is the lower part then the trained top (float16 storage aside).
+    np.testing.assert_allclose(run.model.predict(pixels.astype("float32"), verbose=0),
+                               top.predict(np.asarray(stored[0], "float32"), verbose=0), atol=1e-2)
+    assert sum(layer.trainable for layer in base.layers) > 0  # The upper blocks are marked as trained.
+
+
 def test_trained_batch_norm_adapts_the_upper_statistics_only_and_the_saved_model_uses_them(tmp_path):
     import keras
 
