@@ -16,7 +16,10 @@ spelled once:
   :func:`read_final_metrics` (the README, the slides and the lesion checker);
 - the scores of runs repeated with other seeds only to measure the noise
   (:func:`write_seed_repeats`, :func:`read_seed_repeats`), so that a run
-  that skips them can show the last ones.
+  that skips them can show the last ones;
+- a model refitted on the training and validation images together
+  (:func:`save_refit`, :func:`refit_of`), tied to the validated run it
+  repeats, since it has no validation score of its own.
 
 It imports no other skinlib module but the package itself, so every module
 can use it.
@@ -57,6 +60,12 @@ SEED_REPEATS_SUFFIX = "_seed_repeats.json"
 MODEL_SUFFIXES = (".keras", ".tflite", ".tflite.json")
 """The files of a saved model: the Keras model, its LiteRT copy and the copy's record of its source (chapter 05,
 :func:`skinlib.predict.export_lite`)."""
+
+REFIT_SUFFIX = "_refit"
+"""``<name><suffix>``: the model of run ``name``'s recipe refitted on the training and validation images."""
+
+REFIT_RECORD = "_training.json"
+"""``<name>_refit<record>``: what the refit was trained on, and the validated run it repeats (:func:`save_refit`)."""
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -413,9 +422,86 @@ def forget_stale(folder, notebook, *, since):
     if stale:
         write_table_atomic(table[~table["name"].isin(stale)], folder / RESULTS_FILE, index=False)
         for name in stale:
-            for suffix in (*MODEL_SUFFIXES, "_history.csv", "_metrics.json"):
+            refit = f"{REFIT_SUFFIX}{REFIT_RECORD}"  # A refit goes with the run it repeats.
+            for suffix in (*MODEL_SUFFIXES, "_history.csv", "_metrics.json", refit,
+                           *(REFIT_SUFFIX + model_suffix for model_suffix in MODEL_SUFFIXES)):
                 (folder / f"{name}{suffix}").unlink(missing_ok=True)
     return stale
+
+
+def _source_key(folder, source):
+    """A digest of the validated run's ``_metrics.json``: which run of it a refit repeats."""
+    import hashlib
+
+    return hashlib.sha256((Path(folder) / f"{source}_metrics.json").read_bytes()).hexdigest()
+
+
+def save_refit(model, source, *, folder, details):
+    """Save ``model`` as the refit of the validated run ``source``: ``<source>_refit.keras`` and its record.
+
+    A refit trains the recipe of ``source`` (chosen on validation) on the
+    training and validation images together, so it has no validation score
+    and no row of the results table. The record (``<source>_refit_training.json``,
+    written last, so a crash between the two leaves no record) says what it
+    was trained on and holds a digest of ``source``'s ``_metrics.json``:
+    :func:`refit_of` then knows whether the refit repeats the run of
+    ``source`` now on disk, and :func:`forget_stale` removes it with ``source``.
+
+    Parameters
+    ----------
+    model : keras.Model
+    source : str
+        The validated run (a row of the results table with its ``_metrics.json``).
+    folder : str or Path
+    details : dict
+        What it was trained on (``train_images``, ``epochs``, ``seeds``...), recorded.
+
+    Returns
+    -------
+    str
+        The refit's name, ``<source>_refit``.
+    """
+    folder = Path(folder)
+    name = f"{source}{REFIT_SUFFIX}"
+    key = _source_key(folder, source)
+    (folder / f"{name}{REFIT_RECORD}").unlink(missing_ok=True)  # No record points at a half-written model.
+    save_model_atomic(model, folder / f"{name}.keras")
+    write_json_atomic(folder / f"{name}{REFIT_RECORD}", {"refit_of": source, "source_metrics_sha256": key,
+                                                         **details})
+    return name
+
+
+def refit_of(source, folder):
+    """The name of the saved refit of run ``source``, or None when there is none for the run now on disk.
+
+    A refit counts only with its model, its record and the digest of
+    ``source``'s ``_metrics.json`` that it was made after (:func:`save_refit`):
+    a refit of an earlier run of ``source`` does not stand for a new one.
+
+    Examples
+    --------
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "run_metrics.json").write_text('{"balanced_accuracy": 0.7}')
+    >>> refit_of("run", folder) is None
+    True
+    >>> _ = (folder / "run_refit.keras").write_bytes(b"")
+    >>> _ = write_json_atomic(folder / "run_refit_training.json", {"refit_of": "run",
+    ...                       "source_metrics_sha256": _source_key(folder, "run")})
+    >>> refit_of("run", folder)
+    'run_refit'
+    >>> _ = (folder / "run_metrics.json").write_text('{"balanced_accuracy": 0.71}')  # run trained again
+    >>> refit_of("run", folder) is None
+    True
+    """
+    folder = Path(folder)
+    name = f"{source}{REFIT_SUFFIX}"
+    record, model = folder / f"{name}{REFIT_RECORD}", folder / f"{name}.keras"
+    if not (record.is_file() and model.is_file() and (folder / f"{source}_metrics.json").is_file()):
+        return None
+    written = json.loads(record.read_text())
+    if written.get("refit_of") != source or written.get("source_metrics_sha256") != _source_key(folder, source):
+        return None
+    return name
 
 
 def write_seed_repeats(folder, notebook, repeats, *, metrics):

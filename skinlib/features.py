@@ -837,6 +837,39 @@ def refit(name, base, upper, stored, labels, **options):
     return dataclasses.replace(run, model=_pixels_in(base, upper, run.model, name, options.get("batch_norm", "frozen")))
 
 
+def save_refit(source, runs, *, folder, details=None):
+    """Save :func:`refit` runs of the validated run ``source`` as its refit: one model, or one that averages them.
+
+    ``source`` is the run (or saved ensemble of seeds) whose recipe they repeat
+    on more images; :func:`skinlib.artefacts.save_refit` ties the refit to it,
+    and :func:`skinlib.final.choose` then ships the refit where the rule
+    chooses ``source``. The record keeps each run's training images, epochs,
+    seconds and history (loss and accuracy on the images it learnt from), with
+    ``details``.
+
+    Returns
+    -------
+    str
+        The refit's name, ``<source>_refit``.
+
+    Examples
+    --------
+    >>> runs = [refit(f"03_views_seed{s}_refit", *build(), stored, y, seed=s) for s in range(3)]  # doctest: +SKIP
+    >>> save_refit("03_ensemble", runs, folder=folder)  # doctest: +SKIP
+    '03_ensemble_refit'
+    """
+    from skinlib import artefacts, models
+
+    runs = list(runs)
+    if not runs:
+        raise ValueError(f"no refit runs to save for {source!r}.")
+    name = f"{source}{artefacts.REFIT_SUFFIX}"
+    model = runs[0].model if len(runs) == 1 else models.ensemble([run.model for run in runs], name=name)
+    record = {"runs": {run.name: {"epochs": len(run.history), "seconds": round(run.seconds, 1),
+                                  "history": run.history.to_dict("list")} for run in runs}, **(details or {})}
+    return artefacts.save_refit(model, source, folder=folder, details=record)
+
+
 def save_ensemble(name, experiments, tta, validation_labels, *, folder, notebook):
     """Save the seeds of one recipe as one model that averages them, with its validation rows.
 

@@ -6,7 +6,11 @@ augmentation (TTA) when TTA raised that model's validation balanced accuracy.
 A saved ensemble of a recipe's seeds (chapter 03's ``full`` profile) stands
 for them: its members are not weighed one by one, since the best of a few
 seeds on validation is partly the luckiest. Nothing about the test split
-enters the choice.
+enters the choice. Where the chosen run's recipe was also refitted on the
+training and validation images together (:func:`skinlib.artefacts.save_refit`),
+the refit predicts the test split and ships, and everything fitted on
+validation (TTA or not, the temperature, the screening threshold) is fitted
+on the chosen run, which has validation scores; the refit has none.
 
 Chapter 04 scores the final on the test split and writes
 ``Saved_Models/final_metrics.json`` (:func:`skinlib.artefacts.final_metrics`
@@ -39,12 +43,25 @@ class Final:
 
     ``members`` are the file stems of the saved models whose probabilities
     are averaged; ``tta``: each is applied with test-time augmentation.
+    ``refit``: the same recipe refitted on the training and validation
+    images (:func:`skinlib.artefacts.refit_of`), in place of ``members`` on
+    every split but validation, or None.
     """
 
     name: str
     members: list
     tta: bool
     validation_balanced_accuracy: float
+    refit: list = None
+
+    @property
+    def model(self):
+        """The saved model that predicts the test split, is explained and ships: the refit's where there is one."""
+        return (self.refit or self.members)[0]
+
+    def members_for(self, part):
+        """The saved models that predict split ``part``: never the refit on validation, which it learnt from."""
+        return self.refit if self.refit and part != "val" else self.members
 
 
 def candidates(results, folder):
@@ -129,14 +146,25 @@ def choose(results, folder):
     >>> results["members"] = [None, None, None, "a + b", "a + b"]  # e averages a and b: it stands for them
     >>> [(f.name, f.members, f.tta) for f in choose(results, folder)]
     [('e_tta', ['e'], True)]
+    >>> import keras; from skinlib import artefacts
+    >>> _ = (folder / "e_metrics.json").write_text("{}")  # e's recipe refitted on train and validation:
+    >>> _ = artefacts.save_refit(keras.Sequential([keras.Input((2,)), keras.layers.Dense(7)]), "e", folder=folder,
+    ...                          details={"train_images": 8512})
+    >>> [(f.name, f.members, f.tta, f.refit, f.model) for f in choose(results, folder)]
+    [('e_refit_tta', ['e'], True, ['e_refit'], 'e_refit')]
     """
+    from skinlib import artefacts
+
     table = candidates(results, folder)
     if table.empty:
         raise FileNotFoundError(f"no saved model of the results table is in {folder}; run chapters 02 and 03 first.")
     best = table.iloc[0]
     use_tta = bool(best["balanced_accuracy_tta"] > best["balanced_accuracy"])
     score = best["balanced_accuracy_tta"] if use_tta else best["balanced_accuracy"]
-    return [Final(f"{best['name']}_tta" if use_tta else best["name"], [best["name"]], use_tta, float(score))]
+    refit = artefacts.refit_of(best["name"], folder)
+    stem = refit or best["name"]
+    return [Final(f"{stem}_tta" if use_tta else stem, [best["name"]], use_tta, float(score),
+                  [refit] if refit else None)]
 
 
 def predict(procedure, splits_at, *, folder, part, metadata=None, memo=None):
@@ -174,7 +202,7 @@ def predict(procedure, splits_at, *, folder, part, metadata=None, memo=None):
     """
     memo = {} if memo is None else memo
     outputs = []
-    for member in procedure.members:
+    for member in procedure.members_for(part):
         key = (member, procedure.tta, part)
         if key not in memo:
             path = Path(folder) / f"{member}.keras"

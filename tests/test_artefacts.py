@@ -97,6 +97,25 @@ def test_forget_stale_drops_rows_and_files_the_last_run_did_not_write(tmp_path):
     assert artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50) == []
 
 
+def test_a_refit_goes_with_the_run_it_repeats(tmp_path):
+    import os
+    import time
+
+    import keras
+
+    artefacts.record_metrics("03_run", {"accuracy": 0.5}, folder=tmp_path, notebook="03_nb")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(7)])
+    assert artefacts.save_refit(model, "03_run", folder=tmp_path, details={"train_images": 9}) == "03_run_refit"
+    record = json.loads((tmp_path / "03_run_refit_training.json").read_text())
+    assert record["refit_of"] == "03_run" and record["train_images"] == 9
+    assert artefacts.refit_of("03_run", tmp_path) == "03_run_refit"
+    (tmp_path / "03_run_refit.tflite").write_bytes(b"lite copy")  # The checker's copy goes with it too.
+    old = time.time() - 100
+    os.utime(tmp_path / "03_run_metrics.json", (old, old))
+    assert artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50) == ["03_run"]
+    assert not [path.name for path in tmp_path.iterdir() if path.name.startswith("03_run")]
+
+
 def test_seed_repeats_are_kept_for_a_run_that_skips_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="02_x_seed_repeats.json is missing.*--set profile=full"):
         artefacts.read_seed_repeats(tmp_path, "02_x")

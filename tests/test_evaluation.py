@@ -220,6 +220,37 @@ def test_final_choice_applies_the_rule_and_writes_json(tmp_path):
     assert json.loads(path.read_text()) == {"model": "03_big", "score": 0.5}
 
 
+def test_a_refit_predicts_every_split_but_validation_and_is_the_model_that_ships(tmp_path):
+    splits = toy_splits(count=70, side=32)
+    splits["test"] = splits["train"]  # Any images the models have not been scored on here.
+    built = {}
+    for seed, name in enumerate(("03_run", "03_run_refit")):
+        keras.utils.set_random_seed(seed)  # Two different networks.
+        built[name] = models.cnn((32, 32, 3), filters=(4,), global_pool=True, name=name)
+    chosen, refitted = built.values()
+    artefacts.save_model_atomic(chosen, tmp_path / "03_run.keras")
+    artefacts.record_metrics("03_run", {"balanced_accuracy": 0.6, "accuracy": 0.7}, folder=tmp_path, notebook="03")
+    results = artefacts.read_results(tmp_path)
+    assert final.choose(results, tmp_path)[0].refit is None  # No refit yet: the run predicts everything.
+    name = artefacts.save_refit(refitted, "03_run", folder=tmp_path, details={"train_images": 70})
+    (finals,) = [final.choose(results, tmp_path)]
+    assert [(f.name, f.members, f.refit, f.model) for f in finals] == [("03_run_refit", ["03_run"], [name], name)]
+    assert final.candidates(results, tmp_path)["name"].tolist() == ["03_run"]  # No validation row: no candidate.
+    parts = {(32, 32): splits}
+    probabilities = final.predict_finals(finals, lambda size: parts[size], folder=tmp_path,
+                                         metadata={"val": None, "test": None})
+    # Validation is predicted by the run chosen on it, whose scores fit the temperature and threshold;
+    # the test split by the refit, which learnt from the validation images.
+    np.testing.assert_allclose(probabilities[("03_run_refit", "val")],
+                               final.predict_proba(chosen, splits["val"].images), atol=1e-6)
+    np.testing.assert_allclose(probabilities[("03_run_refit", "test")],
+                               final.predict_proba(refitted, splits["test"].images), atol=1e-6)
+    assert not np.allclose(probabilities[("03_run_refit", "test")], final.predict_proba(chosen, splits["test"].images))
+    # Trained again, the run no longer has this refit: it is not the refit of the new run.
+    artefacts.record_metrics("03_run", {"balanced_accuracy": 0.61, "accuracy": 0.7}, folder=tmp_path, notebook="03")
+    assert artefacts.refit_of("03_run", tmp_path) is None and final.choose(results, tmp_path)[0].refit is None
+
+
 def test_tta_comparison_is_read_from_the_candidates_and_described_either_way():
     table = pd.DataFrame({"name": ["03_big", "02_small"], "balanced_accuracy": [0.60, 0.50],
                           "balanced_accuracy_tta": [0.58, np.nan]})

@@ -1,5 +1,7 @@
 """Cached multi-view features and acquisition shifts: real computations on small arrays."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -339,6 +341,23 @@ def test_refit_returns_the_pixels_in_model_of_the_last_epoch(tmp_path):
     np.testing.assert_allclose(run.model.predict(pixels.astype("float32"), verbose=0),
                                top.predict(np.asarray(stored[0], "float32"), verbose=0), atol=1e-2)
     assert sum(layer.trainable for layer in base.layers) > 0  # The upper blocks are marked as trained.
+    # Saved as the refit of a validated run: one model, or one that averages the seeds.
+    artefacts.record_metrics("tiny", {"accuracy": 0.5}, folder=tmp_path, notebook="test")
+    assert features.save_refit("tiny", [run], folder=tmp_path, details={"train_images": 28}) == "tiny_refit"
+    assert artefacts.refit_of("tiny", tmp_path) == "tiny_refit"
+    second = models.backbone("efficientnet_lite0", weights=None, input_shape=(32, 48, 3), colour_constancy=True)
+    second.set_weights(base.get_weights())
+    other = features.refit("tiny_seed1_refit", second, features.split_backbone(second)[1], stored, labels, epochs=1,
+                           batch_size=7, seed=1, verbose=False)
+    features.save_refit("tiny", [run, other], folder=tmp_path)
+    saved = models.load_model(tmp_path / "tiny_refit.keras")
+    assert [member.name for member in models.members(saved)] == ["tiny_refit", "tiny_seed1_refit"]
+    expected = (run.model.predict(pixels.astype("float32"), verbose=0)
+                + other.model.predict(pixels.astype("float32"), verbose=0)) / 2
+    np.testing.assert_allclose(saved.predict(pixels.astype("float32"), verbose=0), expected, atol=1e-5)
+    record = json.loads((tmp_path / "tiny_refit_training.json").read_text())
+    assert record["refit_of"] == "tiny" and list(record["runs"]) == ["tiny_refit", "tiny_seed1_refit"]
+    assert record["runs"]["tiny_seed1_refit"]["epochs"] == 1 and len(record["runs"]["tiny_refit"]["history"]["loss"]) == 2
 
 
 def test_trained_batch_norm_adapts_the_upper_statistics_only_and_the_saved_model_uses_them(tmp_path):
