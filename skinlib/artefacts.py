@@ -444,8 +444,9 @@ def save_refit(model, source, *, folder, details):
     and no row of the results table. The record (``<source>_refit_training.json``,
     written last, so a crash between the two leaves no record) says what it
     was trained on and holds a digest of ``source``'s ``_metrics.json``:
-    :func:`refit_of` then knows whether the refit repeats the run of
-    ``source`` now on disk, and :func:`forget_stale` removes it with ``source``.
+    :func:`refit_of` then drops the refit once ``source``'s validation
+    metrics change (a run that repeats them to the byte keeps it), and
+    :func:`forget_stale` removes it with ``source``.
 
     Parameters
     ----------
@@ -476,7 +477,8 @@ def refit_of(source, folder):
 
     A refit counts only with its model, its record and the digest of
     ``source``'s ``_metrics.json`` that it was made after (:func:`save_refit`):
-    a refit of an earlier run of ``source`` does not stand for a new one.
+    a refit made before the run's validation metrics changed does not stand
+    for the new run.
 
     Examples
     --------

@@ -826,9 +826,16 @@ def refit(name, base, upper, stored, labels, **options):
 
     Examples
     --------
+    The validation images need stored views made as the training images'
+    were (the same jitter settings, their own seed), not the plain flips
+    that score TTA.
+
     >>> base = models.backbone("efficientnet_lite0", input_shape=(150, 200, 3))  # doctest: +SKIP
-    >>> base, lower, upper = base, *split_backbone(base)  # doctest: +SKIP
-    >>> run = refit("03_refit", base, upper, np.concatenate([stored, stored_val], axis=1),
+    >>> lower, upper = split_backbone(base)  # doctest: +SKIP
+    >>> settings = dict(views=4, jitter=1.0, zoom=0.7, surround=0.5)  # as for the training views
+    >>> stored = cached_features(lower, x_train, seed=0, **settings)  # doctest: +SKIP
+    >>> stored_more = cached_features(lower, x_val, seed=1, **settings)  # doctest: +SKIP
+    >>> run = refit("03_refit", base, upper, np.concatenate([stored, stored_more], axis=1),
     ...             np.concatenate([y_train, y_val]), epochs=10, class_power=1.0)  # doctest: +SKIP
     """
     import dataclasses
@@ -842,10 +849,12 @@ def save_refit(source, runs, *, folder, details=None):
 
     ``source`` is the run (or saved ensemble of seeds) whose recipe they repeat
     on more images; :func:`skinlib.artefacts.save_refit` ties the refit to it,
-    and :func:`skinlib.final.choose` then ships the refit where the rule
-    chooses ``source``. The record keeps each run's training images, epochs,
-    seconds and history (loss and accuracy on the images it learnt from), with
-    ``details``.
+    and ``skinlib.final.choose(..., refit=True)`` then uses the refit where the
+    rule chooses ``source``. Several runs are saved as one model that averages
+    them, named ``<source>_refit``; a single run is saved as it is, so name it
+    ``<source>_refit``. The record keeps each run's epochs, seconds and
+    history (loss and accuracy on the images it learnt from), and
+    ``details`` (what they were trained on: ``train_images``, ...).
 
     Returns
     -------

@@ -6,11 +6,14 @@ augmentation (TTA) when TTA raised that model's validation balanced accuracy.
 A saved ensemble of a recipe's seeds (chapter 03's ``full`` profile) stands
 for them: its members are not weighed one by one, since the best of a few
 seeds on validation is partly the luckiest. Nothing about the test split
-enters the choice. Where the chosen run's recipe was also refitted on the
-training and validation images together (:func:`skinlib.artefacts.save_refit`),
-the refit predicts the test split and ships, and everything fitted on
-validation (TTA or not, the temperature, the screening threshold) is fitted
-on the chosen run, which has validation scores; the refit has none.
+enters the choice. With ``choose(..., refit=True)``, where the chosen run's
+recipe was also refitted on the training and validation images together
+(:func:`skinlib.artefacts.save_refit`), the refit predicts every split but
+validation, and everything fitted on validation (TTA or not, the
+temperature, the screening threshold) is fitted on the chosen run, which has
+validation scores; the refit has none. Those choices are then applied to
+another network, so its calibration and the sensitivity it reaches at the
+threshold are for the test split to show.
 
 Chapter 04 scores the final on the test split and writes
 ``Saved_Models/final_metrics.json`` (:func:`skinlib.artefacts.final_metrics`
@@ -56,7 +59,7 @@ class Final:
 
     @property
     def model(self):
-        """The saved model that predicts the test split, is explained and ships: the refit's where there is one."""
+        """The saved model that predicts the test split (the refit where there is one): the one to explain and ship."""
         return (self.refit or self.members)[0]
 
     def members_for(self, part):
@@ -114,10 +117,13 @@ def candidates(results, folder):
     return pd.DataFrame(rows, columns=columns).sort_values("balanced_accuracy", ascending=False).reset_index(drop=True)
 
 
-def choose(results, folder):
+def choose(results, folder, *, refit=False):
     """Apply the rule (:data:`RULE`); return the final procedure, as a list of one :class:`Final`.
 
     Chapter 04 scores every final in the list side by side; the rule names one.
+    With ``refit``, the chosen run's refit (:func:`skinlib.artefacts.refit_of`),
+    where one is saved, becomes the final's ``refit``; without it a saved refit
+    is ignored.
 
     Parameters
     ----------
@@ -150,8 +156,10 @@ def choose(results, folder):
     >>> _ = (folder / "e_metrics.json").write_text("{}")  # e's recipe refitted on train and validation:
     >>> _ = artefacts.save_refit(keras.Sequential([keras.Input((2,)), keras.layers.Dense(7)]), "e", folder=folder,
     ...                          details={"train_images": 8512})
-    >>> [(f.name, f.members, f.tta, f.refit, f.model) for f in choose(results, folder)]
+    >>> [(f.name, f.members, f.tta, f.refit, f.model) for f in choose(results, folder, refit=True)]
     [('e_refit_tta', ['e'], True, ['e_refit'], 'e_refit')]
+    >>> choose(results, folder)[0].refit is None  # Not asked for: ignored.
+    True
     """
     from skinlib import artefacts
 
@@ -161,7 +169,7 @@ def choose(results, folder):
     best = table.iloc[0]
     use_tta = bool(best["balanced_accuracy_tta"] > best["balanced_accuracy"])
     score = best["balanced_accuracy_tta"] if use_tta else best["balanced_accuracy"]
-    refit = artefacts.refit_of(best["name"], folder)
+    refit = artefacts.refit_of(best["name"], folder) if refit else None
     stem = refit or best["name"]
     return [Final(f"{stem}_tta" if use_tta else stem, [best["name"]], use_tta, float(score),
                   [refit] if refit else None)]

@@ -116,6 +116,24 @@ def test_a_refit_goes_with_the_run_it_repeats(tmp_path):
     assert not [path.name for path in tmp_path.iterdir() if path.name.startswith("03_run")]
 
 
+def test_a_refit_that_fails_to_save_leaves_no_record_pointing_at_it(tmp_path, monkeypatch):
+    import keras
+
+    artefacts.record_metrics("03_run", {"accuracy": 0.5}, folder=tmp_path, notebook="03_nb")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(7)])
+    artefacts.save_refit(model, "03_run", folder=tmp_path, details={})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artefacts, "save_model_atomic", crash)
+    with pytest.raises(OSError, match="disk full"):
+        artefacts.save_refit(model, "03_run", folder=tmp_path, details={})
+    # The earlier record is gone before the model is written, so no record vouches for a model of unknown state.
+    assert not (tmp_path / "03_run_refit_training.json").exists()
+    assert artefacts.refit_of("03_run", tmp_path) is None
+
+
 def test_seed_repeats_are_kept_for_a_run_that_skips_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="02_x_seed_repeats.json is missing.*--set profile=full"):
         artefacts.read_seed_repeats(tmp_path, "02_x")

@@ -231,11 +231,13 @@ def test_a_refit_predicts_every_split_but_validation_and_is_the_model_that_ships
     artefacts.save_model_atomic(chosen, tmp_path / "03_run.keras")
     artefacts.record_metrics("03_run", {"balanced_accuracy": 0.6, "accuracy": 0.7}, folder=tmp_path, notebook="03")
     results = artefacts.read_results(tmp_path)
-    assert final.choose(results, tmp_path)[0].refit is None  # No refit yet: the run predicts everything.
+    assert final.choose(results, tmp_path, refit=True)[0].refit is None  # No refit yet: the run predicts everything.
     name = artefacts.save_refit(refitted, "03_run", folder=tmp_path, details={"train_images": 70})
-    (finals,) = [final.choose(results, tmp_path)]
+    assert final.choose(results, tmp_path)[0].refit is None  # Not asked for (chapter 04 before it was wired).
+    finals = final.choose(results, tmp_path, refit=True)
     assert [(f.name, f.members, f.refit, f.model) for f in finals] == [("03_run_refit", ["03_run"], [name], name)]
-    assert final.candidates(results, tmp_path)["name"].tolist() == ["03_run"]  # No validation row: no candidate.
+    # A refit writes no row of the results table, so it is never a candidate of its own.
+    assert final.candidates(artefacts.read_results(tmp_path), tmp_path)["name"].tolist() == ["03_run"]
     parts = {(32, 32): splits}
     probabilities = final.predict_finals(finals, lambda size: parts[size], folder=tmp_path,
                                          metadata={"val": None, "test": None})
@@ -248,7 +250,8 @@ def test_a_refit_predicts_every_split_but_validation_and_is_the_model_that_ships
     assert not np.allclose(probabilities[("03_run_refit", "test")], final.predict_proba(chosen, splits["test"].images))
     # Trained again, the run no longer has this refit: it is not the refit of the new run.
     artefacts.record_metrics("03_run", {"balanced_accuracy": 0.61, "accuracy": 0.7}, folder=tmp_path, notebook="03")
-    assert artefacts.refit_of("03_run", tmp_path) is None and final.choose(results, tmp_path)[0].refit is None
+    assert artefacts.refit_of("03_run", tmp_path) is None
+    assert final.choose(results, tmp_path, refit=True)[0].refit is None
 
 
 def test_tta_comparison_is_read_from_the_candidates_and_described_either_way():

@@ -340,7 +340,12 @@ def test_refit_returns_the_pixels_in_model_of_the_last_epoch(tmp_path):
     # The pixels-in model is the lower part then the trained top (float16 storage aside).
     np.testing.assert_allclose(run.model.predict(pixels.astype("float32"), verbose=0),
                                top.predict(np.asarray(stored[0], "float32"), verbose=0), atol=1e-2)
-    assert sum(layer.trainable for layer in base.layers) > 0  # The upper blocks are marked as trained.
+    # Marked as trained: the upper blocks (BatchNorm frozen), not the lower part.
+    upper_names = {layer.name for layer in upper.layers}
+    assert not any(layer.trainable for layer in base.layers if layer.name not in upper_names)
+    shared = [layer for layer in upper.layers if any(layer is mine for mine in base.layers)]  # Not upper's Input.
+    assert sum(layer.trainable for layer in base.layers) == sum(features._trains(layer, "frozen")
+                                                                for layer in shared) > 0
     # Saved as the refit of a validated run: one model, or one that averages the seeds.
     artefacts.record_metrics("tiny", {"accuracy": 0.5}, folder=tmp_path, notebook="test")
     assert features.save_refit("tiny", [run], folder=tmp_path, details={"train_images": 28}) == "tiny_refit"
