@@ -67,6 +67,10 @@ REFIT_SUFFIX = "_refit"
 REFIT_RECORD = "_training.json"
 """``<name>_refit<record>``: what the refit was trained on, and the validated run it repeats (:func:`save_refit`)."""
 
+RUN_FILE_SUFFIXES = (*MODEL_SUFFIXES, "_history.csv", "_metrics.json",
+                     *(REFIT_SUFFIX + suffix for suffix in (*MODEL_SUFFIXES, REFIT_RECORD)))
+"""``<name><suffix>``: every file of run ``name``, its refit's included (:func:`forget_stale` removes them together)."""
+
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -422,11 +426,14 @@ def forget_stale(folder, notebook, *, since):
     if stale:
         write_table_atomic(table[~table["name"].isin(stale)], folder / RESULTS_FILE, index=False)
         for name in stale:
-            refit = f"{REFIT_SUFFIX}{REFIT_RECORD}"  # A refit goes with the run it repeats.
-            for suffix in (*MODEL_SUFFIXES, "_history.csv", "_metrics.json", refit,
-                           *(REFIT_SUFFIX + model_suffix for model_suffix in MODEL_SUFFIXES)):
+            for suffix in RUN_FILE_SUFFIXES:  # A refit goes with the run it repeats.
                 (folder / f"{name}{suffix}").unlink(missing_ok=True)
     return stale
+
+
+def refit_name(source):
+    """The name of run ``source``'s refit: ``<source>_refit``."""
+    return f"{source}{REFIT_SUFFIX}"
 
 
 def _source_key(folder, source):
@@ -463,7 +470,7 @@ def save_refit(model, source, *, folder, details):
         The refit's name, ``<source>_refit``.
     """
     folder = Path(folder)
-    name = f"{source}{REFIT_SUFFIX}"
+    name = refit_name(source)
     key = _source_key(folder, source)
     (folder / f"{name}{REFIT_RECORD}").unlink(missing_ok=True)  # No record points at a half-written model.
     save_model_atomic(model, folder / f"{name}.keras")
@@ -496,7 +503,7 @@ def refit_of(source, folder):
     True
     """
     folder = Path(folder)
-    name = f"{source}{REFIT_SUFFIX}"
+    name = refit_name(source)
     record, model = folder / f"{name}{REFIT_RECORD}", folder / f"{name}.keras"
     if not (record.is_file() and model.is_file() and (folder / f"{source}_metrics.json").is_file()):
         return None

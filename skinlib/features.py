@@ -652,12 +652,9 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         logger.setLevel(level)
     table = pd.DataFrame(history.history).rename_axis("epoch")
     table.index = table.index + 1
-    if scorer is None:
-        return train.Run(name=name, model=model, history=table.round(5), seconds=time.perf_counter() - begin,
-                         best_epoch=len(table))
-    best = int(table["val_balanced_accuracy"].idxmax())
+    best = len(table) if scorer is None else int(table["val_balanced_accuracy"].idxmax())
     return train.Run(name=name, model=model, history=table.round(5), seconds=time.perf_counter() - begin,
-                     best_epoch=best, validation_probabilities=scorer.probabilities[best])
+                     best_epoch=best, validation_probabilities=None if scorer is None else scorer.probabilities[best])
 
 
 BALANCING = {
@@ -872,7 +869,7 @@ def save_refit(source, runs, *, folder, details=None):
     runs = list(runs)
     if not runs:
         raise ValueError(f"no refit runs to save for {source!r}.")
-    name = f"{source}{artefacts.REFIT_SUFFIX}"
+    name = artefacts.refit_name(source)
     model = runs[0].model if len(runs) == 1 else models.ensemble([run.model for run in runs], name=name)
     record = {"runs": {run.name: {"epochs": len(run.history), "seconds": round(run.seconds, 1),
                                   "history": run.history.to_dict("list")} for run in runs}, **(details or {})}
