@@ -307,7 +307,7 @@ def record_metrics(name, metrics, *, folder, notebook, extra=None, details=None)
 def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels, test_lesion_ids,
                   bootstrap_resamples, finals, per_class, target_sensitivity, threshold, screening,
                   screening_interval, temperature, temperature_kept, ece, subgroups, explanations, decision_tradeoff,
-                  tta_comparison):
+                  tta_comparison, validated_model=None):
     """The content of ``final_metrics.json``, from chapter 04's tables: its one definition.
 
     Parameters
@@ -349,6 +349,10 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         :func:`skinlib.metrics.decision_tradeoff` of the final procedure on the validation split.
     tta_comparison : dict
         :func:`skinlib.final.compare_tta`: what TTA did for the final model, on validation and on test.
+    validated_model : str, default=None
+        The saved model whose validation predictions fill every ``validation``
+        entry: for a refit final, the run it repeats (the refit learnt from the
+        validation images); None: ``model`` itself.
 
     Returns
     -------
@@ -357,7 +361,7 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
     """
     return {
         "rule": rule,
-        "model": model, "procedure": procedure, "tta": tta, "input_size": list(input_size), "smoke": smoke,
+        "model": model, "validated_model": validated_model or model, "procedure": procedure, "tta": tta, "input_size": list(input_size), "smoke": smoke,
         "test_images": int(len(test_labels)), "test_lesions": int(len(set(test_lesion_ids))),
         "bootstrap_resamples": bootstrap_resamples,
         "finals": {name: table.to_dict(orient="index") for name, table in finals.items()},

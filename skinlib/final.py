@@ -36,7 +36,9 @@ from skinlib.metrics import headline, paired_change
 from skinlib.models import load_model
 
 RULE = ("highest validation balanced accuracy among saved models, a saved ensemble of seeds standing for its members "
-        "(TTA if it raised validation balanced accuracy)")
+        "(TTA if it raised validation balanced accuracy); where chapter 03 saved a refit of the chosen model (its "
+        "recipe trained again on the training and validation images), the refit reads the test split and ships in "
+        "its place, and everything fitted on validation is fitted with the chosen model")
 """The rule of :func:`choose`, in words, as ``final_metrics.json`` records it."""
 
 

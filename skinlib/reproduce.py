@@ -718,6 +718,9 @@ def _markdown_headline(final):
     verdict = ("none of them is met yet" if len(missed) == len(GOALS) else
                f"{', '.join(missed)} not met yet" if missed else "all three are met")
     procedure = "" if final["procedure"] == final["model"] else f", as `{final['procedure']}`"
+    validated = final.get("validated_model", final["model"])
+    if validated != final["model"]:
+        procedure += f", the refit of `{validated}` on the training and validation images"
     return (f"**Where it stands.** The final model (`{final['model']}`{procedure}), scored once on the "
             f"{final['test_images']:,} images of the test split: {scores}, melanoma recall "
             f"{_number(mel['recall'], 2)} ({_number(mel['recall_low'], 2)}-{_number(mel['recall_high'], 2)}); "
@@ -734,6 +737,11 @@ def _markdown_final(final):
              f"{final['input_size'][1]}); {final['test_images']:,} test images of {final['test_lesions']:,} lesions; "
              f"95% intervals from {final['bootstrap_resamples']:,} bootstrap resamples of lesions.", "",
              "| metric | test | 95% CI | validation |", "|---|---|---|---|"]
+    validated = final.get("validated_model", final["model"])
+    if validated != final["model"]:
+        lines[0] += (f" The final model is a refit: the recipe of `{validated}` trained again on the training and "
+                     f"validation images, so it has no validation score of its own; the validation column, the "
+                     f"threshold and the temperature are `{validated}`'s.")
     for key, label in ((key, label) for key, label in names.items() if key in test):
         value = test[key]
         lines.append(f"| {label} | {_number(value['estimate'])} | {_number(value['low'])}-{_number(value['high'])} "

@@ -65,10 +65,11 @@ def test_final_metrics_are_built_written_and_read_back(tmp_path):
     path = artefacts.write_final_metrics(payload, tmp_path)
     assert path.name == artefacts.FINAL_METRICS_FILE
     read = artefacts.read_final_metrics(tmp_path)
-    assert list(read) == ["rule", "model", "procedure", "tta", "input_size", "smoke", "test_images", "test_lesions",
+    assert list(read) == ["rule", "model", "validated_model", "procedure", "tta", "input_size", "smoke", "test_images", "test_lesions",
                           "bootstrap_resamples", "finals", "per_class", "screening", "calibration", "subgroups",
                           "explanations", "decision_tradeoff_validation", "tta_comparison"]
     assert read["test_images"] == 3 and read["test_lesions"] == 2 and read["input_size"] == [120, 160]
+    assert read["validated_model"] == "03_m"  # Not a refit: validated and tested by the same model.
     assert read["finals"]["03_m_tta"]["accuracy"] == {"estimate": 0.8, "low": 0.7, "high": 0.9, "validation": 0.82}
     assert read["calibration"]["temperature_kept"] is True and read["explanations"]["all/all"]["inside"] == 0.6
     assert read["screening"]["test_interval"]["sensitivity"] == {"low": 0.7, "high": 0.9}

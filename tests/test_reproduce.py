@@ -320,3 +320,15 @@ def test_chapter03_variant_records_a_committed_design(tmp_path):
     refused = subprocess.run([sys.executable, str(root / "benchmarks" / "chapter03_variant.py"), "--from-commit", "HEAD",
                               "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--from-commit needs --set" in refused.stderr
+
+
+def test_readme_says_when_the_final_model_is_a_refit_and_whose_validation_scores_it_shows():
+    from skinlib import artefacts, repo_root
+
+    record = artefacts.read_final_metrics(repo_root() / "Saved_Models")
+    plain = {**record, "validated_model": record["model"]}
+    assert "refit" not in reproduce._markdown_headline(plain) and "is a refit" not in reproduce._markdown_final(plain)
+    refit = {**record, "model": "m_refit", "procedure": "m_refit", "validated_model": "m",
+             "finals": {"m_refit": record["finals"][record["procedure"]]}}
+    assert "the refit of `m` on the training and validation images" in reproduce._markdown_headline(refit)
+    assert "the validation column, the threshold and the temperature are `m`'s" in reproduce._markdown_final(refit)
