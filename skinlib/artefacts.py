@@ -18,7 +18,7 @@ spelled once:
   (:func:`write_seed_repeats`, :func:`read_seed_repeats`), so that a run
   that skips them can show the last ones;
 - a model refitted on the training and validation images together
-  (:func:`save_refit`, :func:`refit_of`), tied to the validated run it
+  (:func:`save_refit`, :func:`refit_of`, :func:`forget_refit`), tied to the validated run it
   repeats, since it has no validation score of its own.
 
 It imports no other skinlib module but the package itself, so every module
@@ -515,6 +515,33 @@ def refit_of(source, folder):
     if written.get("refit_of") != source or written.get("source_metrics_sha256") != _source_key(folder, source):
         return None
     return name
+
+
+def forget_refit(source, folder):
+    """Remove the saved refit of run ``source``, record first; return its name, or None when there was none.
+
+    A run trained again without a refit (chapter 03 with ``refit=False``)
+    calls it: a deterministic rerun writes ``source``'s ``_metrics.json``
+    byte for byte again, so an earlier refit would otherwise still count
+    (:func:`refit_of`). The record goes first, so a crash part-way leaves
+    no record pointing at a half-removed refit.
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "run_metrics.json").write_text("{}")
+    >>> _ = (folder / "run_refit.keras").write_bytes(b"")
+    >>> _ = write_json_atomic(folder / "run_refit_training.json", {"refit_of": "run",
+    ...                       "source_metrics_sha256": _source_key(folder, "run")})
+    >>> forget_refit("run", folder), refit_of("run", folder), sorted(p.name for p in folder.iterdir())
+    ('run_refit', None, ['run_metrics.json'])
+    >>> forget_refit("run", folder) is None
+    True
+    """
+    folder, name = Path(folder), refit_name(source)
+    files = [folder / f"{name}{suffix}" for suffix in (REFIT_RECORD, *MODEL_SUFFIXES)]
+    found = any(path.exists() for path in files)
+    for path in files:
+        path.unlink(missing_ok=True)
+    return name if found else None
 
 
 def write_seed_repeats(folder, notebook, repeats, *, metrics):
