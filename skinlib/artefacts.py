@@ -408,7 +408,9 @@ def forget_stale(folder, notebook, *, since):
     A row is stale when its ``<name>_metrics.json`` is older than ``since``
     (a ``time.time()`` taken before the run): a model of an earlier design or
     profile that the notebook no longer makes. Without this, chapter 04 could
-    choose a model that the current chapters do not produce. Call it only once
+    choose a model that the current chapters do not produce. A refit of a
+    kept row is stale too when its record is older than ``since`` (chapter 03
+    ran again without a refit): :func:`forget_refit`. Call it only once
     the notebook has written all its results (chapter 03 calls it after its
     last training; ``reproduce`` after each notebook), so a failed run leaves
     everything in place.
@@ -416,23 +418,25 @@ def forget_stale(folder, notebook, *, since):
     Returns
     -------
     list of str
-        The names of the rows dropped.
+        The names of the rows dropped, and of the refits dropped on their own.
     """
     folder = Path(folder)
     table = read_results(folder, missing_ok=True)
     if table.empty:
         return []
-    stale = []
+    stale, old_refits = [], []
     for name in table.loc[table["notebook"] == notebook, "name"]:
         metrics_file = folder / f"{name}_metrics.json"
         if not metrics_file.is_file() or metrics_file.stat().st_mtime < since:
             stale.append(name)
+        elif (record := folder / f"{refit_name(name)}{REFIT_RECORD}").is_file() and record.stat().st_mtime < since:
+            old_refits.append(forget_refit(name, folder))
     if stale:
         write_table_atomic(table[~table["name"].isin(stale)], folder / RESULTS_FILE, index=False)
         for name in stale:
             for suffix in RUN_FILE_SUFFIXES:  # A refit goes with the run it repeats.
                 (folder / f"{name}{suffix}").unlink(missing_ok=True)
-    return stale
+    return stale + old_refits
 
 
 def refit_name(source):

@@ -156,3 +156,23 @@ def test_the_committed_seed_repeats_give_a_spread():
     repeats = artefacts.read_seed_repeats(folder, "02_CNN_Iterations",
                                           names=["02_cnn_class_weights", "02_cnn_cosine"])["repeats"]
     assert all(len(runs) >= 2 for runs in repeats.values())
+
+
+def test_forget_stale_drops_a_refit_the_last_run_did_not_make_again(tmp_path):
+    # Chapter 03 run again with refit=False repeats its run's metrics byte for byte: the old refit must not count.
+    import os
+    import time
+
+    import keras
+
+    artefacts.record_metrics("03_run", {"accuracy": 0.5}, folder=tmp_path, notebook="03_nb")
+    (tmp_path / "03_run.keras").write_bytes(b"model")
+    top = keras.Sequential([keras.Input((2,)), keras.layers.Dense(7)])
+    artefacts.save_refit(top, "03_run", folder=tmp_path, details={"train_images": 3})
+    assert artefacts.refit_of("03_run", tmp_path) == "03_run_refit"
+    assert artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50) == []  # Made by this run: kept.
+    old = time.time() - 100
+    os.utime(tmp_path / "03_run_refit_training.json", (old, old))
+    assert artefacts.forget_stale(tmp_path, "03_nb", since=time.time() - 50) == ["03_run_refit"]
+    assert artefacts.refit_of("03_run", tmp_path) is None and not (tmp_path / "03_run_refit.keras").exists()
+    assert (tmp_path / "03_run.keras").exists() and list(artefacts.read_results(tmp_path)["name"]) == ["03_run"]
