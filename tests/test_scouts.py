@@ -253,3 +253,24 @@ def test_ensemble_size_summary_reports_the_shifted_mean(monkeypatch):
     row = ensemble_size.summary(labels, {"none": right, "dim": half, "blur": wrong})
     assert row["balanced_accuracy"] == 1.0
     assert row["shifted_balanced_accuracy"] == 0.25  # (0.5 + 0.0) / 2: "none" is not a shift
+
+
+def test_compare_finals_reads_what_chapter_04_recorded_at_two_commits(tmp_path):
+    # The batch-64 ensemble (3c13fc0) against the batch-32 one (26af57b): the numbers benchmarks/HISTORY.md quotes.
+    compare = load_benchmark("compare_finals")
+    if not (compare.ROOT / ".git").exists():
+        pytest.skip("not a git checkout (an unpacked archive): no earlier commit to read")
+    out = tmp_path / "record.json"
+    compare.main(["--before", "3c13fc0", "--after", "26af57b", "--out", str(out)])
+    import json
+
+    record = json.loads(out.read_text())
+    before, after = record["before"], record["after"]
+    assert round(before["test"]["balanced_accuracy"]["estimate"], 3) == 0.707
+    assert round(after["test"]["balanced_accuracy"]["estimate"], 3) == 0.708
+    assert before["shifts_balanced_accuracy_change"]["darker (x0.7)"] == -0.004
+    assert after["shifts_balanced_accuracy_change"]["closer (zoom 1.3x)"] == -0.047
+    assert after["validated_model"] == after["model"]  # Before validated_model was recorded: the model itself.
+    assert record["command"].startswith("python benchmarks/compare_finals.py --before 3c13fc0")
+    with pytest.raises(SystemExit, match="no-such-rev"):
+        compare.summary("no-such-rev")
