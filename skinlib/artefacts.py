@@ -18,8 +18,8 @@ spelled once:
   (:func:`write_seed_repeats`, :func:`read_seed_repeats`), so that a run
   that skips them can show the last ones;
 - a model refitted on the training and validation images together
-  (:func:`save_refit`, :func:`refit_of`, :func:`forget_refit`), tied to the validated run it
-  repeats, since it has no validation score of its own.
+  (:func:`save_refit`, :func:`refit_of`, :func:`forget_refit`), tied to the
+  validated run it repeats, since it has no validation score of its own.
 
 It imports no other skinlib module but the package itself, so every module
 can use it.
@@ -361,7 +361,8 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
     """
     return {
         "rule": rule,
-        "model": model, "validated_model": validated_model or model, "procedure": procedure, "tta": tta, "input_size": list(input_size), "smoke": smoke,
+        "model": model, "validated_model": validated_model or model, "procedure": procedure, "tta": tta,
+        "input_size": list(input_size), "smoke": smoke,
         "test_images": int(len(test_labels)), "test_lesions": int(len(set(test_lesion_ids))),
         "bootstrap_resamples": bootstrap_resamples,
         "finals": {name: table.to_dict(orient="index") for name, table in finals.items()},
@@ -524,10 +525,10 @@ def refit_of(source, folder):
 def forget_refit(source, folder):
     """Remove the saved refit of run ``source``, record first; return its name, or None when there was none.
 
-    A run trained again without a refit (chapter 03 with ``refit=False``)
-    calls it: a deterministic rerun writes ``source``'s ``_metrics.json``
-    byte for byte again, so an earlier refit would otherwise still count
-    (:func:`refit_of`). The record goes first, so a crash part-way leaves
+    :func:`forget_stale` calls it when a run was trained again without a
+    refit (chapter 03 with ``refit=False``): a deterministic rerun writes
+    ``source``'s ``_metrics.json`` byte for byte again, so an earlier refit
+    would otherwise still count (:func:`refit_of`). The record goes first, so a crash part-way leaves
     no record pointing at a half-removed refit.
 
     >>> import tempfile; folder = Path(tempfile.mkdtemp())
