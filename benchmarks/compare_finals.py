@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from skinlib.artefacts import validated_model
+
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = "Saved_Models/final_metrics.json"
 CHAPTER = "notebooks/04_Evaluation_and_Explanations.ipynb"
@@ -75,7 +77,7 @@ def summary(revision):
     screen = final["screening"]
     return {
         "revision": revision, "model": final["model"], "procedure": final["procedure"],
-        "validated_model": final.get("validated_model", final["model"]), "tta": final["tta"],
+        "validated_model": validated_model(final), "tta": final["tta"],
         "test": {key: test[key] for key in HEADLINE},
         "melanoma_recall": {key: final["per_class"]["mel"][key] for key in ("recall", "recall_low", "recall_high")
                             if key in final["per_class"]["mel"]},

@@ -67,9 +67,9 @@ REFIT_SUFFIX = "_refit"
 REFIT_RECORD = "_training.json"
 """``<name>_refit<record>``: what the refit was trained on, and the validated run it repeats (:func:`save_refit`)."""
 
-RUN_FILE_SUFFIXES = (*MODEL_SUFFIXES, "_history.csv", "_metrics.json",
-                     *(REFIT_SUFFIX + suffix for suffix in (*MODEL_SUFFIXES, REFIT_RECORD)))
-"""``<name><suffix>``: every file of run ``name``, its refit's included (:func:`forget_stale` removes them together)."""
+RUN_FILE_SUFFIXES = (*MODEL_SUFFIXES, "_history.csv", "_metrics.json")
+"""``<name><suffix>``: every file of run ``name`` (:func:`forget_stale` removes them, and its refit with
+:func:`forget_refit`)."""
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -435,7 +435,8 @@ def forget_stale(folder, notebook, *, since):
     if stale:
         write_table_atomic(table[~table["name"].isin(stale)], folder / RESULTS_FILE, index=False)
         for name in stale:
-            for suffix in RUN_FILE_SUFFIXES:  # A refit goes with the run it repeats.
+            forget_refit(name, folder)  # A refit goes with the run it repeats.
+            for suffix in RUN_FILE_SUFFIXES:
                 (folder / f"{name}{suffix}").unlink(missing_ok=True)
     return stale + old_refits
 
@@ -525,11 +526,12 @@ def refit_of(source, folder):
 def forget_refit(source, folder):
     """Remove the saved refit of run ``source``, record first; return its name, or None when there was none.
 
-    :func:`forget_stale` calls it when a run was trained again without a
-    refit (chapter 03 with ``refit=False``): a deterministic rerun writes
-    ``source``'s ``_metrics.json`` byte for byte again, so an earlier refit
-    would otherwise still count (:func:`refit_of`). The record goes first, so a crash part-way leaves
-    no record pointing at a half-removed refit.
+    :func:`forget_stale` calls it for a stale run, and for a run trained
+    again without a refit (chapter 03 with ``refit=False``): a deterministic
+    rerun writes ``source``'s ``_metrics.json`` byte for byte again, so an
+    earlier refit would otherwise still count (:func:`refit_of`). The record
+    goes first, so a crash part-way leaves no record pointing at a
+    half-removed refit.
 
     >>> import tempfile; folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "run_metrics.json").write_text("{}")
@@ -547,6 +549,17 @@ def forget_refit(source, folder):
     for path in files:
         path.unlink(missing_ok=True)
     return name if found else None
+
+
+def validated_model(final):
+    """The saved model whose validation scores ``final_metrics.json`` shows: the run a refit repeats, else the final.
+
+    Files written before the field existed name no other model.
+
+    >>> validated_model({"model": "e_refit", "validated_model": "e"}), validated_model({"model": "m"})
+    ('e', 'm')
+    """
+    return final.get("validated_model", final["model"])
 
 
 def write_seed_repeats(folder, notebook, repeats, *, metrics):

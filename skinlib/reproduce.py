@@ -26,7 +26,8 @@ from pathlib import Path
 
 from skinlib import drop_startup_noise, repo_root
 from skinlib.artefacts import (FINAL_METRICS_FILE, RESULTS_FILE, SMOKE_FOLDER, forget_stale, models_dir,
-                               read_final_metrics, read_results, write_atomic, write_json_atomic)
+                               read_final_metrics, read_results, validated_model, write_atomic,
+                               write_json_atomic)
 
 
 class NotebookFailed(RuntimeError):
@@ -718,7 +719,7 @@ def _markdown_headline(final):
     verdict = ("none of them is met yet" if len(missed) == len(GOALS) else
                f"{', '.join(missed)} not met yet" if missed else "all three are met")
     procedure = "" if final["procedure"] == final["model"] else f", as `{final['procedure']}`"
-    validated = final.get("validated_model", final["model"])
+    validated = validated_model(final)
     if validated != final["model"]:
         procedure += f", the refit of `{validated}` on the training and validation images"
     return (f"**Where it stands.** The final model (`{final['model']}`{procedure}), scored once on the "
@@ -737,7 +738,7 @@ def _markdown_final(final):
              f"{final['input_size'][1]}); {final['test_images']:,} test images of {final['test_lesions']:,} lesions; "
              f"95% intervals from {final['bootstrap_resamples']:,} bootstrap resamples of lesions.", "",
              "| metric | test | 95% CI | validation |", "|---|---|---|---|"]
-    validated = final.get("validated_model", final["model"])
+    validated = validated_model(final)
     if validated != final["model"]:
         lines[0] += (f" The final model is a refit: the recipe of `{validated}` trained again on the training and "
                      f"validation images, so it has no validation score of its own; the validation column, the "
