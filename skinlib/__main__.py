@@ -55,7 +55,8 @@ def _reproduce(args):
 
     if args.readme:
         changed = reproduce.update_readme()
-        print(f"README.md: {', '.join(changed) or 'no'} block(s) rewritten from Saved_Models/.")
+        print(f"README.md and benchmarks/TRIALS.md: {', '.join(changed) or 'no'} block(s) rewritten from the saved "
+              "results.")
         return 0
     if args.list:
         table = reproduce.parameters().astype(str)
@@ -170,7 +171,8 @@ def build_parser():
                          help="set a parameter in every notebook that has it (repeatable), e.g. --set seed=1")
     command.add_argument("--list", action="store_true", help="list every notebook's parameters and stop")
     command.add_argument("--readme", action="store_true",
-                         help="only rewrite the README's result tables from Saved_Models/ and stop")
+                         help="only rewrite the result tables of the README and the trial log from the saved results "
+                              "and stop")
     command.set_defaults(run=_reproduce)
 
     command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine",

@@ -228,7 +228,8 @@ def reproduce(*, smoke=False, root=None, only=None, settings=None, echo=print):
     if not smoke and not only:
         _record_run(root, timings, total, settings)
         changed = update_readme(root)
-        echo(f"README.md: result blocks rewritten from Saved_Models/ ({', '.join(changed) or 'none changed'}).")
+        echo(f"README.md and benchmarks/TRIALS.md: result blocks rewritten from the saved results "
+             f"({', '.join(changed) or 'none changed'}).")
     return timings
 
 
@@ -477,7 +478,8 @@ def recorded_shifts(name, root=None):
 
 README_BLOCKS = ("headline", "run_times", "chapter02", "chapter03", "trials", "final", "checker_speed",
                  "training_speed", "equal_time")
-"""The README's generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``."""
+"""The generated blocks, each between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``: in the README, but for
+``trials``, in the trial log (:data:`GENERATED_DOCUMENTS`)."""
 
 
 def readme_blocks(root=None):
@@ -787,20 +789,31 @@ def _markdown_final(final):
     return "\n".join(lines)
 
 
+GENERATED_DOCUMENTS = ("README.md", "benchmarks/TRIALS.md")
+"""The documents that hold generated blocks (:data:`README_BLOCKS`), each block in one of them: the README, and the
+trial log for the table of every recorded trial."""
+
+
 def update_readme(root=None):
-    """Rewrite the README's generated blocks from the saved results; return the names of the blocks that changed."""
+    """Rewrite the generated blocks of the README and the trial log (:data:`GENERATED_DOCUMENTS`) from the saved
+    results; return the names of the blocks that changed."""
     import re
 
-    path = Path(root or repo_root()) / "README.md"
-    if not path.is_file():
-        return []
-    text = original = path.read_text()
-    for name, block in readme_blocks(root).items():
-        pattern = re.compile(rf"<!-- begin:{name} -->\n.*?<!-- end:{name} -->", re.DOTALL)
-        text = pattern.sub(lambda match: f"<!-- begin:{name} -->\n{block}\n<!-- end:{name} -->", text)
-    if text != original:
-        write_atomic(path, lambda handle: handle.write(text.encode()))
-    return [name for name in README_BLOCKS if readme_block(text, name) != readme_block(original, name)]
+    root = Path(root or repo_root())
+    blocks, changed = None, set()
+    for relative in GENERATED_DOCUMENTS:
+        path = root / relative
+        if not path.is_file():
+            continue
+        blocks = readme_blocks(root) if blocks is None else blocks
+        text = original = path.read_text()
+        for name, block in blocks.items():
+            pattern = re.compile(rf"<!-- begin:{name} -->\n.*?<!-- end:{name} -->", re.DOTALL)
+            text = pattern.sub(lambda match: f"<!-- begin:{name} -->\n{block}\n<!-- end:{name} -->", text)
+        if text != original:
+            write_atomic(path, lambda handle: handle.write(text.encode()))
+        changed |= {name for name in README_BLOCKS if readme_block(text, name) != readme_block(original, name)}
+    return [name for name in README_BLOCKS if name in changed]
 
 
 def readme_block(text, name):

@@ -103,12 +103,15 @@ def test_readme_result_tables_are_those_of_the_saved_results():
     # The README's numbers are written by `python -m skinlib reproduce` from Saved_Models/, never by hand.
     from skinlib import repo_root
 
-    text = (repo_root() / "README.md").read_text()
+    texts = {name: (repo_root() / name).read_text() for name in reproduce.GENERATED_DOCUMENTS}
     blocks = reproduce.readme_blocks()
     assert set(blocks) == set(reproduce.README_BLOCKS)
     for name, block in blocks.items():
-        stale = f"README block {name} is stale: run reproduce --readme"
-        assert reproduce.readme_block(text, name) == block + "\n", stale
+        holders = [document for document, text in texts.items() if reproduce.readme_block(text, name) is not None]
+        assert len(holders) == 1, f"block {name} is in {holders}: it belongs in one document"
+        stale = f"block {name} of {holders[0]} is stale: run reproduce --readme"
+        assert reproduce.readme_block(texts[holders[0]], name) == block + "\n", stale
+    assert reproduce.readme_block(texts["benchmarks/TRIALS.md"], "trials") is not None  # The trial log holds it.
 
 
 def test_readme_final_block_says_what_tta_did_when_the_results_record_it():
@@ -153,6 +156,10 @@ def test_readme_blocks_are_rewritten_in_place(tmp_path):
     assert "| 02_mlp | 786,951 | 6 | 12.0 | 0.656 | 0.216 | 0.810 | 0.780 |" in text and "old" not in text
     assert text.startswith("intro\n") and text.endswith("<!-- end:chapter02 -->\nend\n")
     assert reproduce.update_readme(tmp_path) == []  # Nothing left to change.
+    (tmp_path / "benchmarks").mkdir()  # A block in the trial log is rewritten there.
+    (tmp_path / "benchmarks" / "TRIALS.md").write_text("log\n<!-- begin:chapter02 -->\nold\n<!-- end:chapter02 -->\n")
+    assert reproduce.update_readme(tmp_path) == ["chapter02"]
+    assert "| 02_mlp | 786,951 |" in (tmp_path / "benchmarks" / "TRIALS.md").read_text()
 
 
 def test_every_parameter_line_of_the_notebooks_is_understood():
