@@ -26,10 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def machine():
     """Describe the machine the numbers come from."""
-    from skinlib.reproduce import cpu_name
+    from skinlib.reproduce import cpu_has_avx512, cpu_name
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.system()}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "avx512": cpu_has_avx512(),
+            "python": platform.python_version(), "system": platform.system()}
 
 
 def one_epoch(iterable, batches=None):

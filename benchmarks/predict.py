@@ -11,7 +11,8 @@ Run:  python benchmarks/predict.py                      (the default model of Sa
       python benchmarks/predict.py --model Saved_Models/03_efficientnet_lite0_ensemble.keras
 
 Needs SKINLIB_DATA (real HAM10000 images are used). Results are printed and written to
-benchmarks/results/predict_<model>.json.
+benchmarks/results/predict_<model>.json, or to ``--out``: the README's table shows the record of that name and, below
+it, any other record of the same model (another machine's).
 """
 
 import argparse
@@ -35,16 +36,19 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="cold starts to time")
     parser.add_argument("--warm", type=int, default=200, help="images for the warm latency")
     parser.add_argument("--folder-images", type=int, default=500, help="images for the folder throughput")
+    parser.add_argument("--out", help="the JSON file to write (default: benchmarks/results/predict_<model>.json; "
+                                      "another name keeps a second machine's record beside the first)")
     args = parser.parse_args(argv)
 
     from skinlib import data, predict
+    from skinlib.artefacts import write_json_atomic
 
     model = Path(args.model) if args.model else predict.default_model()
     paths = data.load_metadata()["image_path"].tolist()
     image = paths[0]
 
     results = {"machine": machine(), "model": model.name, "command": "python benchmarks/predict.py"
-               + (f" --model {args.model}" if args.model else "")}
+               + (f" --model {args.model}" if args.model else "") + (f" --out {args.out}" if args.out else "")}
     for backend in ("keras", "lite"):
         cold = []
         for _ in range(args.repeats):
@@ -74,9 +78,9 @@ def main(argv=None):
             "folder_images_per_second": round(len(table) / folder_seconds, 1), "folder_images": len(table),
         }
     print(json.dumps(results, indent=2))
-    out = Path(__file__).resolve().parent / "results" / f"predict_{model.stem}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results" / f"predict_{model.stem}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, results, end="\n")
     print(f"written to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 
 

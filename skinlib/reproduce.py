@@ -518,8 +518,13 @@ def readme_blocks(root=None):
         blocks["headline"] = _markdown_headline(final)
         blocks["final"] = _markdown_final(final)
         checker = measured / f"predict_{final['model']}.json"
+        others = []  # The same model's records from other machines (benchmarks/predict.py --out).
+        for path in sorted(measured.glob("predict_*.json")):
+            record = json.loads(path.read_text())
+            if path != checker and record.get("model") == f"{final['model']}.keras":
+                others.append((path.name, record))
         blocks["checker_speed"] = (
-            _markdown_checker_speed(json.loads(checker.read_text())) if checker.is_file() else
+            _markdown_checker_speed(json.loads(checker.read_text()), others=others) if checker.is_file() else
             f"Not yet measured for the final model `{final['model']}`: run `python benchmarks/predict.py`, then "
             "`python -m skinlib reproduce --readme`.")
     if (measured / "training_speed.json").is_file():
@@ -633,7 +638,7 @@ def _markdown_equal_time(records):
     return "\n".join(lines)
 
 
-def _markdown_checker_speed(result):
+def _markdown_checker_speed(result, *, others=()):
     machine, size = result["machine"], result["keras"]["input_size"]
     lines = [f"Measured by `{result['command']}` on {machine['cores']} CPU cores ({machine['cpu']}), with the final "
              f"model `{result['model']}` at {size[0]}x{size[1]} (results in "
@@ -647,6 +652,14 @@ def _markdown_checker_speed(result):
                      f"({len(row['cold_start_seconds'])} runs) | {row['warm_ms_median']:.1f} ms / "
                      f"{row['warm_ms_p95']:.1f} ms ({row['warm_images']} images) | "
                      f"{row['folder_images_per_second']:.0f} images/s |")
+    for name, other in others:
+        other_machine = other["machine"]
+        avx512 = {True: ", with AVX-512", False: ", without AVX-512"}.get(other_machine.get("avx512"), "")
+        speeds = "; ".join(f"{label} {other[backend]['cold_start_seconds_median']:.2f} s cold, "
+                           f"{other[backend]['warm_ms_median']:.1f} ms warm"
+                           for backend, label in (("lite", "LiteRT"), ("keras", "Keras")))
+        lines.append(f"\nThe same model on {other_machine['cores']} cores of another machine ({other_machine['cpu']}"
+                     f"{avx512}; `{other['command']}`, in `benchmarks/results/{name}`): {speeds}.")
     return "\n".join(lines)
 
 

@@ -340,3 +340,26 @@ def test_readme_says_when_the_final_model_is_a_refit_and_whose_validation_scores
              "finals": {"m_refit": record["finals"][record["procedure"]]}}
     assert "the refit of `m` on the training and validation images" in reproduce._markdown_headline(refit)
     assert "the validation column, the threshold and the temperature are `m`'s" in reproduce._markdown_final(refit)
+
+
+def test_checker_speed_block_adds_the_same_models_records_from_other_machines(tmp_path):
+    import shutil
+
+    root = reproduce.repo_root()
+    (tmp_path / "Saved_Models").mkdir()
+    shutil.copy(root / "Saved_Models" / "final_metrics.json", tmp_path / "Saved_Models")
+    final = json.loads((root / "Saved_Models" / "final_metrics.json").read_text())["model"]
+    measured = tmp_path / "benchmarks" / "results"
+    measured.mkdir(parents=True)
+    record = json.loads((root / "benchmarks" / "results" / f"predict_{final}.json").read_text())
+    (measured / f"predict_{final}.json").write_text(json.dumps(record))
+    other = {**record, "machine": {"cpu": "AMD EPYC", "cores": 2, "avx512": False},
+             "command": f"python benchmarks/predict.py --out benchmarks/results/predict_{final}_amd.json",
+             "lite": {**record["lite"], "cold_start_seconds_median": 1.234, "warm_ms_median": 56.78}}
+    (measured / f"predict_{final}_amd.json").write_text(json.dumps(other))
+    another_model = {**other, "model": "some_other_model.keras"}  # Another model's record is left out.
+    (measured / "predict_some_other_model.json").write_text(json.dumps(another_model))
+    block = reproduce.readme_blocks(tmp_path)["checker_speed"]
+    assert block.count("The same model on") == 1
+    assert (f"The same model on 2 cores of another machine (AMD EPYC, without AVX-512; `{other['command']}`, in "
+            f"`benchmarks/results/predict_{final}_amd.json`): LiteRT 1.23 s cold, 56.8 ms warm;") in block
