@@ -658,8 +658,9 @@ def _markdown_checker_speed(result, *, others=()):
         speeds = "; ".join(f"{label} {other[backend]['cold_start_seconds_median']:.2f} s cold, "
                            f"{other[backend]['warm_ms_median']:.1f} ms warm"
                            for backend, label in (("lite", "LiteRT"), ("keras", "Keras")))
+        where = "" if name in other["command"] else f", in `benchmarks/results/{name}`"
         lines.append(f"\nThe same model on {other_machine['cores']} cores of another machine ({other_machine['cpu']}"
-                     f"{avx512}; `{other['command']}`, in `benchmarks/results/{name}`): {speeds}.")
+                     f"{avx512}; `{other['command']}`{where}): {speeds}.")
     return "\n".join(lines)
 
 
