@@ -12,7 +12,7 @@ Run:  python benchmarks/predict.py                      (the default model of Sa
 
 Needs SKINLIB_DATA (real HAM10000 images are used). Results are printed and written to
 benchmarks/results/predict_<model>.json, or to ``--out``: the README's table shows the record of that name and, below
-it, any other record of the same model (another machine's).
+it, any other record of the same model in benchmarks/results/ (another machine's).
 """
 
 import argparse

@@ -32,19 +32,14 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from input_pipeline import machine  # noqa: E402
 
 BACKBONES = ("mobilenet_025", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SIZES = ((120, 160), (150, 200), (180, 240))
 THREADS = ((0, 0), (2, 1), (2, 2), (1, 2))
 """(intra-op, inter-op) thread counts; 0 is TensorFlow's default (one per core)."""
-
-
-def machine():
-    """Describe the machine the numbers come from."""
-    from skinlib.reproduce import cpu_name
-
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.system()}
 
 
 def set_threads(intra, inter):

@@ -12,7 +12,7 @@ in one table (:func:`parameters`, ``python -m skinlib reproduce --list``) and
 set for the whole chain in one place (``--set NAME=VALUE``: every notebook
 that has that parameter gets the value). A complete full run records its
 per-notebook times, the total and the machine in ``Saved_Models/reproduce_run.json``
-and rewrites the README's result tables from the saved results (:func:`update_readme`).
+and rewrites the result tables of the README and the trial log from the saved results (:func:`update_readme`).
 """
 
 from __future__ import annotations
@@ -483,11 +483,12 @@ README_BLOCKS = ("headline", "run_times", "chapter02", "chapter03", "trials", "f
 
 
 def readme_blocks(root=None):
-    """The README's result tables as Markdown, from the files the notebooks wrote (never typed by hand).
+    """The generated result tables as Markdown, from the files the notebooks wrote (never typed by hand).
 
     ``run_times`` from ``Saved_Models/reproduce_run.json``, ``chapter02`` and
     ``chapter03`` from ``results.csv``, ``final`` from ``final_metrics.json``;
-    ``checker_speed`` from ``benchmarks/results/predict_<final model>.json`` and
+    ``checker_speed`` from ``benchmarks/results/predict_<final model>.json`` (with a line for each other record
+    of the same model there, another machine's) and
     ``training_speed`` from ``benchmarks/results/training_speed.json``, which the
     benchmark scripts write. A block whose file is missing is left out.
     """
@@ -659,7 +660,7 @@ def _markdown_checker_speed(result, *, others=()):
                            f"{other[backend]['warm_ms_median']:.1f} ms warm"
                            for backend, label in (("lite", "LiteRT"), ("keras", "Keras")))
         where = "" if name in other["command"] else f", in `benchmarks/results/{name}`"
-        lines.append(f"\nThe same model on {other_machine['cores']} cores of another machine ({other_machine['cpu']}"
+        lines.append(f"\nThe same model, measured on {other_machine['cores']} CPU cores ({other_machine['cpu']}"
                      f"{avx512}; `{other['command']}`{where}): {speeds}.")
     return "\n".join(lines)
 

@@ -360,8 +360,8 @@ def test_checker_speed_block_adds_the_same_models_records_from_other_machines(tm
     another_model = {**other, "model": "some_other_model.keras"}  # Another model's record is left out.
     (measured / "predict_some_other_model.json").write_text(json.dumps(another_model))
     block = reproduce.readme_blocks(tmp_path)["checker_speed"]
-    assert block.count("The same model on") == 1
-    assert (f"The same model on 2 cores of another machine (AMD EPYC, without AVX-512; `{other['command']}`): "
+    assert block.count("The same model, measured on") == 1
+    assert (f"The same model, measured on 2 CPU cores (AMD EPYC, without AVX-512; `{other['command']}`): "
             "LiteRT 1.23 s cold, 56.8 ms warm;") in block
     (measured / f"predict_{final}_amd.json").write_text(json.dumps({**other, "command": "python x.py"}))
     assert f"`python x.py`, in `benchmarks/results/predict_{final}_amd.json`)" in reproduce.readme_blocks(tmp_path)[

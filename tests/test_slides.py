@@ -61,3 +61,18 @@ def test_one_pdf_page_per_slide(tmp_path):
     written = path.read_bytes()
     assert written.startswith(b"%PDF")
     assert len(re.findall(rb"/Type /Page\b(?!s)", written)) == 2
+
+
+def test_the_deck_of_a_single_run_says_nothing_of_an_ensemble(saved):
+    final, results, metadata = saved
+    single = dict(final, model="03_efficientnet_lite0_views", validated_model="03_efficientnet_lite0_views")
+    shown = deck(single, results, metadata)
+    everything = " ".join(" ".join(slide.get("bullets", [])) for slide in shown)
+    assert "ensemble" not in everything
+    assert "final procedure" in bullets(shown, "Transfer learning against training from scratch")[2]
+    assert bullets(shown, "Takeaway")[2].endswith("make reproduce")
+    one_refit = dict(single, model="03_efficientnet_lite0_views_refit")  # The refit of one seed.
+    assert "the run the final model refits" in bullets(deck(one_refit, results, metadata), "Takeaway")[0]
+    from_scratch = dict(single, model="02_cnn_cosine", validated_model="02_cnn_cosine")  # As in a smoke run.
+    first = bullets(deck(from_scratch, results, metadata), "Transfer learning against training from scratch")[0]
+    assert first.startswith("EfficientNet-Lite0 from ImageNet")  # Chapter 03's backbone, not the final model's.
