@@ -26,7 +26,6 @@ Results are printed and written to benchmarks/results/training_speed.json.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
