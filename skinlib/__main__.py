@@ -1,4 +1,4 @@
-"""Command line: ``python -m skinlib {download,check,split,cache,reproduce,predict}``."""
+"""Command line: ``python -m skinlib {download,check,split,cache,reproduce,predict,score}``."""
 
 from __future__ import annotations
 
@@ -136,6 +136,38 @@ def _predict(args):
     return 0
 
 
+def _score(args):
+    import pandas as pd
+
+    from skinlib import predict
+
+    answers_path = Path(args.answers)
+    try:
+        answers = pd.read_csv(answers_path, keep_default_na=False)
+    except (OSError, ValueError) as error:
+        raise predict.ScoreError(f"{answers_path}: cannot be read as a CSV file ({error}).") from None
+    needed = {"image", "top1", "malignant_probability"} - set(answers.columns)
+    if needed:
+        raise predict.ScoreError(f"{answers_path}: not the checker's answers (no {sorted(needed)} column); write them "
+                                 "with python -m skinlib predict IMAGES --csv FILE.")
+    table, counts = predict.score_answers(answers, predict.read_truth(args.truth), n_resamples=args.resamples)
+    support = ", ".join(f"{dx} {n}" for dx, n in counts["support"].items())
+    print(f"{counts['scored']} image(s) scored against {args.truth} ({support}); {counts['errors']} the checker "
+          f"could not read left out; model {', '.join(counts['model']) or 'not named'}.")
+    if counts["threshold"] is not None:
+        print(f"sensitivity and specificity at the checker's screening threshold, {counts['threshold']:.4f}.")
+    print(f"95% intervals from {args.resamples} bootstrap resamples of images (images of one lesion, where an outside "
+          "set has them, make them too narrow):")
+    print(table.round(3).to_string())
+    if args.json:
+        from skinlib.artefacts import write_json_atomic
+
+        write_json_atomic(Path(args.json), {"answers": str(answers_path), "truth": str(args.truth), **counts,
+                                            "metrics": table.to_dict(orient="index")}, end="\n")
+        print(f"Wrote the scores to {args.json}", file=sys.stderr)
+    return 0
+
+
 def build_parser():
     """Return the argument parser of ``python -m skinlib``."""
     parser = argparse.ArgumentParser(prog="python -m skinlib", description=__doc__)
@@ -175,6 +207,15 @@ def build_parser():
                               "and stop")
     command.set_defaults(run=_reproduce)
 
+    command = commands.add_parser("score", help="score the checker's answers (predict --csv) against known diagnoses")
+    command.add_argument("answers", help="the CSV file that python -m skinlib predict IMAGES --csv wrote")
+    command.add_argument("--truth", required=True,
+                         help="a CSV of the images' diagnoses: 'dx' beside 'image_id' or 'image' (HAM10000's layout), "
+                              "or ISIC 2018's ground truth ('image' and one 0/1 column per diagnosis)")
+    command.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    command.add_argument("--json", help="also write the scores to this JSON file")
+    command.set_defaults(run=_score)
+
     command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine",
                                   epilog=PREDICT_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("images", nargs="+", help="image files or folders of images")
@@ -194,13 +235,13 @@ def main(argv=None):
     from skinlib.data import DataError
     from skinlib.download import DownloadError
     from skinlib.images import ImageError
-    from skinlib.predict import ModelError
+    from skinlib.predict import ModelError, ScoreError
     from skinlib.reproduce import NotebookFailed, ParameterError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (DataError, ImageError, DownloadError, NotebookFailed, ParameterError, ModelError,
+    except (DataError, ImageError, DownloadError, NotebookFailed, ParameterError, ModelError, ScoreError,
             FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -144,6 +144,47 @@ def headline(labels, probabilities):
     return scores
 
 
+def answer_metrics(labels, answers):
+    """Accuracy, balanced accuracy, per-class recall and the malignant view of answers that keep the top diagnosis only.
+
+    The lesion checker's CSV (``python -m skinlib predict ... --csv``) holds each image's top three diagnoses and
+    P(malignant), not all seven probabilities, so an outside set of images is scored on what it holds: no macro AUC.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        True class indices (0-6, in the order of ``CLASSES``).
+    answers : array-like of shape (n, 3)
+        Per image: the top diagnosis (a class index), P(malignant), and whether the image was flagged at the
+        screening threshold (1 or 0; NaN in every row when there was no threshold).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``balanced_accuracy`` (the mean recall of the classes present), ``malignant_auc``,
+        ``sensitivity`` and ``specificity`` at the threshold (when flagged is given), and ``recall_<class>`` for
+        each class present.
+
+    Examples
+    --------
+    >>> answers = np.array([[5, 0.1, 0], [5, 0.2, 0], [5, 0.4, 1], [0, 0.9, 1]])
+    >>> scores = answer_metrics(np.array([5, 5, 4, 0]), answers)
+    >>> scores["accuracy"], round(scores["balanced_accuracy"], 3), scores["malignant_auc"], scores["sensitivity"]
+    (0.75, 0.667, 1.0, 1.0)
+    """
+    labels, answers = np.asarray(labels), np.asarray(answers, dtype=float)
+    top1 = answers[:, 0].astype(int)
+    recalls = {f"recall_{CLASSES[k]}": float((top1[labels == k] == k).mean()) for k in np.unique(labels)}
+    truth = np.isin(labels, MALIGNANT_INDEX)
+    scores = {"accuracy": float((top1 == labels).mean()), "balanced_accuracy": float(np.mean(list(recalls.values()))),
+              "malignant_auc": auc(truth, answers[:, 1])}
+    flagged = answers[:, 2]
+    if not np.isnan(flagged).any():
+        scores["sensitivity"] = float(flagged[truth].mean()) if truth.any() else float("nan")
+        scores["specificity"] = float(1 - flagged[~truth].mean()) if (~truth).any() else float("nan")
+    return {**scores, **recalls}
+
+
 def metrics_table(metrics):
     """The headline metrics of a run as a one-column table for display."""
     keys = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "malignant_recall",

@@ -13,6 +13,9 @@ leaves the machine.
 
 Research use only: this is not a medical device and not a diagnosis.
 
+Its answers for a folder (``predict ... --csv``) can be scored against known diagnoses, the way an outside test
+set is scored (:func:`read_truth`, :func:`score_answers`; ``python -m skinlib score``).
+
 Example (``python -m skinlib predict IMAGE...`` does the same from a shell)::
 
     checker = Checker()                      # the default model of Saved_Models/
@@ -37,7 +40,7 @@ from skinlib.artefacts import RESULTS_FILE, models_dir, read_final_metrics, read
 from skinlib.calibrate import apply_temperature
 from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS
 from skinlib.images import ImageError, frame, read_image, resize
-from skinlib.metrics import malignant_probability
+from skinlib.metrics import answer_metrics, bootstrap, malignant_probability
 from skinlib.models import load_model
 
 FRAMING = {"surround": True, "turn": True, "fit": "crop"}
@@ -536,3 +539,107 @@ def skipped_files(paths):
     ['b.txt', 'sub']
     """
     return [entry for path in map(Path, paths) if path.is_dir() for entry in _folder_entries(path)[1]]
+
+
+ISIC_COLUMNS = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "BKL": "bkl", "DF": "df", "VASC": "vasc"}
+"""The diagnosis columns of the ISIC 2018 challenge's ground-truth files (Task 3), by HAM10000 code."""
+
+
+class ScoreError(ValueError):
+    """Answers or diagnoses that cannot be scored; the message names the file and the problem."""
+
+
+def read_truth(path):
+    """The known diagnosis of each image, from a CSV file: a Series of HAM10000 codes indexed by image name.
+
+    Two layouts are read: a ``dx`` column of the seven codes beside ``image_id`` or ``image`` (HAM10000's
+    metadata), or ISIC 2018's ground truth, ``image`` and one column per diagnosis (MEL, NV, BCC, AKIEC, BKL, DF,
+    VASC) holding 1 for the image's diagnosis. Names are kept without folder or extension, as :func:`score_answers`
+    matches them.
+
+    Raises
+    ------
+    ScoreError
+        The file has neither layout, an unknown code, an image with no single diagnosis, or an image twice.
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise ScoreError(f"{path}: cannot be read as a CSV file ({error}).") from None
+    key = next((column for column in ("image_id", "image") if column in table.columns), None)
+    if key is None:
+        raise ScoreError(f"{path}: no 'image_id' or 'image' column naming the images; it has {list(table.columns)}.")
+    names = table[key].astype(str).map(lambda name: Path(name).stem)
+    if "dx" in table.columns:
+        codes = table["dx"].astype(str).str.strip().str.lower()
+        unknown = sorted(set(codes) - set(CLASSES))
+        if unknown:
+            raise ScoreError(f"{path}: unknown diagnoses {unknown[:5]} in 'dx'; the codes are {list(CLASSES)}.")
+    elif set(ISIC_COLUMNS) <= set(table.columns):
+        onehot = table[list(ISIC_COLUMNS)].to_numpy(dtype=float)
+        single = (onehot == 1).sum(axis=1) == 1
+        if not single.all():
+            raise ScoreError(f"{path}: {int((~single).sum())} image(s) without exactly one diagnosis set to 1 "
+                             f"(first: {names[~single].iloc[0]}).")
+        codes = pd.Series(np.array(list(ISIC_COLUMNS.values()))[onehot.argmax(axis=1)], index=table.index)
+    else:
+        raise ScoreError(f"{path}: no 'dx' column and not the ISIC 2018 layout (columns {list(ISIC_COLUMNS)}); it has "
+                         f"{list(table.columns)}.")
+    repeated = names[names.duplicated()]
+    if len(repeated):
+        raise ScoreError(f"{path}: {len(repeated)} image name(s) given twice (first: {repeated.iloc[0]}).")
+    return pd.Series(codes.to_numpy(), index=pd.Index(names, name="image"), name="dx")
+
+
+def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
+    """Score the lesion checker's answers against known diagnoses, with bootstrap intervals over images.
+
+    Parameters
+    ----------
+    answers : pandas.DataFrame
+        The checker's answers, as ``python -m skinlib predict ... --csv`` writes them (:meth:`Checker.predict_many`);
+        rows with an ``error`` are left out and counted.
+    truth : pandas.Series
+        The diagnosis (HAM10000 code) of each image, indexed by image name without folder or extension
+        (:func:`read_truth`). Every answered image must be in it.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``estimate``, ``low`` and ``high`` of each metric of :func:`skinlib.metrics.answer_metrics`. An outside
+        set names no lesions, so images are resampled one by one: where several show one lesion, the intervals are
+        too narrow.
+    counts : dict
+        ``scored`` images, ``errors`` (rows the checker could not answer), ``support`` per diagnosis, the
+        ``threshold`` of the answers and the ``model``.
+    """
+    failed = answers["error"].fillna("").astype(str).str.len() > 0 if "error" in answers else \
+        pd.Series(False, index=answers.index)
+    answered = answers[~failed]
+    if answered.empty:
+        raise ScoreError("no answered image to score: every row has an error.")
+    names = answered["image"].astype(str).map(lambda name: Path(name).stem)
+    missing = names[~names.isin(truth.index)]
+    if len(missing):
+        raise ScoreError(f"{len(missing)} answered image(s) have no known diagnosis (first: {missing.iloc[:3].tolist()}): "
+                         "the diagnoses must name every image, without folder or extension.")
+    labels = truth.loc[names].map(CLASSES.index).to_numpy()
+    unknown_top = sorted(set(answered["top1"].astype(str)) - set(CLASSES))
+    if unknown_top:
+        raise ScoreError(f"the answers name diagnoses {unknown_top[:5]} that are not the seven codes {list(CLASSES)}.")
+    flagged = answered.get("above_screening_threshold")
+    if flagged is None or flagged.astype(str).isin(["", "nan"]).any():
+        flagged = np.full(len(answered), np.nan)
+    else:
+        flagged = flagged.astype(str).str.lower().map({"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}).to_numpy()
+    values = np.column_stack([answered["top1"].astype(str).map(CLASSES.index).to_numpy(),
+                              answered["malignant_probability"].astype(float).to_numpy(), flagged])
+    table = bootstrap(labels, values, statistic=answer_metrics, n_resamples=n_resamples, seed=seed, level=level)
+    thresholds = pd.to_numeric(answered.get("screening_threshold", pd.Series(dtype=float)), errors="coerce").dropna()
+    counts = {"scored": int(len(answered)), "errors": int(failed.sum()),
+              "support": {dx: int((labels == k).sum()) for k, dx in enumerate(CLASSES)},
+              "threshold": float(thresholds.iloc[0]) if len(thresholds) else None,
+              "model": sorted(set(answered["model"].astype(str))) if "model" in answered else []}
+    return table, counts
+
