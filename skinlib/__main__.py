@@ -10,6 +10,13 @@ from pathlib import Path
 def _download(args):
     from skinlib import download
 
+    if args.isic2018_test:
+        images = download.download_isic2018_test(args.dest, server=args.server)
+        count = sum(1 for path in images.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        print(f"The ISIC 2018 challenge's test images ({count}) are in {images}: answer them with python -m skinlib "
+              f"predict {images} --csv answers.csv, then score the answers against their diagnoses with python -m "
+              "skinlib score answers.csv --truth DIAGNOSES.csv")
+        return
     if args.if_missing:
         folder = download.ensure_data(args.dest, server=args.server, masks=not args.no_masks)
     else:
@@ -178,6 +185,9 @@ def build_parser():
     command.add_argument("--server", help="Dataverse address (default: $SKINLIB_DATAVERSE or Harvard's)")
     command.add_argument("--no-masks", action="store_true", help="skip the lesion segmentation masks")
     command.add_argument("--if-missing", action="store_true", help="do nothing when the data is already found")
+    command.add_argument("--isic2018-test", action="store_true",
+                         help="fetch only the ISIC 2018 challenge's test images from the same record (for python -m "
+                              "skinlib score; default --dest: isic2018_task3_test beside the HAM10000 folder)")
     command.set_defaults(run=_download)
 
     command = commands.add_parser("check", help="validate the data set and list every problem")

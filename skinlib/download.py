@@ -41,6 +41,10 @@ WANTED = {
 }
 """Which Dataverse files are fetched, by name."""
 
+ISIC2018_TEST = re.compile(r"^ISIC2018_Task3_Test_Images\.zip$", re.IGNORECASE)
+"""The ISIC 2018 challenge's test images (Task 3), also published on HAM10000's record: fetched only on request
+(:func:`download_isic2018_test`), since no chapter uses them."""
+
 CHUNK = 1 << 20
 
 
@@ -235,6 +239,47 @@ def download_ham10000(folder=None, *, server=None, doi=DATASET_DOI, masks=True, 
         shutil.rmtree(downloads, ignore_errors=True)
     data.find_data_dir(folder)
     return folder
+
+
+def download_isic2018_test(folder=None, *, server=None, doi=DATASET_DOI, progress=True, keep_archives=False):
+    """Download the ISIC 2018 challenge's test images (Task 3) from HAM10000's record; return the folder of images.
+
+    They are not among HAM10000's 10,015 images, and no chapter trains or chooses anything on them: they are there
+    to answer with the lesion checker and score against their diagnoses (``python -m skinlib predict FOLDER --csv
+    answers.csv``, then ``python -m skinlib score answers.csv --truth DIAGNOSES``), a test set the model has never
+    seen. Their diagnoses are not part of the archive.
+
+    Parameters
+    ----------
+    folder : str or Path, default=None
+        Where the images go; default ``isic2018_task3_test`` beside the HAM10000 folder (``$SKINLIB_DATA`` or
+        ``data/ham10000``).
+    server, doi, progress, keep_archives
+        As for :func:`download_ham10000`.
+
+    Returns
+    -------
+    Path
+        The folder that holds the JPEG files.
+    """
+    home = Path(os.environ.get(data.ENV_VAR) or data.default_data_dir()).expanduser()
+    folder = Path(folder).expanduser() if folder else home.parent / "isic2018_task3_test"
+    server = server or os.environ.get(SERVER_ENV_VAR) or DATAVERSE_SERVER
+    files = list_remote_files(server, doi)
+    remote = next((f for f in files if ISIC2018_TEST.match(f.name)), None)
+    if remote is None:
+        raise DownloadError(f"The data set {doi} lists no file matching {ISIC2018_TEST.pattern}; it has "
+                            f"{sorted(f.name for f in files)}.")
+    target = folder / Path(remote.name).stem
+    if not target.is_dir():
+        archive = fetch(remote, folder / "downloads", progress=progress)
+        target = unpack(archive, folder)
+        if not keep_archives:
+            shutil.rmtree(folder / "downloads", ignore_errors=True)
+    images = sorted(path for path in target.rglob("*") if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not images:
+        raise DownloadError(f"{remote.name} unpacked into {target} holds no JPEG or PNG image.")
+    return images[0].parent
 
 
 def ensure_data(folder=None, **options):

@@ -228,3 +228,30 @@ def test_command_line_download_if_missing(server, tmp_path):
     listed = len(server.requests)
     assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
     assert len(server.requests) == listed  # Found on disk: nothing asked of the server.
+
+
+def test_the_challenge_test_images_are_fetched_on_request_only(tmp_path, monkeypatch):
+    files = fixture_files()
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as archive:
+        for index in range(3):
+            archive.writestr(f"ISIC2018_Task3_Test_Images/ISIC_{34524 + index:07d}.jpg", jpeg_bytes(seed=index))
+        archive.writestr("ISIC2018_Task3_Test_Images/ATTRIBUTION.txt", "CC BY-NC")
+    files["ISIC2018_Task3_Test_Images.zip"] = bundle.getvalue()
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "ham10000"))
+    with FakeDataverse(files) as fake:
+        images = download.download_isic2018_test(server=fake.url, progress=False)
+        assert images.parent.parent == tmp_path / "isic2018_task3_test"  # Beside the HAM10000 folder.
+        assert sorted(path.name for path in images.glob("*.jpg")) == [f"ISIC_{34524 + i:07d}.jpg" for i in range(3)]
+        assert fake.file_requests("HAM10000_images_part_1.zip") == []  # Nothing of HAM10000 itself.
+        assert not (tmp_path / "isic2018_task3_test" / "downloads").exists()
+        before = len(fake.requests)
+        assert download.download_isic2018_test(server=fake.url, progress=False) == images
+        assert len(fake.requests) == before + 1  # Already there: only the list is asked for.
+        from skinlib.__main__ import main
+
+        assert main(["download", "--isic2018-test", "--dest", str(tmp_path / "cli"), "--server", fake.url]) == 0
+        assert len(list((tmp_path / "cli").rglob("*.jpg"))) == 3
+    with FakeDataverse({k: v for k, v in files.items() if not k.startswith("ISIC2018")}) as fake:
+        with pytest.raises(download.DownloadError, match=r"lists no file matching \^ISIC2018_Task3_Test_Images"):
+            download.download_isic2018_test(tmp_path / "elsewhere", server=fake.url, progress=False)
