@@ -13,9 +13,13 @@ def _download(args):
     if args.isic2018_test:
         images = download.download_isic2018_test(args.dest, server=args.server)
         count = sum(1 for path in images.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        found = [path for place in (images, *list(images.parents)[:2])
+                 for path in sorted(place.glob("ISIC2018_Task3_Test_GroundTruth*"))]
+        truth = found[0] if found else None
         print(f"The ISIC 2018 challenge's test images ({count}) are in {images}: answer them with python -m skinlib "
               f"predict {images} --csv answers.csv, then score the answers against their diagnoses with python -m "
-              "skinlib score answers.csv --truth DIAGNOSES.csv")
+              f"skinlib score answers.csv --truth {truth or 'DIAGNOSES.csv'}"
+              + ("" if truth else " (the record listed no ground-truth file: the challenge publishes one)"))
         return
     if args.if_missing:
         folder = download.ensure_data(args.dest, server=args.server, masks=not args.no_masks)
@@ -147,30 +151,38 @@ def _score(args):
     import pandas as pd
 
     from skinlib import predict
+    from skinlib.artefacts import unwritable_reason, write_json_atomic
 
     answers_path = Path(args.answers)
+    if args.json:  # Refused before the bootstrap runs, not after.
+        problem = unwritable_reason(Path(args.json).expanduser())
+        if problem:
+            raise predict.ScoreError(f"the JSON file {args.json} {problem}; give a file path in a writable folder.")
     try:
-        answers = pd.read_csv(answers_path, keep_default_na=False)
+        answers = pd.read_csv(answers_path, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as error:
         raise predict.ScoreError(f"{answers_path}: cannot be read as a CSV file ({error}).") from None
     needed = {"image", "top1", "malignant_probability"} - set(answers.columns)
     if needed:
         raise predict.ScoreError(f"{answers_path}: not the checker's answers (no {sorted(needed)} column); write them "
                                  "with python -m skinlib predict IMAGES --csv FILE.")
-    table, counts = predict.score_answers(answers, predict.read_truth(args.truth), n_resamples=args.resamples)
+    truth = predict.read_truth(args.truth)
+    try:
+        table, counts = predict.score_answers(answers, truth, n_resamples=args.resamples)
+    except predict.ScoreError as error:
+        raise predict.ScoreError(f"{answers_path} against {args.truth}: {error}") from None
     support = ", ".join(f"{dx} {n}" for dx, n in counts["support"].items())
-    print(f"{counts['scored']} image(s) scored against {args.truth} ({support}); {counts['errors']} the checker "
-          f"could not read left out; model {', '.join(counts['model']) or 'not named'}.")
+    print(f"{counts['scored']} image(s) of {counts['lesions']} lesion(s) scored against {args.truth} ({support}); "
+          f"{counts['errors']} the checker could not read left out; model {', '.join(counts['model']) or 'not named'}.")
     if counts["threshold"] is not None:
         print(f"sensitivity and specificity at the checker's screening threshold, {counts['threshold']:.4f}.")
-    print(f"95% intervals from {args.resamples} bootstrap resamples of images (images of one lesion, where an outside "
-          "set has them, make them too narrow):")
+    print(f"95% intervals from {args.resamples} bootstrap resamples of the lesions of each diagnosis (each image is its "
+          "own lesion where the diagnoses name none):")
     print(table.round(3).to_string())
     if args.json:
-        from skinlib.artefacts import write_json_atomic
-
-        write_json_atomic(Path(args.json), {"answers": str(answers_path), "truth": str(args.truth), **counts,
-                                            "metrics": table.to_dict(orient="index")}, end="\n")
+        metrics = table.astype(object).where(table.notna(), None).to_dict(orient="index")  # NaN is not JSON.
+        write_json_atomic(Path(args.json).expanduser(), {"answers": str(answers_path), "truth": str(args.truth),
+                                                         **counts, "metrics": metrics}, end="\n")
         print(f"Wrote the scores to {args.json}", file=sys.stderr)
     return 0
 
@@ -181,7 +193,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     command = commands.add_parser("download", help="fetch HAM10000 from Harvard Dataverse")
-    command.add_argument("--dest", help="target folder (default: $SKINLIB_DATA or data/ham10000)")
+    command.add_argument("--dest", help="target folder (default: $SKINLIB_DATA or data/ham10000; with --isic2018-test, "
+                                        "isic2018_task3_test beside it)")
     command.add_argument("--server", help="Dataverse address (default: $SKINLIB_DATAVERSE or Harvard's)")
     command.add_argument("--no-masks", action="store_true", help="skip the lesion segmentation masks")
     command.add_argument("--if-missing", action="store_true", help="do nothing when the data is already found")

@@ -45,6 +45,9 @@ ISIC2018_TEST = re.compile(r"^ISIC2018_Task3_Test_Images\.zip$", re.IGNORECASE)
 """The ISIC 2018 challenge's test images (Task 3), also published on HAM10000's record: fetched only on request
 (:func:`download_isic2018_test`), since no chapter uses them."""
 
+ISIC2018_TRUTH = re.compile(r"^ISIC2018_Task3_Test_GroundTruth(\.csv|\.tab)?$", re.IGNORECASE)
+"""Their diagnoses, where the record lists them: fetched beside the images (for ``python -m skinlib score``)."""
+
 CHUNK = 1 << 20
 
 
@@ -247,7 +250,8 @@ def download_isic2018_test(folder=None, *, server=None, doi=DATASET_DOI, progres
     They are not among HAM10000's 10,015 images, and no chapter trains or chooses anything on them: they are there
     to answer with the lesion checker and score against their diagnoses (``python -m skinlib predict FOLDER --csv
     answers.csv``, then ``python -m skinlib score answers.csv --truth DIAGNOSES``), a test set the model has never
-    seen. Their diagnoses are not part of the archive.
+    seen. Their diagnoses are not part of the archive; where the record lists them (a file named like
+    ``ISIC2018_Task3_Test_GroundTruth.csv``), that file is fetched into ``folder`` too.
 
     Parameters
     ----------
@@ -264,21 +268,24 @@ def download_isic2018_test(folder=None, *, server=None, doi=DATASET_DOI, progres
     """
     home = Path(os.environ.get(data.ENV_VAR) or data.default_data_dir()).expanduser()
     folder = Path(folder).expanduser() if folder else home.parent / "isic2018_task3_test"
-    server = server or os.environ.get(SERVER_ENV_VAR) or DATAVERSE_SERVER
-    files = list_remote_files(server, doi)
-    remote = next((f for f in files if ISIC2018_TEST.match(f.name)), None)
-    if remote is None:
-        raise DownloadError(f"The data set {doi} lists no file matching {ISIC2018_TEST.pattern}; it has "
-                            f"{sorted(f.name for f in files)}.")
-    target = folder / Path(remote.name).stem
-    if not target.is_dir():
-        archive = fetch(remote, folder / "downloads", progress=progress)
-        target = unpack(archive, folder)
+    target = folder / "ISIC2018_Task3_Test_Images"
+    if not target.is_dir():  # Already unpacked: no network needed.
+        server = server or os.environ.get(SERVER_ENV_VAR) or DATAVERSE_SERVER
+        files = list_remote_files(server, doi)
+        remote = next((f for f in files if ISIC2018_TEST.match(f.name)), None)
+        if remote is None:
+            raise DownloadError(f"The data set {doi} lists no file matching {ISIC2018_TEST.pattern}; it has "
+                                f"{sorted(f.name for f in files)}.")
+        downloads = folder / "downloads_isic2018_test"  # Its own, so HAM10000's partial downloads are never touched.
+        target = unpack(fetch(remote, downloads, progress=progress), folder)
+        for truth in (f for f in files if ISIC2018_TRUTH.match(f.name)):  # The diagnoses, where the record has them.
+            os.replace(fetch(truth, downloads, progress=progress), folder / truth.name)
         if not keep_archives:
-            shutil.rmtree(folder / "downloads", ignore_errors=True)
-    images = sorted(path for path in target.rglob("*") if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            shutil.rmtree(downloads, ignore_errors=True)
+    images = sorted(path for path in target.rglob("*") if path.suffix.lower() in (".jpg", ".jpeg", ".png")
+                    and "__MACOSX" not in path.parts and not path.name.startswith("."))
     if not images:
-        raise DownloadError(f"{remote.name} unpacked into {target} holds no JPEG or PNG image.")
+        raise DownloadError(f"The ISIC 2018 test archive unpacked into {target} holds no JPEG or PNG image.")
     return images[0].parent
 
 

@@ -262,12 +262,16 @@ def describe_change(before, after, *, metric="balanced_accuracy"):
             f"{verb}{amount} ({old:.3f} to {new:.3f}).")
 
 
-def bootstrap(labels, probabilities, *, groups=None, statistic=headline, n_resamples=1000, seed=0, level=0.95):
+def bootstrap(labels, probabilities, *, groups=None, statistic=headline, n_resamples=1000, seed=0, level=0.95,
+              strata=None):
     """Bootstrap confidence intervals of the metrics in ``statistic(labels, probabilities)``.
 
     Resamples **lesions** (``groups``), not images, when given: images of one
     lesion are not independent, and resampling them one by one would make the
-    intervals too narrow.
+    intervals too narrow. With ``strata`` (one value per image, constant within
+    a group: the diagnosis), each stratum's groups are resampled on their own,
+    so every resample keeps every stratum and its size (a class of few images
+    then never drops out of a balanced accuracy).
 
     Returns a DataFrame with ``estimate``, ``low`` and ``high`` per metric
     (percentile intervals).
@@ -282,9 +286,16 @@ def bootstrap(labels, probabilities, *, groups=None, statistic=headline, n_resam
     unique, index = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(index == g) for g in range(len(unique))]
     rng = np.random.default_rng(seed)
+    if strata is None:
+        layers = [np.arange(len(unique))]
+    else:
+        strata = np.asarray(strata)
+        first = strata[[rows[0] for rows in members]]  # Each group's stratum.
+        layers = [np.flatnonzero(first == value) for value in np.unique(first)]
     draws = []
     for _ in range(n_resamples):
-        rows = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+        chosen = np.concatenate([layer[rng.integers(0, len(layer), len(layer))] for layer in layers])
+        rows = np.concatenate([members[g] for g in chosen])
         draws.append(statistic(labels[rows], probabilities[rows]))
     draws = pd.DataFrame(draws)
     alpha = (1 - level) / 2

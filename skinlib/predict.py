@@ -549,39 +549,58 @@ class ScoreError(ValueError):
     """Answers or diagnoses that cannot be scored; the message names the file and the problem."""
 
 
+def image_name(name):
+    """An image's name as answers and diagnoses are matched: no folder, and no extension of an image file.
+
+    >>> image_name("/photos/ISIC_0024306.JPG"), image_name("lesion.001"), image_name("0001")
+    ('ISIC_0024306', 'lesion.001', '0001')
+    """
+    name = Path(str(name).strip()).name
+    return name[:-len(Path(name).suffix)] if Path(name).suffix.lower() in CHECKED_EXTENSIONS else name
+
+
 def read_truth(path):
-    """The known diagnosis of each image, from a CSV file: a Series of HAM10000 codes indexed by image name.
+    """The known diagnosis of each image, from a CSV file: a table indexed by image name, with ``dx`` and ``lesion``.
 
     Two layouts are read: a ``dx`` column of the seven codes beside ``image_id`` or ``image`` (HAM10000's
-    metadata), or ISIC 2018's ground truth, ``image`` and one column per diagnosis (MEL, NV, BCC, AKIEC, BKL, DF,
-    VASC) holding 1 for the image's diagnosis. Names are kept without folder or extension, as :func:`score_answers`
-    matches them.
+    metadata, also its tab-separated ``.tab`` copy), or ISIC 2018's ground truth, ``image`` and one column per
+    diagnosis (MEL, NV, BCC, AKIEC, BKL, DF, VASC) holding 1 for the image's diagnosis. Names are matched by
+    :func:`image_name`. ``lesion`` is the ``lesion_id`` column where there is one (images of one lesion are then
+    resampled together), else the image's name.
 
     Raises
     ------
     ScoreError
-        The file has neither layout, an unknown code, an image with no single diagnosis, or an image twice.
+        The file has neither layout, an unnamed image, an unknown code, an image with no single diagnosis, or an
+        image twice.
     """
     path = Path(path)
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tab" else ",", dtype=str,
+                            keep_default_na=False)
     except (OSError, ValueError) as error:
         raise ScoreError(f"{path}: cannot be read as a CSV file ({error}).") from None
     key = next((column for column in ("image_id", "image") if column in table.columns), None)
     if key is None:
         raise ScoreError(f"{path}: no 'image_id' or 'image' column naming the images; it has {list(table.columns)}.")
-    names = table[key].astype(str).map(lambda name: Path(name).stem)
+    names = table[key].map(image_name)
+    if (names == "").any():
+        raise ScoreError(f"{path}: {int((names == '').sum())} row(s) name no image in '{key}' (first: row "
+                         f"{int(np.flatnonzero(names == '')[0]) + 2} of the file).")
     if "dx" in table.columns:
-        codes = table["dx"].astype(str).str.strip().str.lower()
+        codes = table["dx"].str.strip().str.lower()
         unknown = sorted(set(codes) - set(CLASSES))
         if unknown:
             raise ScoreError(f"{path}: unknown diagnoses {unknown[:5]} in 'dx'; the codes are {list(CLASSES)}.")
     elif set(ISIC_COLUMNS) <= set(table.columns):
-        onehot = table[list(ISIC_COLUMNS)].to_numpy(dtype=float)
-        single = (onehot == 1).sum(axis=1) == 1
+        try:
+            onehot = table[list(ISIC_COLUMNS)].apply(pd.to_numeric, errors="raise").to_numpy(dtype=float)
+        except ValueError as error:
+            raise ScoreError(f"{path}: a diagnosis column holds a value that is not a number ({error}).") from None
+        single = ((onehot == 1).sum(axis=1) == 1) & ((onehot == 0).sum(axis=1) == len(ISIC_COLUMNS) - 1)
         if not single.all():
-            raise ScoreError(f"{path}: {int((~single).sum())} image(s) without exactly one diagnosis set to 1 "
-                             f"(first: {names[~single].iloc[0]}).")
+            raise ScoreError(f"{path}: {int((~single).sum())} image(s) without exactly one diagnosis set to 1 and "
+                             f"the others to 0 (first: {names[~single].iloc[0]}).")
         codes = pd.Series(np.array(list(ISIC_COLUMNS.values()))[onehot.argmax(axis=1)], index=table.index)
     else:
         raise ScoreError(f"{path}: no 'dx' column and not the ISIC 2018 layout (columns {list(ISIC_COLUMNS)}); it has "
@@ -589,57 +608,84 @@ def read_truth(path):
     repeated = names[names.duplicated()]
     if len(repeated):
         raise ScoreError(f"{path}: {len(repeated)} image name(s) given twice (first: {repeated.iloc[0]}).")
-    return pd.Series(codes.to_numpy(), index=pd.Index(names, name="image"), name="dx")
+    lesions = table["lesion_id"].str.strip() if "lesion_id" in table.columns else names
+    lesions = lesions.where(lesions != "", names)
+    return pd.DataFrame({"dx": codes.to_numpy(), "lesion": lesions.to_numpy()}, index=pd.Index(names, name="image"))
 
 
 def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
-    """Score the lesion checker's answers against known diagnoses, with bootstrap intervals over images.
+    """Score the lesion checker's answers against known diagnoses, with bootstrap intervals.
 
     Parameters
     ----------
     answers : pandas.DataFrame
-        The checker's answers, as ``python -m skinlib predict ... --csv`` writes them (:meth:`Checker.predict_many`);
-        rows with an ``error`` are left out and counted.
-    truth : pandas.Series
-        The diagnosis (HAM10000 code) of each image, indexed by image name without folder or extension
-        (:func:`read_truth`). Every answered image must be in it.
+        The checker's answers, as ``python -m skinlib predict ... --csv`` writes them (:meth:`Checker.predict_many`),
+        from one model; rows with an ``error`` are left out and counted.
+    truth : pandas.DataFrame or pandas.Series
+        The diagnosis (HAM10000 code) of each image, indexed by :func:`image_name`, as :func:`read_truth` returns
+        it (a Series of codes also works). Every answered image must be in it.
 
     Returns
     -------
     table : pandas.DataFrame
-        ``estimate``, ``low`` and ``high`` of each metric of :func:`skinlib.metrics.answer_metrics`. An outside
-        set names no lesions, so images are resampled one by one: where several show one lesion, the intervals are
-        too narrow.
+        ``estimate``, ``low`` and ``high`` of each metric of :func:`skinlib.metrics.answer_metrics`. The bootstrap
+        resamples the lesions of each diagnosis on their own (``truth``'s ``lesion``; each image is its own lesion
+        where the diagnoses name none, and where several images then show one lesion the intervals are too narrow).
     counts : dict
-        ``scored`` images, ``errors`` (rows the checker could not answer), ``support`` per diagnosis, the
-        ``threshold`` of the answers and the ``model``.
+        ``scored`` images, ``errors`` (rows the checker could not answer), ``support`` per diagnosis, ``lesions``,
+        the ``threshold`` of the answers and the ``model``.
+
+    Raises
+    ------
+    ScoreError
+        No answered row, an image answered twice, answers of several models or thresholds, a row without
+        P(malignant) or with an unknown diagnosis, or an answered image without a diagnosis.
     """
-    failed = answers["error"].fillna("").astype(str).str.len() > 0 if "error" in answers else \
-        pd.Series(False, index=answers.index)
-    answered = answers[~failed]
+    truth = truth.to_frame("dx") if isinstance(truth, pd.Series) else truth
+    if "lesion" not in truth:
+        truth = truth.assign(lesion=truth.index)
+    if n_resamples < 1:
+        raise ScoreError(f"the bootstrap needs at least one resample; got {n_resamples}.")
+    errors = answers["error"].fillna("").astype(str).str.strip() if "error" in answers else pd.Series("", answers.index)
+    answered = answers[errors == ""]
     if answered.empty:
-        raise ScoreError("no answered image to score: every row has an error.")
-    names = answered["image"].astype(str).map(lambda name: Path(name).stem)
+        raise ScoreError("no answered image to score: " + ("the answers have no rows." if answers.empty else
+                                                           "every row has an error."))
+    names = answered["image"].map(image_name)
+    repeated = names[names.duplicated()]
+    if len(repeated):
+        raise ScoreError(f"{len(repeated)} image(s) answered twice (first: {repeated.iloc[0]}): give each image once.")
+    for column in ("model", "screening_threshold"):
+        values = sorted(set(answered[column].fillna("").astype(str))) if column in answered else []
+        if len(values) > 1:
+            raise ScoreError(f"the answers come from several {column.replace('_', ' ')}s ({values[:3]}): score one "
+                             "model's answers at a time.")
     missing = names[~names.isin(truth.index)]
     if len(missing):
         raise ScoreError(f"{len(missing)} answered image(s) have no known diagnosis (first: {missing.iloc[:3].tolist()}): "
                          "the diagnoses must name every image, without folder or extension.")
-    labels = truth.loc[names].map(CLASSES.index).to_numpy()
     unknown_top = sorted(set(answered["top1"].astype(str)) - set(CLASSES))
     if unknown_top:
         raise ScoreError(f"the answers name diagnoses {unknown_top[:5]} that are not the seven codes {list(CLASSES)}.")
-    flagged = answered.get("above_screening_threshold")
-    if flagged is None or flagged.astype(str).isin(["", "nan"]).any():
-        flagged = np.full(len(answered), np.nan)
-    else:
-        flagged = flagged.astype(str).str.lower().map({"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}).to_numpy()
-    values = np.column_stack([answered["top1"].astype(str).map(CLASSES.index).to_numpy(),
-                              answered["malignant_probability"].astype(float).to_numpy(), flagged])
-    table = bootstrap(labels, values, statistic=answer_metrics, n_resamples=n_resamples, seed=seed, level=level)
+    p_malignant = pd.to_numeric(answered["malignant_probability"], errors="coerce")
+    if p_malignant.isna().any():
+        raise ScoreError(f"{int(p_malignant.isna().sum())} answered image(s) have no P(malignant) (first: "
+                         f"{names[p_malignant.isna()].iloc[0]}).")
+    flags = answered.get("above_screening_threshold", pd.Series("", answered.index)).astype(str).str.strip().str.lower()
+    flagged = flags.map({"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0})
+    if flagged.isna().any() and not flagged.isna().all():
+        raise ScoreError(f"{int(flagged.isna().sum())} answered image(s) have no screening flag where the others do "
+                         f"(first: {names[flagged.isna()].iloc[0]}).")
+    known = truth.loc[names]
+    labels = known["dx"].map(CLASSES.index).to_numpy()
+    values = np.column_stack([answered["top1"].astype(str).map(CLASSES.index).to_numpy(), p_malignant.to_numpy(),
+                              flagged.to_numpy(dtype=float)])
+    table = bootstrap(labels, values, groups=known["lesion"].to_numpy(), strata=labels, statistic=answer_metrics,
+                      n_resamples=n_resamples, seed=seed, level=level)
     thresholds = pd.to_numeric(answered.get("screening_threshold", pd.Series(dtype=float)), errors="coerce").dropna()
-    counts = {"scored": int(len(answered)), "errors": int(failed.sum()),
+    counts = {"scored": int(len(answered)), "errors": int((errors != "").sum()),
               "support": {dx: int((labels == k).sum()) for k, dx in enumerate(CLASSES)},
-              "threshold": float(thresholds.iloc[0]) if len(thresholds) else None,
+              "lesions": int(known["lesion"].nunique()),
+              "threshold": float(thresholds.iloc[0]) if len(thresholds) and not flagged.isna().all() else None,
               "model": sorted(set(answered["model"].astype(str))) if "model" in answered else []}
     return table, counts
-

@@ -230,7 +230,7 @@ def test_command_line_download_if_missing(server, tmp_path):
     assert len(server.requests) == listed  # Found on disk: nothing asked of the server.
 
 
-def test_the_challenge_test_images_are_fetched_on_request_only(tmp_path, monkeypatch):
+def test_the_challenge_test_images_are_fetched_on_request_only(tmp_path, monkeypatch, capsys):
     files = fixture_files()
     bundle = io.BytesIO()
     with zipfile.ZipFile(bundle, "w") as archive:
@@ -238,20 +238,28 @@ def test_the_challenge_test_images_are_fetched_on_request_only(tmp_path, monkeyp
             archive.writestr(f"ISIC2018_Task3_Test_Images/ISIC_{34524 + index:07d}.jpg", jpeg_bytes(seed=index))
         archive.writestr("ISIC2018_Task3_Test_Images/ATTRIBUTION.txt", "CC BY-NC")
     files["ISIC2018_Task3_Test_Images.zip"] = bundle.getvalue()
+    files["ISIC2018_Task3_Test_GroundTruth.csv"] = b"image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_0034524,0,1,0,0,0,0,0\n"
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "ham10000"))
     with FakeDataverse(files) as fake:
         images = download.download_isic2018_test(server=fake.url, progress=False)
         assert images.parent.parent == tmp_path / "isic2018_task3_test"  # Beside the HAM10000 folder.
         assert sorted(path.name for path in images.glob("*.jpg")) == [f"ISIC_{34524 + i:07d}.jpg" for i in range(3)]
         assert fake.file_requests("HAM10000_images_part_1.zip") == []  # Nothing of HAM10000 itself.
-        assert not (tmp_path / "isic2018_task3_test" / "downloads").exists()
+        assert not (tmp_path / "isic2018_task3_test" / "downloads_isic2018_test").exists()
         before = len(fake.requests)
         assert download.download_isic2018_test(server=fake.url, progress=False) == images
-        assert len(fake.requests) == before + 1  # Already there: only the list is asked for.
+        assert len(fake.requests) == before  # Already there: no network needed.
+        ham = tmp_path / "ham10000"  # Into the HAM10000 folder itself: its partial download is left alone.
+        (ham / "downloads").mkdir(parents=True)
+        (ham / "downloads" / "HAM10000_images_part_1.zip.part").write_bytes(b"half")
+        download.download_isic2018_test(ham, server=fake.url, progress=False)
+        assert (ham / "downloads" / "HAM10000_images_part_1.zip.part").read_bytes() == b"half"
         from skinlib.__main__ import main
 
+        assert (tmp_path / "isic2018_task3_test" / "ISIC2018_Task3_Test_GroundTruth.csv").is_file()  # Its diagnoses.
         assert main(["download", "--isic2018-test", "--dest", str(tmp_path / "cli"), "--server", fake.url]) == 0
         assert len(list((tmp_path / "cli").rglob("*.jpg"))) == 3
+        assert f"--truth {tmp_path / 'cli' / 'ISIC2018_Task3_Test_GroundTruth.csv'}" in capsys.readouterr().out
     with FakeDataverse({k: v for k, v in files.items() if not k.startswith("ISIC2018")}) as fake:
         with pytest.raises(download.DownloadError, match=r"lists no file matching \^ISIC2018_Task3_Test_Images"):
             download.download_isic2018_test(tmp_path / "elsewhere", server=fake.url, progress=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import predict
+from skinlib import metrics, predict
 from skinlib.__main__ import main
 
 COLUMNS = ["image", "top1", "top1_probability", "top2", "top2_probability", "top3", "top3_probability",
@@ -14,45 +14,77 @@ COLUMNS = ["image", "top1", "top1_probability", "top2", "top2_probability", "top
            "backend", "error"]
 
 
-def answers(rows):
-    """A table shaped like the checker's CSV: (image, top1, P(malignant), error) per row, threshold 0.3."""
+def answers(rows, threshold=0.3):
+    """A table shaped like the checker's CSV: (image, top1, P(malignant), error) per row."""
     table = pd.DataFrame([{"image": f"/photos/{name}.jpg", "top1": top1, "malignant_probability": p,
-                           "screening_threshold": 0.3 if not error else "", "model": "m", "error": error,
-                           "above_screening_threshold": (p >= 0.3) if not error else ""}
-                          for name, top1, p, error in rows])
+                           "screening_threshold": threshold if not error and threshold else "", "model": "m",
+                           "error": error, "above_screening_threshold": (p >= threshold)
+                           if not error and threshold else ""} for name, top1, p, error in rows])
     return table.reindex(columns=COLUMNS)
 
 
 ROWS = [("ISIC_1", "nv", 0.05, ""), ("ISIC_2", "nv", 0.10, ""), ("ISIC_3", "nv", 0.40, ""),  # a nevus flagged
         ("ISIC_4", "mel", 0.80, ""), ("ISIC_5", "nv", 0.20, ""), ("ISIC_6", "bcc", 0.70, ""),  # a missed melanoma
-        ("ISIC_7", "", float("nan"), "ISIC_7.jpg: not an image")]
+        ("ISIC_8", "nv", 0.01, ""), ("ISIC_7", "", float("nan"), "ISIC_7.jpg: not an image")]
 TRUTH = {"ISIC_1": "nv", "ISIC_2": "nv", "ISIC_3": "nv", "ISIC_4": "mel", "ISIC_5": "mel", "ISIC_6": "bcc",
-         "ISIC_7": "nv"}
+         "ISIC_7": "nv", "ISIC_8": "nv"}
 
 
 def test_answers_are_scored_against_the_diagnoses():
     table, counts = predict.score_answers(answers(ROWS), pd.Series(TRUTH), n_resamples=200)
-    assert counts["scored"] == 6 and counts["errors"] == 1 and counts["threshold"] == 0.3
-    assert counts["support"]["nv"] == 3 and counts["support"]["mel"] == 2 and counts["support"]["bcc"] == 1
+    assert counts["scored"] == 7 and counts["errors"] == 1 and counts["threshold"] == 0.3
+    assert counts["support"]["nv"] == 4 and counts["support"]["mel"] == 2 and counts["support"]["bcc"] == 1
     estimate = table["estimate"]
-    assert estimate["accuracy"] == pytest.approx(5 / 6)
+    assert estimate["accuracy"] == pytest.approx(6 / 7)
     assert estimate["balanced_accuracy"] == pytest.approx((1 + 0.5 + 1) / 3)  # nv, mel, bcc recalls.
     assert estimate["recall_mel"] == 0.5
-    assert estimate["sensitivity"] == pytest.approx(2 / 3) and estimate["specificity"] == pytest.approx(2 / 3)
-    # Malignant (mel, mel, bcc) at 0.8, 0.2, 0.7 against benign at 0.05, 0.1, 0.4: 8 of 9 pairs ranked right.
-    assert estimate["malignant_auc"] == pytest.approx(8 / 9)
+    assert estimate["sensitivity"] == pytest.approx(2 / 3) and estimate["specificity"] == pytest.approx(3 / 4)
+    # Malignant (mel, mel, bcc) at 0.8, 0.2, 0.7 against benign at 0.05, 0.1, 0.4, 0.01: 11 of 12 pairs ranked right.
+    assert estimate["malignant_auc"] == pytest.approx(11 / 12)
     assert (table["low"] <= estimate + 1e-12).all() and (estimate <= table["high"] + 1e-12).all()
+    assert table.loc["recall_bcc", ["low", "high"]].tolist() == [1.0, 1.0]  # Its one image stays in every resample.
+
+
+def test_answer_metrics_agree_with_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    labels, top1, p = rng.integers(0, 7, 300), rng.integers(0, 7, 300), rng.random(300)
+    scores = metrics.answer_metrics(labels, np.column_stack([top1, p, p >= 0.5]))
+    truth = np.isin(labels, metrics.MALIGNANT_INDEX)
+    assert scores["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, top1))
+    assert scores["malignant_auc"] == pytest.approx(roc_auc_score(truth, p))
+    assert scores["sensitivity"] == pytest.approx((p[truth] >= 0.5).mean())
+    assert scores["specificity"] == pytest.approx((p[~truth] < 0.5).mean())
+
+
+def test_answers_without_a_threshold_are_scored_without_screening():
+    table, counts = predict.score_answers(answers(ROWS, threshold=None), pd.Series(TRUTH), n_resamples=20)
+    assert counts["threshold"] is None and "sensitivity" not in table.index
+
+
+def test_images_of_one_lesion_are_resampled_together(tmp_path):
+    path = tmp_path / "metadata.csv"
+    lesions = {"ISIC_1": "L1", "ISIC_2": "L1", "ISIC_3": "L2", "ISIC_4": "L3", "ISIC_5": "L4", "ISIC_6": "L5",
+               "ISIC_7": "L6", "ISIC_8": "L6"}
+    pd.DataFrame({"lesion_id": list(lesions.values()), "image_id": list(TRUTH), "dx": list(TRUTH.values())}).to_csv(
+        path, index=False)
+    truth = predict.read_truth(path)
+    assert truth.loc["ISIC_2", "lesion"] == "L1"
+    _, counts = predict.score_answers(answers(ROWS), truth, n_resamples=20)
+    assert counts["lesions"] == 6  # ISIC_7 is an error row, so L6 has only ISIC_8.
 
 
 def test_both_layouts_of_diagnoses_are_read(tmp_path):
-    ham = tmp_path / "metadata.csv"
-    pd.DataFrame({"lesion_id": ["L1", "L2"], "image_id": ["ISIC_1", "ISIC_2"], "dx": ["nv", "MEL"]}).to_csv(ham)
-    assert predict.read_truth(ham).to_dict() == {"ISIC_1": "nv", "ISIC_2": "mel"}
+    ham = tmp_path / "metadata.tab"  # HAM10000's tab-separated copy.
+    pd.DataFrame({"image_id": ["ISIC_1", "0001", "lesion.001"], "dx": ["nv", "MEL", "df"]}).to_csv(
+        ham, sep="\t", index=False)
+    assert predict.read_truth(ham)["dx"].to_dict() == {"ISIC_1": "nv", "0001": "mel", "lesion.001": "df"}
     isic = tmp_path / "ISIC2018_Task3_Test_GroundTruth.csv"
     onehot = pd.DataFrame(np.eye(7)[[1, 6]], columns=list(predict.ISIC_COLUMNS))
     onehot.insert(0, "image", ["ISIC_1", "ISIC_2"])
-    onehot.to_csv(isic, index=False)
-    assert predict.read_truth(isic).to_dict() == {"ISIC_1": "nv", "ISIC_2": "vasc"}
+    onehot.to_csv(isic, index=False)  # Written as 1.0 and 0.0.
+    assert predict.read_truth(isic)["dx"].to_dict() == {"ISIC_1": "nv", "ISIC_2": "vasc"}
 
 
 @pytest.mark.parametrize("table, message", [
@@ -60,6 +92,11 @@ def test_both_layouts_of_diagnoses_are_read(tmp_path):
     (pd.DataFrame({"image": ["a"], "diagnosis": ["nv"]}), "no 'dx' column and not the ISIC 2018 layout"),
     (pd.DataFrame({"image": ["a"], "dx": ["melanoma"]}), r"unknown diagnoses \['melanoma'\]"),
     (pd.DataFrame({"image": ["a", "a.jpg"], "dx": ["nv", "nv"]}), r"1 image name\(s\) given twice"),
+    (pd.DataFrame({"image": ["a", ""], "dx": ["nv", "nv"]}), r"1 row\(s\) name no image"),
+    (pd.DataFrame({"image": ["a"], **{c: [1 if c in ("MEL", "NV") else 0] for c in predict.ISIC_COLUMNS}}),
+     r"1 image\(s\) without exactly one diagnosis set to 1"),
+    (pd.DataFrame({"image": ["a"], **{c: ["yes" if c == "MEL" else 0] for c in predict.ISIC_COLUMNS}}),
+     "a diagnosis column holds a value that is not a number"),
 ])
 def test_diagnoses_that_cannot_be_read_name_the_file_and_the_problem(tmp_path, table, message):
     path = tmp_path / "truth.csv"
@@ -68,21 +105,51 @@ def test_diagnoses_that_cannot_be_read_name_the_file_and_the_problem(tmp_path, t
         predict.read_truth(path)
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t[t["image"] != "/photos/ISIC_6.jpg"].assign(), None),  # Fine: fewer answers than diagnoses.
+    (lambda t: pd.concat([t, t.iloc[[0]]]), r"1 image\(s\) answered twice \(first: ISIC_1\)"),
+    (lambda t: t.assign(model=["m"] * 7 + ["other"]).iloc[[0, 1, 7]].assign(error=""), "several models"),
+    (lambda t: t.assign(malignant_probability=["", *t["malignant_probability"][1:]]), "no P\\(malignant\\)"),
+    (lambda t: t.assign(above_screening_threshold=["", *t["above_screening_threshold"][1:]]), "no screening flag"),
+    (lambda t: t.assign(top1=["melanoma", *t["top1"][1:]]), r"diagnoses \['melanoma'\]"),
+    (lambda t: t.iloc[:0], "the answers have no rows"),
+])
+def test_answers_that_cannot_be_scored_are_refused(change, message):
+    table = change(answers(ROWS))
+    if message is None:
+        predict.score_answers(table, pd.Series(TRUTH), n_resamples=5)
+        return
+    with pytest.raises(predict.ScoreError, match=message):
+        predict.score_answers(table, pd.Series(TRUTH), n_resamples=5)
+
+
 def test_an_answered_image_without_a_diagnosis_is_refused():
     with pytest.raises(predict.ScoreError, match=r"1 answered image\(s\) have no known diagnosis \(first: \['ISIC_6'\]"):
         predict.score_answers(answers(ROWS), pd.Series({k: v for k, v in TRUTH.items() if k != "ISIC_6"}))
 
 
-def test_the_command_line_scores_a_csv_and_writes_json(tmp_path, capsys):
-    answers(ROWS).to_csv(tmp_path / "answers.csv", index=False)
+def test_the_command_line_scores_the_checkers_own_csv(tmp_path, capsys):
+    from skinlib import data
+
+    metadata = data.load_metadata()
+    chosen = metadata.groupby("dx").head(1)  # One image of each diagnosis, answered by the shipped model.
+    assert main(["predict", *chosen["image_path"].astype(str), "--csv", str(tmp_path / "answers.csv")]) == 0
     truth = tmp_path / "truth.csv"
-    pd.DataFrame({"image_id": list(TRUTH), "dx": list(TRUTH.values())}).to_csv(truth, index=False)
+    chosen[["lesion_id", "image_id", "dx"]].to_csv(truth, index=False)
     out = tmp_path / "scores.json"
+    capsys.readouterr()
     assert main(["score", str(tmp_path / "answers.csv"), "--truth", str(truth), "--resamples", "50",
                  "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "6 image(s) scored" in printed and "1 the checker could not read left out" in printed
-    assert json.loads(out.read_text())["metrics"]["accuracy"]["estimate"] == pytest.approx(5 / 6)
+    assert "7 image(s) of 7 lesion(s) scored" in printed and "0 the checker could not read left out" in printed
+    written = pd.read_csv(tmp_path / "answers.csv")
+    expected = (written["top1"].to_numpy() == chosen["dx"].to_numpy()).mean()
+    record = json.loads(out.read_text())
+    assert record["metrics"]["accuracy"]["estimate"] == pytest.approx(expected)
+    assert record["threshold"] == pytest.approx(float(written["screening_threshold"].iloc[0]))
     (tmp_path / "bad.csv").write_text("file,answer\nx,nv\n")
     assert main(["score", str(tmp_path / "bad.csv"), "--truth", str(truth)]) == 2
     assert "bad.csv: not the checker's answers" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "answers.csv"), "--truth", str(truth), "--json",
+                 str(tmp_path / "answers.csv" / "scores.json")]) == 2  # A folder that is a file: refused up front.
+    assert "the JSON file" in capsys.readouterr().err
