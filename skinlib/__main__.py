@@ -128,7 +128,7 @@ def _predict(args):
     if args.csv is not None or len(files) > 1:
         table = checker.predict_many(files, progress=len(files) > 1, age=args.age, sex=args.sex, site=args.site)
         shown = table.astype(object).where(table.notna(), "").astype(str)
-        print(shown.drop(columns=["model", "version", "backend"]).to_string(index=False))
+        print(shown.drop(columns=["model", "version", "backend", *predict.PROBABILITY_COLUMNS]).to_string(index=False))
         print(f"model {checker.name} {checker.version} ({predict.BACKENDS[checker.backend]})")
         failed = int((table["error"].fillna("") != "").sum())
         if failed:

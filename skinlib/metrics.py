@@ -154,16 +154,18 @@ def answer_metrics(labels, answers):
     ----------
     labels : array-like of shape (n,)
         True class indices (0-6, in the order of ``CLASSES``).
-    answers : array-like of shape (n, 3)
+    answers : array-like of shape (n, 3) or (n, 10)
         Per image: the top diagnosis (a class index), P(malignant), and whether the image was flagged at the
-        screening threshold (1 or 0; NaN in every row when there was no threshold).
+        screening threshold (1 or 0; NaN in every row when there was no threshold); then, optionally, the seven
+        class probabilities, for the macro AUC.
 
     Returns
     -------
     dict
         ``accuracy``, ``balanced_accuracy`` (the mean recall of the classes present), ``malignant_auc``,
-        ``sensitivity`` and ``specificity`` at the threshold (when flagged is given), and ``recall_<class>`` for
-        each class present.
+        ``sensitivity`` and ``specificity`` at the threshold (when flagged is given), ``macro_auc`` (one-vs-rest,
+        over the classes present, when the seven probabilities are given), and ``recall_<class>`` for each class
+        present.
 
     Examples
     --------
@@ -178,6 +180,10 @@ def answer_metrics(labels, answers):
     truth = np.isin(labels, MALIGNANT_INDEX)
     scores = {"accuracy": float((top1 == labels).mean()), "balanced_accuracy": float(np.mean(list(recalls.values()))),
               "malignant_auc": auc(truth, answers[:, 1])}
+    if answers.shape[1] >= 3 + len(CLASSES):
+        present = np.unique(labels)
+        scores["macro_auc"] = (float(np.mean([auc(labels == k, answers[:, 3 + k]) for k in present]))
+                               if len(present) > 1 else float("nan"))
     flagged = answers[:, 2]
     if not np.isnan(flagged).any():
         scores["sensitivity"] = float(flagged[truth].mean()) if truth.any() else float("nan")

@@ -142,6 +142,7 @@ class Prediction:
         above = self.threshold is not None and self.malignant_probability >= self.threshold
         row["above_screening_threshold"] = "" if self.threshold is None else above
         row.update({"model": self.model, "version": self.version, "backend": self.backend, "error": ""})
+        row.update({f"p_{code}": round(float(p), 4) for code, p in zip(CLASSES, self.probabilities)})
         return row
 
     def __str__(self):
@@ -350,7 +351,7 @@ class Checker:
                              "backend": self.backend, "error": str(error)})
         columns = ["image", "top1", "top1_probability", "top2", "top2_probability", "top3", "top3_probability",
                    "malignant_probability", "screening_threshold", "above_screening_threshold", "model", "version",
-                   "backend", "error"]
+                   "backend", "error", *PROBABILITY_COLUMNS]
         return pd.DataFrame(rows).reindex(columns=columns)
 
 
@@ -541,6 +542,9 @@ def skipped_files(paths):
     return [entry for path in map(Path, paths) if path.is_dir() for entry in _folder_entries(path)[1]]
 
 
+PROBABILITY_COLUMNS = [f"p_{code}" for code in CLASSES]
+"""The answers' last columns: every diagnosis's probability (as the checker shows them), for scores such as macro AUC."""
+
 ISIC_COLUMNS = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "BKL": "bkl", "DF": "df", "VASC": "vasc"}
 """The diagnosis columns of the ISIC 2018 challenge's ground-truth files (Task 3), by HAM10000 code."""
 
@@ -628,7 +632,8 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
     Returns
     -------
     table : pandas.DataFrame
-        ``estimate``, ``low`` and ``high`` of each metric of :func:`skinlib.metrics.answer_metrics`. The bootstrap
+        ``estimate``, ``low`` and ``high`` of each metric of :func:`skinlib.metrics.answer_metrics` (the macro AUC
+        where the answers hold the seven probabilities, :data:`PROBABILITY_COLUMNS`). The bootstrap
         resamples the lesions of each diagnosis on their own (``truth``'s ``lesion``; each image is its own lesion
         where the diagnoses name none, and where several images then show one lesion the intervals are too narrow).
     counts : dict
@@ -678,8 +683,12 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
                          f"(first: {names[flagged.isna()].iloc[0]}).")
     known = truth.loc[names]
     labels = known["dx"].map(CLASSES.index).to_numpy()
-    values = np.column_stack([answered["top1"].astype(str).map(CLASSES.index).to_numpy(), p_malignant.to_numpy(),
-                              flagged.to_numpy(dtype=float)])
+    columns = [answered["top1"].astype(str).map(CLASSES.index).to_numpy(), p_malignant.to_numpy(),
+               flagged.to_numpy(dtype=float)]
+    every = answered.reindex(columns=PROBABILITY_COLUMNS).apply(pd.to_numeric, errors="coerce")
+    if not every.isna().any().any():  # Answers that hold all seven probabilities: macro AUC too.
+        columns.append(every.to_numpy())
+    values = np.column_stack(columns)
     table = bootstrap(labels, values, groups=known["lesion"].to_numpy(), strata=labels, statistic=answer_metrics,
                       n_resamples=n_resamples, seed=seed, level=level)
     thresholds = pd.to_numeric(answered.get("screening_threshold", pd.Series(dtype=float)), errors="coerce").dropna()

@@ -50,7 +50,10 @@ def test_answer_metrics_agree_with_scikit_learn():
 
     rng = np.random.default_rng(0)
     labels, top1, p = rng.integers(0, 7, 300), rng.integers(0, 7, 300), rng.random(300)
-    scores = metrics.answer_metrics(labels, np.column_stack([top1, p, p >= 0.5]))
+    every = rng.dirichlet(np.ones(7), 300)
+    assert "macro_auc" not in metrics.answer_metrics(labels, np.column_stack([top1, p, p >= 0.5]))
+    scores = metrics.answer_metrics(labels, np.column_stack([top1, p, p >= 0.5, every]))
+    assert scores["macro_auc"] == pytest.approx(roc_auc_score(labels, every, multi_class="ovr", average="macro"))
     truth = np.isin(labels, metrics.MALIGNANT_INDEX)
     assert scores["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, top1))
     assert scores["malignant_auc"] == pytest.approx(roc_auc_score(truth, p))
@@ -146,6 +149,10 @@ def test_the_command_line_scores_the_checkers_own_csv(tmp_path, capsys):
     expected = (written["top1"].to_numpy() == chosen["dx"].to_numpy()).mean()
     record = json.loads(out.read_text())
     assert record["metrics"]["accuracy"]["estimate"] == pytest.approx(expected)
+    assert set(predict.PROBABILITY_COLUMNS) <= set(written.columns)  # All seven probabilities: macro AUC too.
+    assert record["metrics"]["macro_auc"]["estimate"] == pytest.approx(metrics.headline(
+        chosen["dx"].map(list(predict.CLASSES).index).to_numpy(), written[predict.PROBABILITY_COLUMNS].to_numpy())[
+        "macro_auc"])
     assert record["threshold"] == pytest.approx(float(written["screening_threshold"].iloc[0]))
     (tmp_path / "bad.csv").write_text("file,answer\nx,nv\n")
     assert main(["score", str(tmp_path / "bad.csv"), "--truth", str(truth)]) == 2
