@@ -145,10 +145,11 @@ def headline(labels, probabilities):
 
 
 def answer_metrics(labels, answers):
-    """Accuracy, balanced accuracy, per-class recall and the malignant view of answers that keep the top diagnosis only.
+    """Accuracy, balanced accuracy, per-class recall and the malignant view of the lesion checker's answers.
 
-    The lesion checker's CSV (``python -m skinlib predict ... --csv``) holds each image's top three diagnoses and
-    P(malignant), not all seven probabilities, so an outside set of images is scored on what it holds: no macro AUC.
+    An outside set of images is scored on what the checker's CSV (``python -m skinlib predict ... --csv``) holds:
+    each image's top diagnosis, P(malignant), its screening flag and, in answers written since they were added, all
+    seven probabilities (then also the macro AUC, as :func:`headline` defines it: over the classes present).
 
     Parameters
     ----------

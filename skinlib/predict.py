@@ -686,7 +686,11 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
     columns = [answered["top1"].astype(str).map(CLASSES.index).to_numpy(), p_malignant.to_numpy(),
                flagged.to_numpy(dtype=float)]
     every = answered.reindex(columns=PROBABILITY_COLUMNS).apply(pd.to_numeric, errors="coerce")
-    if not every.isna().any().any():  # Answers that hold all seven probabilities: macro AUC too.
+    missing_p = every.isna().any(axis=1)
+    if missing_p.any() and not missing_p.all():
+        raise ScoreError(f"{int(missing_p.sum())} answered image(s) lack some of the seven probabilities where the "
+                         f"others have them (first: {names[missing_p].iloc[0]}).")
+    if not missing_p.any():  # Answers that hold all seven probabilities: macro AUC too.
         columns.append(every.to_numpy())
     values = np.column_stack(columns)
     table = bootstrap(labels, values, groups=known["lesion"].to_numpy(), strata=labels, statistic=answer_metrics,

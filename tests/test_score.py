@@ -116,6 +116,8 @@ def test_diagnoses_that_cannot_be_read_name_the_file_and_the_problem(tmp_path, t
     (lambda t: t.assign(above_screening_threshold=["", *t["above_screening_threshold"][1:]]), "no screening flag"),
     (lambda t: t.assign(top1=["melanoma", *t["top1"][1:]]), r"diagnoses \['melanoma'\]"),
     (lambda t: t.iloc[:0], "the answers have no rows"),
+    (lambda t: t.assign(**{c: 1 / 7 for c in predict.PROBABILITY_COLUMNS}).assign(p_nv=[""] + [1 / 7] * 7),
+     r"1 answered image\(s\) lack some of the seven probabilities"),
 ])
 def test_answers_that_cannot_be_scored_are_refused(change, message):
     table = change(answers(ROWS))
@@ -137,6 +139,7 @@ def test_the_command_line_scores_the_checkers_own_csv(tmp_path, capsys):
     metadata = data.load_metadata()
     chosen = metadata.groupby("dx").head(1)  # One image of each diagnosis, answered by the shipped model.
     assert main(["predict", *chosen["image_path"].astype(str), "--csv", str(tmp_path / "answers.csv")]) == 0
+    assert "p_nv" not in capsys.readouterr().out  # The probabilities go to the CSV, not to the console table.
     truth = tmp_path / "truth.csv"
     chosen[["lesion_id", "image_id", "dx"]].to_csv(truth, index=False)
     out = tmp_path / "scores.json"
@@ -149,7 +152,10 @@ def test_the_command_line_scores_the_checkers_own_csv(tmp_path, capsys):
     expected = (written["top1"].to_numpy() == chosen["dx"].to_numpy()).mean()
     record = json.loads(out.read_text())
     assert record["metrics"]["accuracy"]["estimate"] == pytest.approx(expected)
-    assert set(predict.PROBABILITY_COLUMNS) <= set(written.columns)  # All seven probabilities: macro AUC too.
+    assert list(written.columns[-7:]) == predict.PROBABILITY_COLUMNS  # All seven probabilities, last: macro AUC too.
+    every = written[predict.PROBABILITY_COLUMNS].to_numpy()  # The probabilities the checker shows:
+    assert (np.array(predict.CLASSES)[every.argmax(axis=1)] == written["top1"]).all()  # its top diagnosis,
+    assert np.allclose(every[:, [0, 1, 4]].sum(axis=1), written["malignant_probability"], atol=3e-4)  # P(malignant).
     assert record["metrics"]["macro_auc"]["estimate"] == pytest.approx(metrics.headline(
         chosen["dx"].map(list(predict.CLASSES).index).to_numpy(), written[predict.PROBABILITY_COLUMNS].to_numpy())[
         "macro_auc"])
