@@ -79,8 +79,7 @@ def main(argv=None):
         }
     print(json.dumps(results, indent=2))
     out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results" / f"predict_{model.stem}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, results, end="\n")
+    write_json_atomic(out, results, end="\n")  # Makes the folder too.
     print(f"written to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 
 

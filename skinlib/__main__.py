@@ -11,15 +11,11 @@ def _download(args):
     from skinlib import download
 
     if args.isic2018_test:
-        images = download.download_isic2018_test(args.dest, server=args.server)
-        count = sum(1 for path in images.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        found = [path for place in (images, *list(images.parents)[:2])
-                 for path in sorted(place.glob("ISIC2018_Task3_Test_GroundTruth*"))]
-        truth = found[0] if found else None
-        print(f"The ISIC 2018 challenge's test images ({count}) are in {images}: answer them with python -m skinlib "
-              f"predict {images} --csv answers.csv, then score the answers against their diagnoses with python -m "
-              f"skinlib score answers.csv --truth {truth or 'DIAGNOSES.csv'}"
-              + ("" if truth else " (the record listed no ground-truth file: the challenge publishes one)"))
+        got = download.download_isic2018_test(args.dest, server=args.server)
+        print(f"The ISIC 2018 challenge's test images ({got.count}) are in {got.images}: answer them with python -m "
+              f"skinlib predict {got.images} --csv answers.csv, then score the answers against their diagnoses with "
+              f"python -m skinlib score answers.csv --truth {got.truth or 'DIAGNOSES.csv'}"
+              + ("" if got.truth else " (the record listed no ground-truth file: the challenge publishes one)"))
         return
     if args.if_missing:
         folder = download.ensure_data(args.dest, server=args.server, masks=not args.no_masks)
@@ -162,10 +158,6 @@ def _score(args):
         answers = pd.read_csv(answers_path, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as error:
         raise predict.ScoreError(f"{answers_path}: cannot be read as a CSV file ({error}).") from None
-    needed = {"image", "top1", "malignant_probability"} - set(answers.columns)
-    if needed:
-        raise predict.ScoreError(f"{answers_path}: not the checker's answers (no {sorted(needed)} column); write them "
-                                 "with python -m skinlib predict IMAGES --csv FILE.")
     truth = predict.read_truth(args.truth)
     try:
         table, counts = predict.score_answers(answers, truth, n_resamples=args.resamples)

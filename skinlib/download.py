@@ -244,6 +244,18 @@ def download_ham10000(folder=None, *, server=None, doi=DATASET_DOI, masks=True, 
     return folder
 
 
+@dataclasses.dataclass(frozen=True)
+class ChallengeTest:
+    """Where :func:`download_isic2018_test` left the ISIC 2018 challenge's test images."""
+
+    images: Path
+    """The folder of the images."""
+    count: int
+    """How many images it holds."""
+    truth: Path | None
+    """Their ground-truth file, where the record listed one."""
+
+
 def download_isic2018_test(folder=None, *, server=None, doi=DATASET_DOI, progress=True, keep_archives=False):
     """Download the ISIC 2018 challenge's test images (Task 3) from HAM10000's record; return the folder of images.
 
@@ -263,8 +275,8 @@ def download_isic2018_test(folder=None, *, server=None, doi=DATASET_DOI, progres
 
     Returns
     -------
-    Path
-        The folder that holds the JPEG files.
+    ChallengeTest
+        The folder of the images, how many it holds, and their ground-truth file (None where the record lists none).
     """
     home = Path(os.environ.get(data.ENV_VAR) or data.default_data_dir()).expanduser()
     folder = Path(folder).expanduser() if folder else home.parent / "isic2018_task3_test"
@@ -282,11 +294,12 @@ def download_isic2018_test(folder=None, *, server=None, doi=DATASET_DOI, progres
             os.replace(fetch(truth, downloads, progress=progress), folder / truth.name)
         if not keep_archives:
             shutil.rmtree(downloads, ignore_errors=True)
-    images = sorted(path for path in target.rglob("*") if path.suffix.lower() in (".jpg", ".jpeg", ".png")
+    images = sorted(path for path in target.rglob("*") if path.suffix.lower() in data.IMAGE_EXTENSIONS
                     and "__MACOSX" not in path.parts and not path.name.startswith("."))
     if not images:
         raise DownloadError(f"The ISIC 2018 test archive unpacked into {target} holds no JPEG or PNG image.")
-    return images[0].parent
+    truth = next((path for path in sorted(folder.iterdir()) if ISIC2018_TRUTH.match(path.name)), None)
+    return ChallengeTest(images[0].parent, sum(path.parent == images[0].parent for path in images), truth)
 
 
 def ensure_data(folder=None, **options):

@@ -643,9 +643,13 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
     Raises
     ------
     ScoreError
-        No answered row, an image answered twice, answers of several models or thresholds, a row without
+        Not the checker's columns, no answered row, an image answered twice, answers of several models or thresholds, a row without
         P(malignant) or with an unknown diagnosis, or an answered image without a diagnosis.
     """
+    needed = {"image", "top1", "malignant_probability"} - set(answers.columns)
+    if needed:
+        raise ScoreError(f"not the checker's answers (no {sorted(needed)} column); write them with python -m skinlib "
+                         "predict IMAGES --csv FILE.")
     truth = truth.to_frame("dx") if isinstance(truth, pd.Series) else truth
     if "lesion" not in truth:
         truth = truth.assign(lesion=truth.index)

@@ -724,10 +724,10 @@ def _markdown_headline(final):
     >>> print(_markdown_headline(final))  # doctest: +ELLIPSIS
     **Where it stands.** The final model (`m`), scored once on the 1,503 images of the test split: balanced ...
     """
+    from skinlib.metrics import GOAL_NAMES as names
     from skinlib.metrics import GOALS
 
     test = final["finals"][final["procedure"]]
-    names = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "malignant_auc": "malignant AUC"}
     scores = ", ".join(f"{label} **{_number(test[key]['estimate'])}** ({_number(test[key]['low'])}-"
                        f"{_number(test[key]['high'])})" for key, label in names.items())
     mel = final["per_class"]["mel"]

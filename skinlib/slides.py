@@ -88,7 +88,7 @@ def study_deck(final, results, metadata, *, figures, cnn_slide):
     chapter3 = results[results["notebook"] == "03_Transfer_Learning"]
     seeds3 = chapter3[chapter3["stage"] == "cached views"]
     goals = {key: goal for key, goal in metrics.GOALS.items() if key in test}
-    met = [key.replace("_", " ").replace("auc", "AUC") for key, goal in goals.items() if test[key]["estimate"] >= goal]
+    met = [metrics.GOAL_NAMES[key] for key, goal in goals.items() if test[key]["estimate"] >= goal]
 
     def interval(metric):
         return f"{test[metric]['estimate']:.2f} (95% CI {test[metric]['low']:.2f}-{test[metric]['high']:.2f})"

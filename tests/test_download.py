@@ -241,13 +241,15 @@ def test_the_challenge_test_images_are_fetched_on_request_only(tmp_path, monkeyp
     files["ISIC2018_Task3_Test_GroundTruth.csv"] = b"image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_0034524,0,1,0,0,0,0,0\n"
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "ham10000"))
     with FakeDataverse(files) as fake:
-        images = download.download_isic2018_test(server=fake.url, progress=False)
+        got = download.download_isic2018_test(server=fake.url, progress=False)
+        images = got.images
+        assert got.count == 3 and got.truth == tmp_path / "isic2018_task3_test" / "ISIC2018_Task3_Test_GroundTruth.csv"
         assert images.parent.parent == tmp_path / "isic2018_task3_test"  # Beside the HAM10000 folder.
         assert sorted(path.name for path in images.glob("*.jpg")) == [f"ISIC_{34524 + i:07d}.jpg" for i in range(3)]
         assert fake.file_requests("HAM10000_images_part_1.zip") == []  # Nothing of HAM10000 itself.
         assert not (tmp_path / "isic2018_task3_test" / "downloads_isic2018_test").exists()
         before = len(fake.requests)
-        assert download.download_isic2018_test(server=fake.url, progress=False) == images
+        assert download.download_isic2018_test(server=fake.url, progress=False) == got
         assert len(fake.requests) == before  # Already there: no network needed.
         ham = tmp_path / "ham10000"  # Into the HAM10000 folder itself: its partial download is left alone.
         (ham / "downloads").mkdir(parents=True)

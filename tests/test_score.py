@@ -116,6 +116,7 @@ def test_diagnoses_that_cannot_be_read_name_the_file_and_the_problem(tmp_path, t
     (lambda t: t.assign(above_screening_threshold=["", *t["above_screening_threshold"][1:]]), "no screening flag"),
     (lambda t: t.assign(top1=["melanoma", *t["top1"][1:]]), r"diagnoses \['melanoma'\]"),
     (lambda t: t.iloc[:0], "the answers have no rows"),
+    (lambda t: t.drop(columns=["top1"]), r"not the checker's answers \(no \['top1'\] column\)"),
     (lambda t: t.assign(**{c: 1 / 7 for c in predict.PROBABILITY_COLUMNS}).assign(p_nv=[""] + [1 / 7] * 7),
      r"1 answered image\(s\) lack some of the seven probabilities"),
 ])
@@ -162,7 +163,7 @@ def test_the_command_line_scores_the_checkers_own_csv(tmp_path, capsys):
     assert record["threshold"] == pytest.approx(float(written["screening_threshold"].iloc[0]))
     (tmp_path / "bad.csv").write_text("file,answer\nx,nv\n")
     assert main(["score", str(tmp_path / "bad.csv"), "--truth", str(truth)]) == 2
-    assert "bad.csv: not the checker's answers" in capsys.readouterr().err
+    assert f"{tmp_path / 'bad.csv'} against {truth}: not the checker's answers" in capsys.readouterr().err
     assert main(["score", str(tmp_path / "answers.csv"), "--truth", str(truth), "--json",
                  str(tmp_path / "answers.csv" / "scores.json")]) == 2  # A folder that is a file: refused up front.
     assert "the JSON file" in capsys.readouterr().err
