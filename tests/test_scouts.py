@@ -1,5 +1,5 @@
 """The scouts' own functions: benchmarks/decision_offsets.py, classifier_retraining.py, distillation.py,
-shifts_on_validation.py (reading a model of an earlier commit) and ensemble_size.py,
+shifts_on_validation.py (reading a model of an earlier commit), ensemble_size.py and metadata_prior.py,
 and the soft targets of skinlib.features that distillation.py trains with."""
 
 import numpy as np
@@ -22,6 +22,42 @@ def retraining():
 @pytest.fixture(scope="module")
 def distillation():
     return load_benchmark("distillation")
+
+
+@pytest.fixture(scope="module")
+def metadata_prior():
+    return load_benchmark("metadata_prior")
+
+
+def test_metadata_likelihoods_are_counted_within_each_diagnosis_and_unknown_adds_nothing(metadata_prior):
+    import pandas as pd
+
+    table = pd.DataFrame({"age": [20.0, 70.0, 70.0, 80.0, np.nan], "sex": ["male", "female", "female", "male", "male"],
+                          "localization": ["back", "face", "face", "face", "unknown"]})
+    known = metadata_prior.fields(table)
+    assert known["age_band"].tolist() == ["<30", "60-74", "60-74", "75+", "unknown"]
+    labels = np.array([0, 1, 1, 1, 0])
+    tables = metadata_prior.likelihoods(known, labels, n_classes=2)
+    assert "unknown" not in tables["localization"].index and "unknown" not in tables["age_band"].index
+    # Diagnosis 1: face 3 times of 3, back never; add-one smoothing over the two sites: 4/5 and 1/5.
+    assert np.exp(tables["localization"].loc["face", 1]) == pytest.approx(4 / 5)
+    assert np.exp(tables["localization"].loc["back", 1]) == pytest.approx(1 / 5)
+    assert np.allclose(np.exp(tables["sex"]).sum(axis=0), 1.0)  # Each diagnosis's values add up to one.
+    log_likelihood = metadata_prior.correction(known, tables)
+    assert log_likelihood[4].tolist() == [tables["sex"].loc["male", 0], tables["sex"].loc["male", 1]]  # Sex only.
+    nothing = metadata_prior.correction(pd.DataFrame({"age_band": ["unknown"], "sex": ["unknown"],
+                                                      "localization": ["mars"]}), tables)
+    assert (nothing == 0).all()  # Unknown and unseen values leave the image's probabilities as they are.
+
+
+def test_metadata_combination_is_bayes_rule_and_alpha_zero_is_the_image_alone(metadata_prior):
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(7), size=5)
+    log_likelihood = np.log(rng.dirichlet(np.ones(7), size=5))
+    assert np.allclose(metadata_prior.combine(probabilities, log_likelihood, 0.0), probabilities)
+    product = probabilities * np.exp(log_likelihood)
+    assert np.allclose(metadata_prior.combine(probabilities, log_likelihood, 1.0),
+                       product / product.sum(axis=1, keepdims=True))
 
 
 def test_offsets_recover_a_class_the_argmax_never_picks(offsets):
