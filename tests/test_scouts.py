@@ -32,6 +32,9 @@ def metadata_prior():
 def test_metadata_likelihoods_are_counted_within_each_diagnosis_and_unknown_adds_nothing(metadata_prior):
     import pandas as pd
 
+    edges = metadata_prior.fields(pd.DataFrame({"age": [0.0, 25.0, 30.0, 40.0, 45.0, 60.0, 74.0, 75.0, 85.0],
+                                                "sex": ["male"] * 9, "localization": ["back"] * 9}))
+    assert edges["age_band"].tolist() == ["<30", "<30", "30-44", "30-44", "45-59", "60-74", "60-74", "75+", "75+"]
     table = pd.DataFrame({"age": [20.0, 70.0, 70.0, 80.0, np.nan], "sex": ["male", "female", "female", "male", "male"],
                           "localization": ["back", "face", "face", "face", "unknown"]})
     known = metadata_prior.fields(table)
@@ -42,6 +45,8 @@ def test_metadata_likelihoods_are_counted_within_each_diagnosis_and_unknown_adds
     # Diagnosis 1: face 3 times of 3, back never; add-one smoothing over the two sites: 4/5 and 1/5.
     assert np.exp(tables["localization"].loc["face", 1]) == pytest.approx(4 / 5)
     assert np.exp(tables["localization"].loc["back", 1]) == pytest.approx(1 / 5)
+    # Diagnosis 0: back once, its "unknown" row not counted at all: (1 + 1) / 3 and (0 + 1) / 3.
+    assert np.exp(tables["localization"][0]).tolist() == pytest.approx([2 / 3, 1 / 3])
     assert np.allclose(np.exp(tables["sex"]).sum(axis=0), 1.0)  # Each diagnosis's values add up to one.
     log_likelihood = metadata_prior.correction(known, tables)
     assert log_likelihood[4].tolist() == [tables["sex"].loc["male", 0], tables["sex"].loc["male", 1]]  # Sex only.
@@ -58,6 +63,8 @@ def test_metadata_combination_is_bayes_rule_and_alpha_zero_is_the_image_alone(me
     product = probabilities * np.exp(log_likelihood)
     assert np.allclose(metadata_prior.combine(probabilities, log_likelihood, 1.0),
                        product / product.sum(axis=1, keepdims=True))
+    half = probabilities * np.exp(log_likelihood) ** 0.5
+    assert np.allclose(metadata_prior.combine(probabilities, log_likelihood, 0.5), half / half.sum(axis=1, keepdims=True))
 
 
 def test_offsets_recover_a_class_the_argmax_never_picks(offsets):
