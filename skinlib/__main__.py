@@ -171,6 +171,8 @@ def _score(args):
     print(f"95% intervals from {args.resamples} bootstrap resamples of the lesions of each diagnosis (each image is its "
           "own lesion where the diagnoses name none):")
     print(table.round(3).to_string())
+    for note in _score_notes(counts):
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         metrics = table.astype(object).where(table.notna(), None).to_dict(orient="index")  # NaN is not JSON.
         write_json_atomic(Path(args.json).expanduser(), {"answers": str(answers_path), "truth": str(args.truth),
@@ -179,9 +181,56 @@ def _score(args):
     return 0
 
 
+def _score_notes(counts):
+    """What a reader of the scores should know about them: too few lesions, diagnoses absent, images seen in training.
+
+    >>> for note in _score_notes({"support": {"mel": 3, "nv": 9, "df": 0}, "few_lesions": {"mel": 1},
+    ...                           "ham10000": {"train": 2, "test": 1}}):
+    ...     print(note)
+    mel has fewer than 5 lesions (1): the bootstrap barely varies its recall (with one lesion, not at all), so the intervals are too narrow.
+    2 of the 3 diagnoses are present (mel, nv): balanced accuracy is the mean of their recalls, and the macro AUC is over them.
+    2 scored image(s) are HAM10000 training images (the shipped model, refitted on the training and validation images, learnt from them): their scores are not those of new images.
+    """
+    from skinlib.predict import FEW_LESIONS
+
+    notes = []
+    few = counts.get("few_lesions") or {}
+    if few:
+        listed = ", ".join(few)
+        verb = "has" if len(few) == 1 else "have"
+        notes.append(f"{listed} {verb} fewer than {FEW_LESIONS} lesions ({', '.join(str(n) for n in few.values())}): "
+                     "the bootstrap barely varies "
+                     + ("its recall" if len(few) == 1 else "their recalls")
+                     + " (with one lesion, not at all), so the intervals are too narrow.")
+    present = [dx for dx, n in counts["support"].items() if n]
+    if len(present) < len(counts["support"]):
+        notes.append(f"{len(present)} of the {len(counts['support'])} diagnoses are present ({', '.join(present)}): "
+                     "balanced accuracy is the mean of their recalls, and the macro AUC is over them.")
+    seen = {name: n for name, n in (counts.get("ham10000") or {}).items() if name in ("train", "val")}
+    if seen:
+        which = " and ".join({"train": "training", "val": "validation"}[name] for name in seen)
+        notes.append(f"{sum(seen.values())} scored image(s) are HAM10000 {which} images (the shipped model, refitted "
+                     "on the training and validation images, learnt from them): their scores are not those of new "
+                     "images.")
+    return notes
+
+
+def _age(text):
+    """An age in years, 0 to 120, for ``--age``."""
+    try:
+        age = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of years") from None
+    if not 0 <= age <= 120:
+        raise argparse.ArgumentTypeError(f"{text} is not an age between 0 and 120 years")
+    return age
+
+
 def build_parser():
     """Return the argument parser of ``python -m skinlib``."""
-    parser = argparse.ArgumentParser(prog="python -m skinlib", description=__doc__)
+    from skinlib.data import SEXES, SITES
+
+    parser = argparse.ArgumentParser(prog="python -m skinlib", description=__doc__.replace("``", ""))
     commands = parser.add_subparsers(dest="command", required=True)
 
     command = commands.add_parser("download", help="fetch HAM10000 from Harvard Dataverse")
@@ -227,20 +276,22 @@ def build_parser():
     command.add_argument("--truth", required=True,
                          help="a CSV of the images' diagnoses: 'dx' beside 'image_id' or 'image' (HAM10000's layout), "
                               "or ISIC 2018's ground truth ('image' and one 0/1 column per diagnosis)")
-    command.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    command.add_argument("--resamples", type=int, default=1000,
+                         help="bootstrap resamples for the intervals (default 1000)")
     command.add_argument("--json", help="also write the scores to this JSON file")
     command.set_defaults(run=_score)
 
     command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine",
                                   epilog=PREDICT_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("images", nargs="+", help="image files or folders of images")
-    command.add_argument("--model", help="a .keras model (default: the final model in Saved_Models/)")
+    command.add_argument("--model", help="a .keras model or its .tflite copy (default: the final model in Saved_Models/)")
     command.add_argument("--csv", help="write one row per image to this CSV file")
     command.add_argument("--backend", choices=["auto", "keras", "lite"], default="auto",
                          help="auto (default): the model's LiteRT copy when there is one (fast start), else Keras")
-    command.add_argument("--age", type=float, help="patient age, for a model trained with metadata")
-    command.add_argument("--sex", choices=["male", "female", "unknown"], help="for a model trained with metadata")
-    command.add_argument("--site", help="body site (e.g. back, face), for a model trained with metadata")
+    command.add_argument("--age", type=_age, help="patient age in years, for a model trained with metadata")
+    command.add_argument("--sex", type=str.lower, choices=SEXES, help="for a model trained with metadata")
+    command.add_argument("--site", type=str.lower, choices=SITES, metavar="SITE",
+                         help=f"body site, for a model trained with metadata: one of {', '.join(SITES)}")
     command.set_defaults(run=_predict)
     return parser
 

@@ -584,15 +584,21 @@ def read_truth(path):
                             keep_default_na=False)
     except (OSError, ValueError) as error:
         raise ScoreError(f"{path}: cannot be read as a CSV file ({error}).") from None
+    table = table.rename(columns=_known_column)
     key = next((column for column in ("image_id", "image") if column in table.columns), None)
     if key is None:
-        raise ScoreError(f"{path}: no 'image_id' or 'image' column naming the images; it has {list(table.columns)}.")
+        hint = "; it looks separated by ';', not ','" if len(table.columns) == 1 and ";" in table.columns[0] else ""
+        raise ScoreError(f"{path}: no 'image_id' or 'image' column naming the images; it has "
+                         f"{list(table.columns)}{hint}.")
     names = table[key].map(image_name)
     if (names == "").any():
         raise ScoreError(f"{path}: {int((names == '').sum())} row(s) name no image in '{key}' (first: row "
                          f"{int(np.flatnonzero(names == '')[0]) + 2} of the file).")
     if "dx" in table.columns:
         codes = table["dx"].str.strip().str.lower()
+        if (codes == "").any():
+            raise ScoreError(f"{path}: {int((codes == '').sum())} row(s) have no diagnosis in 'dx' (first: row "
+                             f"{int(np.flatnonzero(codes == '')[0]) + 2} of the file).")
         unknown = sorted(set(codes) - set(CLASSES))
         if unknown:
             raise ScoreError(f"{path}: unknown diagnoses {unknown[:5]} in 'dx'; the codes are {list(CLASSES)}.")
@@ -606,15 +612,30 @@ def read_truth(path):
             raise ScoreError(f"{path}: {int((~single).sum())} image(s) without exactly one diagnosis set to 1 and "
                              f"the others to 0 (first: {names[~single].iloc[0]}).")
         codes = pd.Series(np.array(list(ISIC_COLUMNS.values()))[onehot.argmax(axis=1)], index=table.index)
+    elif {"AK", "SCC", "UNK"} & set(table.columns):
+        raise ScoreError(f"{path}: this looks like ISIC 2019's layout (AK, SCC, UNK), whose diagnoses are not "
+                         f"HAM10000's seven; give a 'dx' column of the codes {list(CLASSES)} instead.")
     else:
         raise ScoreError(f"{path}: no 'dx' column and not the ISIC 2018 layout (columns {list(ISIC_COLUMNS)}); it has "
                          f"{list(table.columns)}.")
-    repeated = names[names.duplicated()]
+    repeated = names[names.str.casefold().duplicated()]
     if len(repeated):
         raise ScoreError(f"{path}: {len(repeated)} image name(s) given twice (first: {repeated.iloc[0]}).")
     lesions = table["lesion_id"].str.strip() if "lesion_id" in table.columns else names
     lesions = lesions.where(lesions != "", names)
     return pd.DataFrame({"dx": codes.to_numpy(), "lesion": lesions.to_numpy()}, index=pd.Index(names, name="image"))
+
+
+def _known_column(name):
+    """A truth file's column under the name :func:`read_truth` looks for, whatever its case and spaces."""
+    bare = str(name).strip()
+    if bare.lower() in ("image_id", "image", "dx", "lesion_id"):
+        return bare.lower()
+    return bare.upper() if bare.upper() in ISIC_COLUMNS else bare
+
+
+FEW_LESIONS = 5
+"""Below this many lesions, a diagnosis's recall barely varies in the bootstrap (with one, not at all)."""
 
 
 def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
@@ -638,7 +659,12 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
         where the diagnoses name none, and where several images then show one lesion the intervals are too narrow).
     counts : dict
         ``scored`` images, ``errors`` (rows the checker could not answer), ``support`` per diagnosis, ``lesions``,
-        the ``threshold`` of the answers and the ``model``.
+        the ``threshold`` of the answers and the ``model``; ``few_lesions``, the lesions of each diagnosis present
+        with fewer than :data:`FEW_LESIONS` (their share of the intervals is too narrow); ``ham10000``, how many
+        scored images are HAM10000's by name, per split of the committed manifest (the shipped model, a refit,
+        learnt from its training and validation images).
+
+    Images are matched by name without regard to case.
 
     Raises
     ------
@@ -669,7 +695,9 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
         if len(values) > 1:
             raise ScoreError(f"the answers come from several {column.replace('_', ' ')}s ({values[:3]}): score one "
                              "model's answers at a time.")
-    missing = names[~names.isin(truth.index)]
+    truth = truth.set_axis(truth.index.astype(str).str.casefold())
+    keys = names.str.casefold()
+    missing = names[~keys.isin(truth.index)]
     if len(missing):
         raise ScoreError(f"{len(missing)} answered image(s) have no known diagnosis (first: {missing.iloc[:3].tolist()}): "
                          "the diagnoses must name every image, without folder or extension.")
@@ -685,7 +713,7 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
     if flagged.isna().any() and not flagged.isna().all():
         raise ScoreError(f"{int(flagged.isna().sum())} answered image(s) have no screening flag where the others do "
                          f"(first: {names[flagged.isna()].iloc[0]}).")
-    known = truth.loc[names]
+    known = truth.loc[keys]
     labels = known["dx"].map(CLASSES.index).to_numpy()
     columns = [answered["top1"].astype(str).map(CLASSES.index).to_numpy(), p_malignant.to_numpy(),
                flagged.to_numpy(dtype=float)]
@@ -705,4 +733,16 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
               "lesions": int(known["lesion"].nunique()),
               "threshold": float(thresholds.iloc[0]) if len(thresholds) and not flagged.isna().all() else None,
               "model": sorted(set(answered["model"].astype(str))) if "model" in answered else []}
+    lesions_per_dx = known.groupby("dx")["lesion"].nunique()
+    counts["few_lesions"] = {dx: int(n) for dx, n in lesions_per_dx.items() if n < FEW_LESIONS}
+    counts["ham10000"] = _ham10000_splits(keys)
     return table, counts
+
+
+def _ham10000_splits(keys):
+    """How many of the image names (case-folded) are HAM10000 images of each split of the committed manifest."""
+    from skinlib.split import load_manifest
+
+    manifest = load_manifest()
+    found = manifest["split"].set_axis(manifest["image_id"].str.casefold()).reindex(keys.to_numpy()).dropna()
+    return {name: int((found == name).sum()) for name in ("train", "val", "test") if (found == name).any()}

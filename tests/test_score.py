@@ -88,6 +88,8 @@ def test_both_layouts_of_diagnoses_are_read(tmp_path):
     onehot.insert(0, "image", ["ISIC_1", "ISIC_2"])
     onehot.to_csv(isic, index=False)  # Written as 1.0 and 0.0.
     assert predict.read_truth(isic)["dx"].to_dict() == {"ISIC_1": "nv", "ISIC_2": "vasc"}
+    onehot.rename(columns=str.lower).rename(columns={"image": " Image "}).to_csv(isic, index=False)
+    assert predict.read_truth(isic)["dx"].to_dict() == {"ISIC_1": "nv", "ISIC_2": "vasc"}  # Headers in any case.
 
 
 @pytest.mark.parametrize("table, message", [
@@ -100,6 +102,10 @@ def test_both_layouts_of_diagnoses_are_read(tmp_path):
      r"1 image\(s\) without exactly one diagnosis set to 1"),
     (pd.DataFrame({"image": ["a"], **{c: ["yes" if c == "MEL" else 0] for c in predict.ISIC_COLUMNS}}),
      "a diagnosis column holds a value that is not a number"),
+    (pd.DataFrame({"image": ["a", "b"], "dx": ["nv", ""]}), r"1 row\(s\) have no diagnosis in 'dx' \(first: row 3"),
+    (pd.DataFrame({"image": ["a", "A.JPG"], "dx": ["nv", "nv"]}), r"1 image name\(s\) given twice"),
+    (pd.DataFrame({"image": ["a"], "MEL": [1], "NV": [0], "AK": [0], "SCC": [0], "UNK": [0]}), "this looks like ISIC 2019's layout"),
+    (pd.DataFrame({"image_id;dx": ["a;nv"]}), "no 'image_id' or 'image' column .*; it looks separated by ';', not ','"),
 ])
 def test_diagnoses_that_cannot_be_read_name_the_file_and_the_problem(tmp_path, table, message):
     path = tmp_path / "truth.csv"
@@ -129,6 +135,46 @@ def test_answers_that_cannot_be_scored_are_refused(change, message):
         predict.score_answers(table, pd.Series(TRUTH), n_resamples=5)
 
 
+def test_names_match_without_regard_to_case_and_the_scores_say_what_they_rest_on():
+    truth = pd.Series({name.lower(): dx for name, dx in TRUTH.items()})
+    _, counts = predict.score_answers(answers(ROWS), truth, n_resamples=5)
+    assert counts["scored"] == 7  # isic_1 in the diagnoses is the checker's ISIC_1.jpg.
+    assert counts["few_lesions"] == {"bcc": 1, "mel": 2, "nv": 4}  # Each image its own lesion here.
+    assert counts["ham10000"] == {}  # None of these names is a HAM10000 image.
+    from skinlib.split import load_manifest
+
+    manifest = load_manifest().groupby("split").head(2)  # Two HAM10000 images of each split, named in lower case.
+    rows = [(name.lower(), "nv", 0.1, "") for name in manifest["image_id"]]
+    _, counts = predict.score_answers(answers(rows), pd.Series("nv", index=manifest["image_id"]), n_resamples=5)
+    assert counts["ham10000"] == {"train": 2, "val": 2, "test": 2}
+
+
+def test_the_notes_under_the_scores():
+    from skinlib.__main__ import _score_notes
+
+    support = {dx: 10 for dx in predict.CLASSES}
+    assert _score_notes({"support": support, "few_lesions": {}, "ham10000": {"test": 3}}) == []  # Nothing to say.
+    notes = _score_notes({"support": {**support, "df": 0}, "few_lesions": {"vasc": 1, "akiec": 4},
+                          "ham10000": {"val": 5, "train": 1}})
+    assert notes[0].startswith("vasc, akiec have fewer than 5 lesions (1, 4): the bootstrap barely varies their")
+    assert notes[1].startswith("6 of the 7 diagnoses are present (akiec, bcc, bkl, mel, nv, vasc)")
+    assert notes[2].startswith("6 scored image(s) are HAM10000 validation and training images")
+
+
+def test_age_sex_and_site_are_checked_before_the_model_loads(capsys):
+    from skinlib.__main__ import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["predict", "x.jpg", "--age", "45", "--sex", "Male", "--site", "Lower Extremity"])
+    assert (args.age, args.sex, args.site) == (45.0, "male", "lower extremity")
+    for wrong, message in ((["--age", "abc"], "'abc' is not a number of years"),
+                           (["--age", "200"], "200 is not an age between 0 and 120 years"),
+                           (["--site", "lower leg"], "invalid choice: 'lower leg'")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["predict", "x.jpg", *wrong])
+        assert message in capsys.readouterr().err
+
+
 def test_an_answered_image_without_a_diagnosis_is_refused():
     with pytest.raises(predict.ScoreError, match=r"1 answered image\(s\) have no known diagnosis \(first: \['ISIC_6'\]"):
         predict.score_answers(answers(ROWS), pd.Series({k: v for k, v in TRUTH.items() if k != "ISIC_6"}))
@@ -147,12 +193,20 @@ def test_the_command_line_scores_the_checkers_own_csv(tmp_path, capsys):
     capsys.readouterr()
     assert main(["score", str(tmp_path / "answers.csv"), "--truth", str(truth), "--resamples", "50",
                  "--json", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "7 image(s) of 7 lesion(s) scored" in printed and "0 the checker could not read left out" in printed
+    from skinlib.split import load_manifest
+
+    splits = load_manifest().set_index("image_id").loc[chosen["image_id"], "split"]
+    learnt = int(splits.isin(["train", "val"]).sum())  # The shipped refit learnt from these; the scores say so.
+    assert ("HAM10000" in captured.err) == (learnt > 0) and f"{learnt} scored image(s) are HAM10000" in captured.err
+    assert "have fewer than 5 lesions (1, 1, 1, 1, 1, 1, 1)" in captured.err
     written = pd.read_csv(tmp_path / "answers.csv")
     expected = (written["top1"].to_numpy() == chosen["dx"].to_numpy()).mean()
     record = json.loads(out.read_text())
     assert record["metrics"]["accuracy"]["estimate"] == pytest.approx(expected)
+    assert sum(record["ham10000"].values()) == 7 and len(record["few_lesions"]) == 7
     assert list(written.columns[-7:]) == predict.PROBABILITY_COLUMNS  # All seven probabilities, last: macro AUC too.
     every = written[predict.PROBABILITY_COLUMNS].to_numpy()  # The probabilities the checker shows:
     assert (np.array(predict.CLASSES)[every.argmax(axis=1)] == written["top1"]).all()  # its top diagnosis,
