@@ -133,12 +133,20 @@ def test_awkward_but_valid_images_are_converted(checker, tmp_path, kind):
     assert answer.probabilities.shape == (7,) and answer.probabilities.sum() == pytest.approx(1, abs=1e-4)
 
 
+def _image_bytes(image, kind):
+    buffer = io.BytesIO()
+    image.save(buffer, kind)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     "content, message",
     [(b"", "the file is empty"), (b"%PDF-1.4 not an image", "not a recognised image"),
      (jpeg_bytes()[:-2000], "truncated or corrupt"), (jpeg_bytes(size=(8, 8)), "8x8 pixels; at least 32x32"),
-     (huge_jpeg_header(), "over the limit of 80 megapixels")],
-    ids=["empty", "not-an-image", "truncated", "8x8", "20000x20000"])
+     (huge_jpeg_header(), "over the limit of 80 megapixels"),
+     (_image_bytes(Image.new("RGB", (400, 300), "black"), "JPEG"), "almost one colour .*no lesion to check"),
+     (_image_bytes(Image.new("RGB", (400, 300), (250, 250, 250)), "PNG"), "almost one colour")],
+    ids=["empty", "not-an-image", "truncated", "8x8", "20000x20000", "black", "white"])
 def test_bad_images_get_a_clear_message_naming_the_file(checker, tmp_path, content, message):
     path = tmp_path / "upload.jpg"
     path.write_bytes(content)
