@@ -307,7 +307,7 @@ def record_metrics(name, metrics, *, folder, notebook, extra=None, details=None)
 def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels, test_lesion_ids,
                   bootstrap_resamples, finals, per_class, target_sensitivity, threshold, screening,
                   screening_interval, temperature, temperature_kept, ece, subgroups, explanations, decision_tradeoff,
-                  tta_comparison, validated_model=None):
+                  tta_comparison, validated_model=None, confirmation=None):
     """The content of ``final_metrics.json``, from chapter 04's tables: its one definition.
 
     Parameters
@@ -353,6 +353,9 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         The saved model whose validation predictions fill every ``validation``
         entry: for a refit final, the run it repeats (the refit learnt from the
         validation images); None: ``model`` itself.
+    confirmation : tuple (DataFrame, DataFrame), default=None
+        :func:`skinlib.metrics.recall_by_confirmation` of the test split, and the :func:`skinlib.metrics.bootstrap`
+        of its images confirmed by histopathology; None leaves them out.
 
     Returns
     -------
@@ -376,6 +379,9 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
                          for (name, predictions), row in explanations.iterrows()},
         "decision_tradeoff_validation": {f"{power:g}": row.to_dict() for power, row in decision_tradeoff.iterrows()},
         "tta_comparison": tta_comparison,
+        **({} if confirmation is None else {"confirmation": {
+            "recall": {f"{dx}/{way}": row.to_dict() for (dx, way), row in confirmation[0].iterrows()},
+            "histopathology": confirmation[1].to_dict(orient="index")}}),
     }
 
 

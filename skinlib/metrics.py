@@ -754,6 +754,91 @@ def age_band(ages):
     return bands.astype(str).where(ages.notna(), "unknown")
 
 
+CONFIRMATION = "dx_type"
+"""HAM10000's column saying how each diagnosis was confirmed: ``histo`` (histopathology of the excised lesion),
+``follow_up`` (a nevus photographed again over time, unchanged), ``consensus`` (experts) or ``confocal`` (in-vivo
+confocal microscopy)."""
+EXCISED = "histo"
+
+
+def recall_by_confirmation(table, labels, probabilities):
+    """Each diagnosis's recall within each way it was confirmed (:data:`CONFIRMATION`), with its images.
+
+    Returns a DataFrame indexed by (diagnosis, confirmation), with ``images`` and ``recall``; only the pairs
+    that have images appear.
+
+    >>> rows = pd.DataFrame({"dx_type": ["histo", "histo", "follow_up", "follow_up"]})
+    >>> labels = np.array([5, 5, 5, 5])
+    >>> recall_by_confirmation(rows, labels, np.eye(7)[[4, 5, 5, 5]])["recall"].tolist()
+    [1.0, 0.5]
+    """
+    labels = np.asarray(labels)
+    frame = pd.DataFrame({"diagnosis": np.asarray(CLASSES)[labels],
+                          "confirmation": table[CONFIRMATION].fillna("unknown").to_numpy(),
+                          "correct": np.asarray(probabilities).argmax(axis=1) == labels})
+    grouped = frame.groupby(["diagnosis", "confirmation"])["correct"]
+    return pd.DataFrame({"images": grouped.size(), "recall": grouped.mean()})
+
+
+def describe_confirmation(recalls, excised, overall, *, what="images"):
+    """One paragraph: the scores on the images confirmed by histopathology against all, and nevi by confirmation.
+
+    Parameters
+    ----------
+    recalls : DataFrame
+        From :func:`recall_by_confirmation`.
+    excised : DataFrame
+        :func:`bootstrap` of the images confirmed by histopathology (``estimate``, ``low``, ``high``).
+    overall : DataFrame
+        :func:`bootstrap` of all the images.
+    what : str, default="images"
+        What the images are, for the sentence ("test images").
+
+    >>> recalls = pd.DataFrame({"images": [10, 30, 60], "recall": [0.6, 0.4, 0.95]}, index=pd.MultiIndex.from_tuples(
+    ...     [("mel", "histo"), ("nv", "histo"), ("nv", "follow_up")], names=["diagnosis", "confirmation"]))
+    >>> score = pd.DataFrame({"estimate": [0.6, 0.8], "low": [0.5, 0.7], "high": [0.7, 0.9]},
+    ...                      index=["balanced_accuracy", "malignant_auc"])
+    >>> print(describe_confirmation(recalls, score, score + 0.1))  # doctest: +NORMALIZE_WHITESPACE
+    On the 40 images confirmed by histopathology (all 10 images of mel, and 30 of the 90 nv), balanced accuracy 0.600
+    (0.500-0.700) against 0.700 on all images, malignant AUC 0.800 (0.700-0.900) against 0.900. Recall of nv: 0.40
+    confirmed by histopathology (30 images), 0.95 by follow-up (60).
+    """
+    images = recalls["images"].unstack(fill_value=0)
+    count = images.get(EXCISED, pd.Series(0, index=images.index))
+    whole = [name for name in images.index if count[name] == images.loc[name].sum() and count[name]]
+    part = [f"{count[name]:.0f} of the {images.loc[name].sum():.0f} {name}" for name in images.index
+            if 0 < count[name] < images.loc[name].sum()]
+    kinds = ", ".join(whole) if len(whole) < 3 else ", ".join(whole[:-1]) + " and " + whole[-1]
+    which = ", and ".join(filter(None, [f"all {count[whole].sum():.0f} images of {kinds}" if whole else "",
+                                        ", ".join(part)]))
+    parts = [f"On the {count.sum():.0f} {what} confirmed by histopathology ({which})"]
+    for key, label in (("balanced_accuracy", "balanced accuracy"), ("malignant_auc", "malignant AUC")):
+        if key in excised.index:
+            row = excised.loc[key]
+            parts.append(f"{label} {row['estimate']:.3f} ({row['low']:.3f}-{row['high']:.3f}) against "
+                         f"{overall.loc[key, 'estimate']:.3f}" + (f" on all {what}" if key == "balanced_accuracy" else ""))
+    text = ", ".join(parts) + "."
+    if "nv" in recalls.index.get_level_values("diagnosis"):
+        names = {"histo": "confirmed by histopathology", "follow_up": "by follow-up", "consensus": "by consensus",
+                 "confocal": "by confocal microscopy"}
+        nevi = recalls.loc["nv"].sort_values("images", ascending=False).sort_index(
+            key=lambda index: index != EXCISED, kind="stable")
+        listed = [f"{row['recall']:.2f} {names.get(way, way)} ({row['images']:.0f}{' images' if not i else ''})"
+                  for i, (way, row) in enumerate(nevi.iterrows())]
+        text += " Recall of nv: " + ", ".join(listed) + "."
+    return text
+
+
+def describe_confirmation_record(confirmation, overall):
+    """:func:`describe_confirmation` of the test images, from ``final_metrics.json``: its ``confirmation`` entry,
+    and the final's scores (metric to ``estimate``, ``low``, ``high``) as ``overall``."""
+    recalls = pd.DataFrame.from_dict(confirmation["recall"], orient="index")
+    recalls.index = pd.MultiIndex.from_tuples([tuple(key.split("/")) for key in recalls.index],
+                                              names=["diagnosis", "confirmation"])
+    return describe_confirmation(recalls, pd.DataFrame(confirmation["histopathology"]).T, pd.DataFrame(overall).T,
+                                 what="test images")
+
+
 FAR = 1000
 """Beyond this many times the most images, :func:`scaling_fit` says the line does not reach a goal (``inf``)."""
 

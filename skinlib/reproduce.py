@@ -793,6 +793,10 @@ def _markdown_final(final):
                      + (f"; a centred Gaussian, which knows only that lesions are photographed in the middle, puts "
                         f"{cams['inside_centre']:.0%} on the lesion and its centre pixel is on it "
                         f"{cams['pointing_centre']:.0%} of the time." if "inside_centre" in cams else "."))
+    if final.get("confirmation"):
+        from skinlib import metrics
+
+        lines.append(metrics.describe_confirmation_record(final["confirmation"], test))
     tradeoff = final.get("decision_tradeoff_validation")
     if tradeoff:
         from skinlib import metrics

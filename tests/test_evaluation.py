@@ -101,6 +101,41 @@ def test_subgroups_pool_small_groups_and_age_bands():
     assert metrics.age_band(pd.Series([19.0, 20.0, 85.0, np.nan])).tolist() == ["0-19", "20-39", "80+", "unknown"]
 
 
+def test_scores_by_how_each_diagnosis_was_confirmed_reach_final_metrics_and_the_readme():
+    from skinlib import reproduce
+
+    # 4 melanomas (histo), 6 nevi by histopathology (3 found), 10 by follow-up (all found).
+    labels = np.array([4] * 4 + [5] * 16)
+    called = np.array([4, 4, 4, 5] + [5, 5, 5, 4, 4, 4] + [5] * 10)
+    table = pd.DataFrame({"dx_type": ["histo"] * 10 + ["follow_up"] * 10})
+    recalls = metrics.recall_by_confirmation(table, labels, np.eye(7)[called])
+    assert recalls.loc[("mel", "histo")].tolist() == [4, 0.75]
+    assert recalls.loc[("nv", "histo")].tolist() == [6, 0.5] and recalls.loc[("nv", "follow_up")].tolist() == [10, 1.0]
+    assert len(recalls) == 3  # No row for a pair without images.
+    excised = (table["dx_type"] == metrics.EXCISED).to_numpy()
+    probabilities = np.eye(7)[called] * 0.9 + 0.1 / 7
+    inside = metrics.bootstrap(labels[excised], probabilities[excised], n_resamples=20)
+    overall = metrics.bootstrap(labels, probabilities, n_resamples=20)
+    assert inside.loc["balanced_accuracy", "estimate"] == pytest.approx((0.75 + 0.5) / 2)
+    text = metrics.describe_confirmation(recalls, inside, overall)
+    assert text.startswith("On the 10 images confirmed by histopathology (all 4 images of mel, and 6 of the 16 nv), "
+                           "balanced accuracy 0.625")
+    assert text.endswith("Recall of nv: 0.50 confirmed by histopathology (6 images), 1.00 by follow-up (10).")
+    arguments = dict(
+        rule="r", model="m", procedure="m", tta=False, input_size=(150, 200), smoke=True, test_labels=labels,
+        test_lesion_ids=np.arange(20), bootstrap_resamples=20, finals={"m": overall.assign(validation=0.5)},
+        per_class=metrics.per_class_report(labels, probabilities), target_sensitivity=0.9, threshold=0.3,
+        screening={"val": {}, "test": {}}, screening_interval=pd.DataFrame(), temperature=1.0,
+        temperature_kept=False, ece={"test": {"raw": 0.1, "scaled": 0.1}, "val": {"raw": 0.1, "scaled": 0.1}},
+        subgroups={}, explanations=pd.DataFrame(), decision_tradeoff=pd.DataFrame(), tta_comparison=None)
+    assert "confirmation" not in artefacts.final_metrics(**arguments)  # Left out unless given.
+    record = artefacts.final_metrics(**arguments, confirmation=(recalls, inside))
+    record = json.loads(json.dumps(record, default=float))  # As final_metrics.json holds it.
+    assert record["confirmation"]["recall"]["nv/follow_up"] == {"images": 10, "recall": 1.0}
+    said = text.replace("10 images confirmed", "10 test images confirmed").replace("on all images", "on all test images")
+    assert said in reproduce._markdown_final(record)  # The README's final block says the same of the test images.
+
+
 def test_grad_cam_finds_the_evidence():
     """A model whose class-0 evidence comes from the top-left quarter only: Grad-CAM must point there."""
     quarter = np.zeros((1, 32, 32, 1), "float32")
