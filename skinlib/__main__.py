@@ -79,7 +79,7 @@ def _reproduce(args):
 
 PREDICT_EXIT_STATUS = """exit status:
   0    every image was answered
-  1    some images could not be read (each has its message in the error column of the table
+  1    some images could not be read or used (each has its message in the error column of the table
        and the CSV) and the others were answered
   2    no answer: no image files, none of them readable, a missing or unreadable model, a CSV
        path that cannot be written, or a bad argument
@@ -187,31 +187,30 @@ def _score_notes(counts):
     >>> for note in _score_notes({"support": {"mel": 3, "nv": 9, "df": 0}, "few_lesions": {"mel": 1},
     ...                           "ham10000": {"train": 2, "test": 1}}):
     ...     print(note)
-    mel has fewer than 5 lesions (1): the bootstrap barely varies its recall (with one lesion, not at all), so the intervals are too narrow.
-    2 of the 3 diagnoses are present (mel, nv): balanced accuracy is the mean of their recalls, and the macro AUC is over them.
-    2 scored image(s) are HAM10000 training images (the shipped model, refitted on the training and validation images, learnt from them): their scores are not those of new images.
+    mel 1 has fewer than 5 lesions: the bootstrap barely varies its recall (with one lesion, not at all), so the intervals are too narrow.
+    2 of the 3 diagnoses are present (mel, nv): balanced accuracy is the mean of their recalls (and a macro AUC is over them).
+    2 scored image(s) are HAM10000 training images: every model of this project learnt from its training images, and the shipped refit from its validation images too, so these scores are not those of new images.
     """
     from skinlib.predict import FEW_LESIONS
 
     notes = []
     few = counts.get("few_lesions") or {}
     if few:
-        listed = ", ".join(few)
-        verb = "has" if len(few) == 1 else "have"
-        notes.append(f"{listed} {verb} fewer than {FEW_LESIONS} lesions ({', '.join(str(n) for n in few.values())}): "
-                     "the bootstrap barely varies "
-                     + ("its recall" if len(few) == 1 else "their recalls")
-                     + " (with one lesion, not at all), so the intervals are too narrow.")
+        listed = ", ".join(f"{dx} {n}" for dx, n in few.items())
+        one = " (with one lesion, not at all)" if 1 in few.values() else ""
+        notes.append(f"{listed} {'has' if len(few) == 1 else 'have'} fewer than {FEW_LESIONS} lesions: the bootstrap "
+                     f"barely varies {'its recall' if len(few) == 1 else 'their recalls'}{one}, so the intervals are "
+                     "too narrow.")
     present = [dx for dx, n in counts["support"].items() if n]
     if len(present) < len(counts["support"]):
         notes.append(f"{len(present)} of the {len(counts['support'])} diagnoses are present ({', '.join(present)}): "
-                     "balanced accuracy is the mean of their recalls, and the macro AUC is over them.")
+                     "balanced accuracy is the mean of their recalls (and a macro AUC is over them).")
     seen = {name: n for name, n in (counts.get("ham10000") or {}).items() if name in ("train", "val")}
     if seen:
         which = " and ".join({"train": "training", "val": "validation"}[name] for name in seen)
-        notes.append(f"{sum(seen.values())} scored image(s) are HAM10000 {which} images (the shipped model, refitted "
-                     "on the training and validation images, learnt from them): their scores are not those of new "
-                     "images.")
+        notes.append(f"{sum(seen.values())} scored image(s) are HAM10000 {which} images: every model of this project "
+                     "learnt from its training images, and the shipped refit from its validation images too, so these "
+                     "scores are not those of new images.")
     return notes
 
 
@@ -230,7 +229,7 @@ def build_parser():
     """Return the argument parser of ``python -m skinlib``."""
     from skinlib.data import SEXES, SITES
 
-    parser = argparse.ArgumentParser(prog="python -m skinlib", description=__doc__.replace("``", ""))
+    parser = argparse.ArgumentParser(prog="python -m skinlib", description=(__doc__ or "").replace("``", ""))
     commands = parser.add_subparsers(dest="command", required=True)
 
     command = commands.add_parser("download", help="fetch HAM10000 from Harvard Dataverse")
@@ -289,9 +288,9 @@ def build_parser():
     command.add_argument("--backend", choices=["auto", "keras", "lite"], default="auto",
                          help="auto (default): the model's LiteRT copy when there is one (fast start), else Keras")
     command.add_argument("--age", type=_age, help="patient age in years, for a model trained with metadata")
-    command.add_argument("--sex", type=str.lower, choices=SEXES, help="for a model trained with metadata")
-    command.add_argument("--site", type=str.lower, choices=SITES, metavar="SITE",
-                         help=f"body site, for a model trained with metadata: one of {', '.join(SITES)}")
+    command.add_argument("--sex", type=lambda text: text.strip().lower(), choices=SEXES, help="for a model trained with metadata")
+    command.add_argument("--site", type=lambda text: text.strip().lower(), choices=SITES, metavar="SITE",
+                         help=f"body site, for a model trained with metadata (quote two words): one of {', '.join(SITES)}")
     command.set_defaults(run=_predict)
     return parser
 

@@ -380,7 +380,8 @@ def final_metrics(*, rule, model, procedure, tta, input_size, smoke, test_labels
         "decision_tradeoff_validation": {f"{power:g}": row.to_dict() for power, row in decision_tradeoff.iterrows()},
         "tta_comparison": tta_comparison,
         **({} if confirmation is None else {"confirmation": {
-            "recall": {f"{dx}/{way}": row.to_dict() for (dx, way), row in confirmation[0].iterrows()},
+            "recall": {f"{dx}/{way}": {"images": int(row["images"]), "recall": float(row["recall"])}
+                       for (dx, way), row in confirmation[0].iterrows()},
             "histopathology": confirmation[1].to_dict(orient="index")}}),
     }
 

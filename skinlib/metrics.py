@@ -808,7 +808,9 @@ def describe_confirmation(recalls, excised, overall, *, what="images"):
     whole = [name for name in images.index if count[name] == images.loc[name].sum() and count[name]]
     part = [f"{count[name]:.0f} of the {images.loc[name].sum():.0f} {name}" for name in images.index
             if 0 < count[name] < images.loc[name].sum()]
-    kinds = ", ".join(whole) if len(whole) < 3 else ", ".join(whole[:-1]) + " and " + whole[-1]
+    kinds = " and ".join(whole) if len(whole) < 3 else ", ".join(whole[:-1]) + " and " + whole[-1]
+    if not count.sum():
+        return f"None of the {what} was confirmed by histopathology."
     which = ", and ".join(filter(None, [f"all {count[whole].sum():.0f} images of {kinds}" if whole else "",
                                         ", ".join(part)]))
     parts = [f"On the {count.sum():.0f} {what} confirmed by histopathology ({which})"]

@@ -5,9 +5,10 @@ code from the file), then answers for a path, bytes, a PIL image or an
 array, with exactly the preprocessing of training: the image is decoded by
 :func:`skinlib.images.read_image` (EXIF rotation, transparency, grayscale and
 CMYK handled; empty, corrupt, tiny and gigantic images refused with a clear
-message), brought to the frame of the training images (:data:`FRAMING`: a
-dermoscope's dark surround is cut away, a portrait image is turned a quarter
-turn to landscape, a square or wide one is cut to its centred 4:3 window) and
+message; so is a blank image of almost one colour, :data:`BLANK_SPREAD`),
+brought to the frame of the training images (:data:`FRAMING`: a dermoscope's
+dark surround is cut away, a portrait image is turned a quarter turn to
+landscape, a square or wide one is cut to its centred 4:3 window) and
 resized to the model's input; the model scales the pixels itself. Nothing
 leaves the machine.
 
@@ -86,6 +87,28 @@ def default_model(folder=None):
         if (folder / f"{name}.keras").is_file():
             return folder / f"{name}.keras"
     raise ModelError(f"None of the models in {results} has a .keras file in {folder}.")
+
+
+BLANK_SPREAD = 2.0
+"""An image none of whose colour channels varies by more than this (standard deviation, 0-255) is refused as
+blank: a lens cap, a black, white or single-colour frame. In 1,500 HAM10000 images drawn at random, the least varied
+image's most varied channel varies by 8.6."""
+BLANK_LOOK = 200
+"""The spread is measured on every k-th pixel, k chosen so that about this many remain along the longer side."""
+
+
+def colour_spread(pixels):
+    """The largest standard deviation of one colour channel, on a grid of about :data:`BLANK_LOOK` pixels a side.
+
+    >>> colour_spread(np.full((300, 400, 3), (255, 0, 0), np.uint8))  # One colour, however bright.
+    0.0
+    >>> halves = np.zeros((300, 400, 3), np.uint8)
+    >>> halves[:, 200:] = 255  # Black and white halves.
+    >>> colour_spread(halves)
+    127.5
+    """
+    step = max(1, -(-max(pixels.shape[:2]) // BLANK_LOOK))
+    return float(pixels[::step, ::step].reshape(-1, pixels.shape[-1]).std(axis=0).max())
 
 
 @dataclasses.dataclass
@@ -326,10 +349,10 @@ class Checker:
         begin = time.perf_counter()
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__)
         decoded = read_image(source, name=label)
-        spread = float(decoded.std())
+        spread = colour_spread(decoded)
         if spread < BLANK_SPREAD:
-            raise ImageError(f"{label}: the image is almost one colour (its pixels vary by {spread:.1f} of 255); it "
-                             "shows no lesion to check.")
+            raise ImageError(f"{label}: the image is almost one colour (no colour channel varies by more than "
+                             f"{spread:.1f} of 255); it shows no lesion to check.")
         pixels = resize(frame(decoded, **FRAMING), self.size)
         probabilities = self.predict_pixels(pixels[None], age=age, sex=sex, site=site)[0]
         return Prediction(source=label, probabilities=probabilities, pixels=pixels,
@@ -558,11 +581,6 @@ class ScoreError(ValueError):
     """Answers or diagnoses that cannot be scored; the message names the file and the problem."""
 
 
-BLANK_SPREAD = 2.0
-"""Below this standard deviation of the pixel values (0-255) an image is refused as blank: a lens cap, a black or
-white frame. The least varied of 1,500 HAM10000 images drawn at random varies by 14."""
-
-
 def image_name(name):
     """An image's name as answers and diagnoses are matched: no folder, and no extension of an image file.
 
@@ -595,6 +613,9 @@ def read_truth(path):
     except (OSError, ValueError) as error:
         raise ScoreError(f"{path}: cannot be read as a CSV file ({error}).") from None
     table = table.rename(columns=_known_column)
+    if table.columns.duplicated().any():
+        raise ScoreError(f"{path}: the columns {sorted(set(table.columns[table.columns.duplicated()]))} are given "
+                         "twice (names are read without regard to case).")
     key = next((column for column in ("image_id", "image") if column in table.columns), None)
     if key is None:
         hint = "; it looks separated by ';', not ','" if len(table.columns) == 1 and ";" in table.columns[0] else ""
@@ -622,7 +643,7 @@ def read_truth(path):
             raise ScoreError(f"{path}: {int((~single).sum())} image(s) without exactly one diagnosis set to 1 and "
                              f"the others to 0 (first: {names[~single].iloc[0]}).")
         codes = pd.Series(np.array(list(ISIC_COLUMNS.values()))[onehot.argmax(axis=1)], index=table.index)
-    elif {"AK", "SCC", "UNK"} & set(table.columns):
+    elif set(ISIC_2019_ONLY) & set(table.columns):
         raise ScoreError(f"{path}: this looks like ISIC 2019's layout (AK, SCC, UNK), whose diagnoses are not "
                          f"HAM10000's seven; give a 'dx' column of the codes {list(CLASSES)} instead.")
     else:
@@ -641,7 +662,11 @@ def _known_column(name):
     bare = str(name).strip()
     if bare.lower() in ("image_id", "image", "dx", "lesion_id"):
         return bare.lower()
-    return bare.upper() if bare.upper() in ISIC_COLUMNS else bare
+    return bare.upper() if bare.upper() in {*ISIC_COLUMNS, *ISIC_2019_ONLY} else bare
+
+
+ISIC_2019_ONLY = ("AK", "SCC", "UNK")
+"""Columns of ISIC 2019's ground truth that ISIC 2018's lacks (its diagnoses are not HAM10000's seven)."""
 
 
 FEW_LESIONS = 5
@@ -671,8 +696,8 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
         ``scored`` images, ``errors`` (rows the checker could not answer), ``support`` per diagnosis, ``lesions``,
         the ``threshold`` of the answers and the ``model``; ``few_lesions``, the lesions of each diagnosis present
         with fewer than :data:`FEW_LESIONS` (their share of the intervals is too narrow); ``ham10000``, how many
-        scored images are HAM10000's by name, per split of the committed manifest (the shipped model, a refit,
-        learnt from its training and validation images).
+        scored images are HAM10000's by name, per split of the committed manifest (every model of the project
+        learnt from the training images; the shipped refit from the validation images too).
 
     Images are matched by name without regard to case.
 
@@ -697,7 +722,8 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
         raise ScoreError("no answered image to score: " + ("the answers have no rows." if answers.empty else
                                                            "every row has an error."))
     names = answered["image"].map(image_name)
-    repeated = names[names.duplicated()]
+    keys = names.str.casefold()  # Names match without regard to case: ISIC_1.jpg and isic_1.JPG are one image.
+    repeated = names[keys.duplicated()]
     if len(repeated):
         raise ScoreError(f"{len(repeated)} image(s) answered twice (first: {repeated.iloc[0]}): give each image once.")
     for column in ("model", "screening_threshold"):
@@ -706,7 +732,9 @@ def score_answers(answers, truth, *, n_resamples=1000, seed=0, level=0.95):
             raise ScoreError(f"the answers come from several {column.replace('_', ' ')}s ({values[:3]}): score one "
                              "model's answers at a time.")
     truth = truth.set_axis(truth.index.astype(str).str.casefold())
-    keys = names.str.casefold()
+    twice = truth.index[truth.index.duplicated()]
+    if len(twice):
+        raise ScoreError(f"the diagnoses name {len(twice)} image(s) twice when case is ignored (first: {twice[0]}).")
     missing = names[~keys.isin(truth.index)]
     if len(missing):
         raise ScoreError(f"{len(missing)} answered image(s) have no known diagnosis (first: {missing.iloc[:3].tolist()}): "

@@ -121,6 +121,12 @@ def test_scores_by_how_each_diagnosis_was_confirmed_reach_final_metrics_and_the_
     assert text.startswith("On the 10 images confirmed by histopathology (all 4 images of mel, and 6 of the 16 nv), "
                            "balanced accuracy 0.625")
     assert text.endswith("Recall of nv: 0.50 confirmed by histopathology (6 images), 1.00 by follow-up (10).")
+    both = metrics.recall_by_confirmation(pd.DataFrame({"dx_type": ["histo"] * 3}), np.array([1, 4, 4]),
+                                          np.eye(7)[[1, 4, 4]])
+    assert "(all 3 images of bcc and mel)" in metrics.describe_confirmation(both, inside, overall)
+    none = metrics.recall_by_confirmation(pd.DataFrame({"dx_type": ["follow_up"]}), np.array([5]), np.eye(7)[[5]])
+    assert metrics.describe_confirmation(none, inside, overall, what="test images") == (
+        "None of the test images was confirmed by histopathology.")
     arguments = dict(
         rule="r", model="m", procedure="m", tta=False, input_size=(150, 200), smoke=True, test_labels=labels,
         test_lesion_ids=np.arange(20), bootstrap_resamples=20, finals={"m": overall.assign(validation=0.5)},

@@ -145,8 +145,9 @@ def _image_bytes(image, kind):
      (jpeg_bytes()[:-2000], "truncated or corrupt"), (jpeg_bytes(size=(8, 8)), "8x8 pixels; at least 32x32"),
      (huge_jpeg_header(), "over the limit of 80 megapixels"),
      (_image_bytes(Image.new("RGB", (400, 300), "black"), "JPEG"), "almost one colour .*no lesion to check"),
-     (_image_bytes(Image.new("RGB", (400, 300), (250, 250, 250)), "PNG"), "almost one colour")],
-    ids=["empty", "not-an-image", "truncated", "8x8", "20000x20000", "black", "white"])
+     (_image_bytes(Image.new("RGB", (400, 300), (250, 250, 250)), "PNG"), "almost one colour"),
+     (_image_bytes(Image.new("RGB", (400, 300), (200, 150, 130)), "PNG"), "almost one colour")],
+    ids=["empty", "not-an-image", "truncated", "8x8", "20000x20000", "black", "white", "skin-coloured"])
 def test_bad_images_get_a_clear_message_naming_the_file(checker, tmp_path, content, message):
     path = tmp_path / "upload.jpg"
     path.write_bytes(content)

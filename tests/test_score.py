@@ -104,7 +104,9 @@ def test_both_layouts_of_diagnoses_are_read(tmp_path):
      "a diagnosis column holds a value that is not a number"),
     (pd.DataFrame({"image": ["a", "b"], "dx": ["nv", ""]}), r"1 row\(s\) have no diagnosis in 'dx' \(first: row 3"),
     (pd.DataFrame({"image": ["a", "A.JPG"], "dx": ["nv", "nv"]}), r"1 image name\(s\) given twice"),
-    (pd.DataFrame({"image": ["a"], "MEL": [1], "NV": [0], "AK": [0], "SCC": [0], "UNK": [0]}), "this looks like ISIC 2019's layout"),
+    (pd.DataFrame({"image": ["a"], "mel": [1], "nv": [0], "ak": [0], "scc": [0], "unk": [0]}),
+     "this looks like ISIC 2019's layout"),
+    (pd.DataFrame({"image": ["a"], "dx": ["nv"], "DX": ["mel"]}), r"the columns \['dx'\] are given twice"),
     (pd.DataFrame({"image_id;dx": ["a;nv"]}), "no 'image_id' or 'image' column .*; it looks separated by ';', not ','"),
 ])
 def test_diagnoses_that_cannot_be_read_name_the_file_and_the_problem(tmp_path, table, message):
@@ -147,6 +149,10 @@ def test_names_match_without_regard_to_case_and_the_scores_say_what_they_rest_on
     rows = [(name.lower(), "nv", 0.1, "") for name in manifest["image_id"]]
     _, counts = predict.score_answers(answers(rows), pd.Series("nv", index=manifest["image_id"]), n_resamples=5)
     assert counts["ham10000"] == {"train": 2, "val": 2, "test": 2}
+    with pytest.raises(predict.ScoreError, match=r"1 image\(s\) answered twice \(first: isic_1\)"):
+        predict.score_answers(answers(ROWS + [("isic_1", "nv", 0.05, "")]), pd.Series(TRUTH), n_resamples=5)
+    with pytest.raises(predict.ScoreError, match=r"the diagnoses name 1 image\(s\) twice when case is ignored"):
+        predict.score_answers(answers(ROWS), pd.Series({**TRUTH, "isic_1": "mel"}), n_resamples=5)
 
 
 def test_the_notes_under_the_scores():
@@ -156,7 +162,9 @@ def test_the_notes_under_the_scores():
     assert _score_notes({"support": support, "few_lesions": {}, "ham10000": {"test": 3}}) == []  # Nothing to say.
     notes = _score_notes({"support": {**support, "df": 0}, "few_lesions": {"vasc": 1, "akiec": 4},
                           "ham10000": {"val": 5, "train": 1}})
-    assert notes[0].startswith("vasc, akiec have fewer than 5 lesions (1, 4): the bootstrap barely varies their")
+    assert notes[0] == ("vasc 1, akiec 4 have fewer than 5 lesions: the bootstrap barely varies their recalls (with "
+                        "one lesion, not at all), so the intervals are too narrow.")
+    assert "not at all" not in _score_notes({"support": support, "few_lesions": {"df": 3}})[0]
     assert notes[1].startswith("6 of the 7 diagnoses are present (akiec, bcc, bkl, mel, nv, vasc)")
     assert notes[2].startswith("6 scored image(s) are HAM10000 validation and training images")
 
@@ -200,8 +208,11 @@ def test_the_command_line_scores_the_checkers_own_csv(tmp_path, capsys):
 
     splits = load_manifest().set_index("image_id").loc[chosen["image_id"], "split"]
     learnt = int(splits.isin(["train", "val"]).sum())  # The shipped refit learnt from these; the scores say so.
-    assert ("HAM10000" in captured.err) == (learnt > 0) and f"{learnt} scored image(s) are HAM10000" in captured.err
-    assert "have fewer than 5 lesions (1, 1, 1, 1, 1, 1, 1)" in captured.err
+    if learnt:
+        assert f"{learnt} scored image(s) are HAM10000" in captured.err
+    else:
+        assert "HAM10000" not in captured.err
+    assert "akiec 1, bcc 1, bkl 1, df 1, mel 1, nv 1, vasc 1 have fewer than 5 lesions" in captured.err
     written = pd.read_csv(tmp_path / "answers.csv")
     expected = (written["top1"].to_numpy() == chosen["dx"].to_numpy()).mean()
     record = json.loads(out.read_text())
