@@ -225,6 +225,11 @@ def _age(text):
     return age
 
 
+def _folded(text):
+    """A choice as given, without surrounding spaces or capitals (``--site " Lower Extremity"``)."""
+    return text.strip().lower()
+
+
 def build_parser():
     """Return the argument parser of ``python -m skinlib``."""
     from skinlib.data import SEXES, SITES
@@ -283,14 +288,16 @@ def build_parser():
     command = commands.add_parser("predict", help="top-3 diagnoses and P(malignant) for images, on this machine",
                                   epilog=PREDICT_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("images", nargs="+", help="image files or folders of images")
-    command.add_argument("--model", help="a .keras model or its .tflite copy (default: the final model in Saved_Models/)")
+    command.add_argument("--model",
+                         help="a .keras model or its .tflite copy (default: the final model in Saved_Models/)")
     command.add_argument("--csv", help="write one row per image to this CSV file")
     command.add_argument("--backend", choices=["auto", "keras", "lite"], default="auto",
                          help="auto (default): the model's LiteRT copy when there is one (fast start), else Keras")
     command.add_argument("--age", type=_age, help="patient age in years, for a model trained with metadata")
-    command.add_argument("--sex", type=lambda text: text.strip().lower(), choices=SEXES, help="for a model trained with metadata")
-    command.add_argument("--site", type=lambda text: text.strip().lower(), choices=SITES, metavar="SITE",
-                         help=f"body site, for a model trained with metadata (quote two words): one of {', '.join(SITES)}")
+    command.add_argument("--sex", type=_folded, choices=SEXES, help="for a model trained with metadata")
+    command.add_argument("--site", type=_folded, choices=SITES, metavar="SITE",
+                         help=f"body site, for a model trained with metadata (quote two words): one of "
+                              f"{', '.join(SITES)}")
     command.set_defaults(run=_predict)
     return parser
 

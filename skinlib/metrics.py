@@ -805,20 +805,21 @@ def describe_confirmation(recalls, excised, overall, *, what="images"):
     """
     images = recalls["images"].unstack(fill_value=0)
     count = images.get(EXCISED, pd.Series(0, index=images.index))
+    if not count.sum():
+        return f"None of the {what} was confirmed by histopathology."
     whole = [name for name in images.index if count[name] == images.loc[name].sum() and count[name]]
     part = [f"{count[name]:.0f} of the {images.loc[name].sum():.0f} {name}" for name in images.index
             if 0 < count[name] < images.loc[name].sum()]
     kinds = " and ".join(whole) if len(whole) < 3 else ", ".join(whole[:-1]) + " and " + whole[-1]
-    if not count.sum():
-        return f"None of the {what} was confirmed by histopathology."
     which = ", and ".join(filter(None, [f"all {count[whole].sum():.0f} images of {kinds}" if whole else "",
                                         ", ".join(part)]))
     parts = [f"On the {count.sum():.0f} {what} confirmed by histopathology ({which})"]
     for key, label in (("balanced_accuracy", "balanced accuracy"), ("malignant_auc", "malignant AUC")):
         if key in excised.index:
             row = excised.loc[key]
+            where = f" on all {what}" if key == "balanced_accuracy" else ""
             parts.append(f"{label} {row['estimate']:.3f} ({row['low']:.3f}-{row['high']:.3f}) against "
-                         f"{overall.loc[key, 'estimate']:.3f}" + (f" on all {what}" if key == "balanced_accuracy" else ""))
+                         f"{overall.loc[key, 'estimate']:.3f}{where}")
     text = ", ".join(parts) + "."
     if "nv" in recalls.index.get_level_values("diagnosis"):
         names = {"histo": "confirmed by histopathology", "follow_up": "by follow-up", "consensus": "by consensus",
