@@ -11,10 +11,13 @@ def _download(args):
     from skinlib import download
 
     if args.isic2018_test:
+        import shlex
+
         got = download.download_isic2018_test(args.dest, server=args.server)
+        truth = shlex.quote(str(got.truth)) if got.truth else "DIAGNOSES.csv"
         print(f"The ISIC 2018 challenge's test images ({got.count}) are in {got.images}: answer them with python -m "
-              f"skinlib predict {got.images} --csv answers.csv, then score the answers against their diagnoses with "
-              f"python -m skinlib score answers.csv --truth {got.truth or 'DIAGNOSES.csv'}"
+              f"skinlib predict {shlex.quote(str(got.images))} --csv answers.csv, then score the answers against "
+              f"their diagnoses with python -m skinlib score answers.csv --truth {truth}"
               + ("" if got.truth else " (the record listed no ground-truth file: the challenge publishes one)"))
         return
     if args.if_missing:

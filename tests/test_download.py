@@ -262,6 +262,10 @@ def test_the_challenge_test_images_are_fetched_on_request_only(tmp_path, monkeyp
         assert main(["download", "--isic2018-test", "--dest", str(tmp_path / "cli"), "--server", fake.url]) == 0
         assert len(list((tmp_path / "cli").rglob("*.jpg"))) == 3
         assert f"--truth {tmp_path / 'cli' / 'ISIC2018_Task3_Test_GroundTruth.csv'}" in capsys.readouterr().out
+        spaced = tmp_path / "my data"  # The commands it prints can be pasted into a shell as they are.
+        assert main(["download", "--isic2018-test", "--dest", str(spaced), "--server", fake.url]) == 0
+        printed = capsys.readouterr().out
+        assert f"predict '{spaced}" in printed and f"--truth '{spaced / 'ISIC2018_Task3_Test_GroundTruth.csv'}'" in printed
     with FakeDataverse({k: v for k, v in files.items() if not k.startswith("ISIC2018")}) as fake:
         with pytest.raises(download.DownloadError, match=r"lists no file matching \^ISIC2018_Task3_Test_Images"):
             download.download_isic2018_test(tmp_path / "elsewhere", server=fake.url, progress=False)
