@@ -200,6 +200,16 @@ SURROUND_LOOK = 200
 training images' width)."""
 
 
+def coarse_step(shape, longest=SURROUND_LOOK):
+    """The n for looking at every n-th pixel of an image of ``shape``, so that its longer side keeps at most
+    ``longest``: ``pixels[::n, ::n]`` then costs the same at any size, and is a view, not a copy.
+
+    >>> coarse_step((3000, 4000, 3)), coarse_step((150, 200, 3))
+    (20, 1)
+    """
+    return max(1, -(-max(shape[:2]) // longest))
+
+
 def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SURROUND_SHARE):
     """Cut a dermoscope's dark surround away: keep the largest box of ``aspect`` inside the bright field.
 
@@ -228,7 +238,7 @@ def cut_surround(pixels, *, aspect=TRAINING_FRAME, dark=SURROUND_DARK, share=SUR
     from scipy import ndimage
 
     height, width = pixels.shape[:2]
-    step = max(1, -(-max(height, width) // SURROUND_LOOK))  # Every step-th pixel: any size and dtype, no copy.
+    step = coarse_step(pixels.shape)  # Every step-th pixel: any size and dtype, no copy.
     small = np.asarray(pixels[::step, ::step], dtype=np.float32)
     low = (small.reshape(*small.shape[:2], -1)[..., :3].mean(-1)) < dark
     look_height, look_width = low.shape

@@ -40,7 +40,7 @@ import pandas as pd
 from skinlib.artefacts import RESULTS_FILE, models_dir, read_final_metrics, read_results, write_atomic
 from skinlib.calibrate import apply_temperature
 from skinlib.data import CLASS_NAMES, CLASSES, IMAGE_EXTENSIONS
-from skinlib.images import ImageError, frame, read_image, resize
+from skinlib.images import ImageError, coarse_step, frame, read_image, resize
 from skinlib.metrics import answer_metrics, bootstrap, malignant_probability
 from skinlib.models import load_model
 
@@ -93,12 +93,10 @@ BLANK_SPREAD = 2.0
 """An image none of whose colour channels varies by more than this (standard deviation, 0-255) is refused as
 blank: a lens cap, a black, white or single-colour frame. In 1,500 HAM10000 images drawn at random, the least varied
 image's most varied channel varies by 8.6."""
-BLANK_LOOK = 200
-"""The spread is measured on every k-th pixel, k chosen so that about this many remain along the longer side."""
 
 
 def colour_spread(pixels):
-    """The largest standard deviation of one colour channel, on a grid of about :data:`BLANK_LOOK` pixels a side.
+    """The largest standard deviation of one colour channel, on every n-th pixel (:func:`skinlib.images.coarse_step`).
 
     >>> colour_spread(np.full((300, 400, 3), (255, 0, 0), np.uint8))  # One colour, however bright.
     0.0
@@ -107,7 +105,7 @@ def colour_spread(pixels):
     >>> colour_spread(halves)
     127.5
     """
-    step = max(1, -(-max(pixels.shape[:2]) // BLANK_LOOK))
+    step = coarse_step(pixels.shape)
     return float(pixels[::step, ::step].reshape(-1, pixels.shape[-1]).std(axis=0).max())
 
 
@@ -576,6 +574,9 @@ PROBABILITY_COLUMNS = [f"p_{code}" for code in CLASSES]
 ISIC_COLUMNS = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "BKL": "bkl", "DF": "df", "VASC": "vasc"}
 """The diagnosis columns of the ISIC 2018 challenge's ground-truth files (Task 3), by HAM10000 code."""
 
+ISIC_2019_ONLY = ("AK", "SCC", "UNK")
+"""Columns of ISIC 2019's ground truth that ISIC 2018's lacks (its diagnoses are not HAM10000's seven)."""
+
 
 class ScoreError(ValueError):
     """Answers or diagnoses that cannot be scored; the message names the file and the problem."""
@@ -622,14 +623,10 @@ def read_truth(path):
         raise ScoreError(f"{path}: no 'image_id' or 'image' column naming the images; it has "
                          f"{list(table.columns)}{hint}.")
     names = table[key].map(image_name)
-    if (names == "").any():
-        raise ScoreError(f"{path}: {int((names == '').sum())} row(s) name no image in '{key}' (first: row "
-                         f"{int(np.flatnonzero(names == '')[0]) + 2} of the file).")
+    _refuse_empty(names, path, f"name no image in '{key}'")
     if "dx" in table.columns:
         codes = table["dx"].str.strip().str.lower()
-        if (codes == "").any():
-            raise ScoreError(f"{path}: {int((codes == '').sum())} row(s) have no diagnosis in 'dx' (first: row "
-                             f"{int(np.flatnonzero(codes == '')[0]) + 2} of the file).")
+        _refuse_empty(codes, path, "have no diagnosis in 'dx'")
         unknown = sorted(set(codes) - set(CLASSES))
         if unknown:
             raise ScoreError(f"{path}: unknown diagnoses {unknown[:5]} in 'dx'; the codes are {list(CLASSES)}.")
@@ -657,16 +654,20 @@ def read_truth(path):
     return pd.DataFrame({"dx": codes.to_numpy(), "lesion": lesions.to_numpy()}, index=pd.Index(names, name="image"))
 
 
+def _refuse_empty(values, path, what):
+    """Raise :class:`ScoreError` naming how many of a file's ``values`` are empty and the first one's row."""
+    empty = (values == "").to_numpy()
+    if empty.any():
+        raise ScoreError(f"{path}: {int(empty.sum())} row(s) {what} (first: row {int(np.flatnonzero(empty)[0]) + 2} "
+                         "of the file).")
+
+
 def _known_column(name):
     """A truth file's column under the name :func:`read_truth` looks for, whatever its case and spaces."""
     bare = str(name).strip()
     if bare.lower() in ("image_id", "image", "dx", "lesion_id"):
         return bare.lower()
     return bare.upper() if bare.upper() in {*ISIC_COLUMNS, *ISIC_2019_ONLY} else bare
-
-
-ISIC_2019_ONLY = ("AK", "SCC", "UNK")
-"""Columns of ISIC 2019's ground truth that ISIC 2018's lacks (its diagnoses are not HAM10000's seven)."""
 
 
 FEW_LESIONS = 5
