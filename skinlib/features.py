@@ -219,7 +219,7 @@ def cached_features(lower, pixels, *, views=4, seed=0, jitter=1.0, jpeg=False, z
 
 
 def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shuffle", class_power=1.0,
-                 mixup=0.0, class_weight=None, targets=None):
+                 mixup=0.0, class_weight=None, targets=None, image_weight=None):
     """Batches of stored views for ``epochs`` epochs: each epoch draws one view per image at random.
 
     Parameters
@@ -250,6 +250,10 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         Soft targets for each stored view (a teacher's probabilities, for
         knowledge distillation, Hinton et al. 2015): each example's target is
         that of the view drawn, in place of its label. Not with ``mixup``.
+    image_weight : ndarray of shape (n,), default=None
+        Each image's own loss weight, times its class's in ``class_weight``
+        (1 without it), returned as a third element: to weight images within
+        a class. Not with ``mixup`` or ``targets``.
 
     Returns
     -------
@@ -257,7 +261,8 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         The batches of all epochs and the number of steps per epoch. Without
         ``mixup`` or ``targets``: ``(features, labels)``, float32 features and
         class indices; with either: ``(features, targets)`` or, with
-        ``class_weight``, ``(features, targets, weights)``, targets of shape (batch, 7).
+        ``class_weight``, ``(features, targets, weights)``, targets of shape (batch, 7);
+        with ``image_weight``: ``(features, labels, weights)``.
 
     Examples
     --------
@@ -273,6 +278,11 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     ...                                              class_weight={k: k + 1.0 for k in range(7)})[0]))
     >>> bool(np.allclose(targets.numpy(), 1 / 7)), sorted(weights.numpy().tolist()) != [1.0] * 4
     (True, True)
+    >>> data, _ = view_dataset(stored, np.zeros(8, int), epochs=1, batch_size=8, class_weight={0: 2.0},
+    ...                        image_weight=np.arange(8.0))
+    >>> x, y, weights = next(iter(data))
+    >>> sorted(weights.numpy().tolist())
+    [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
     """
     import numpy as np
     import tensorflow as tf
@@ -288,6 +298,8 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         if np.shape(targets)[:2] != (views, count):
             raise ValueError(f"targets of shape {np.shape(targets)} do not match the stored views "
                              f"({views} views of {count} images): one target per view of each image.")
+    if image_weight is not None:
+        image_weight = _check_image_weight(image_weight, count, mixup=mixup, targets=targets)
     rng = np.random.default_rng(seed)
     if sampling == "balanced":
         per_class = np.bincount(labels, minlength=labels.max() + 1).astype("float64")
@@ -318,6 +330,16 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
 
         dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(teach)
         return dataset.prefetch(tf.data.AUTOTUNE), steps
+    if image_weight is not None:
+        per_class = tf.constant([float((class_weight or {}).get(k, 1.0)) for k in range(int(labels.max()) + 1)])
+        own = tf.constant(image_weight)
+
+        def weigh(view, row):
+            x, label = gather(view, row)
+            return x, label, tf.gather(per_class, label) * tf.gather(own, row)
+
+        dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(weigh)
+        return dataset.prefetch(tf.data.AUTOTUNE), steps
     if not mixup:
         dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(gather)
         return dataset.prefetch(tf.data.AUTOTUNE), steps
@@ -340,6 +362,21 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
 
     dataset = tf.data.Dataset.from_tensor_slices((picks, rows, picks[partner], rows[partner], lam))
     return dataset.batch(batch_size).map(mix).prefetch(tf.data.AUTOTUNE), steps
+
+
+def _check_image_weight(image_weight, count, *, mixup, targets):
+    """``image_weight`` as float32, or a ValueError that says what is wrong with it."""
+    import numpy as np
+
+    if mixup or targets is not None:
+        raise ValueError("image_weight with mixup or targets: weight the images of plain labels only.")
+    image_weight = np.asarray(image_weight, dtype="float32")
+    if image_weight.shape != (count,):
+        raise ValueError(f"image_weight of shape {image_weight.shape} does not match the stored views' "
+                         f"{count} images: one weight per image.")
+    if not np.isfinite(image_weight).all() or (image_weight < 0).any() or not image_weight.any():
+        raise ValueError("image_weight must be finite and 0 or more, and not all 0.")
+    return image_weight
 
 
 def _check_mixup(mixup):
@@ -518,7 +555,7 @@ def class_prior(labels, n_classes=7):
 def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=64, learning_rate=3e-4,
               sampling="shuffle", class_power=0.5, loss="cross_entropy", label_smoothing=0.1, patience=4, seed=0,
               head=None, verbose=True, tau=1.0, batch_norm="frozen", ema=0.0, malignant_weight=0.0, mixup=0.0,
-              targets=None):
+              targets=None, image_weight=None):
     """Train the upper part of a backbone and a new head on stored views, keeping the best validation epoch.
 
     With ``validation=None`` (a refit on every labelled image, when nothing is
@@ -577,6 +614,10 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         only weight the examples (``sampling`` and ``class_power`` as without
         them) and score nothing; label smoothing applies to the targets.
         Not with ``mixup`` or ``"logit_adjusted"``.
+    image_weight : ndarray of shape (n,), default=None
+        Each training image's loss weight, times its class weight
+        (:func:`view_dataset`): to weight images within a class. Not with
+        ``mixup`` or ``targets``.
     head : keras.Model, default=None
         A head already trained on the frozen upper part's pooled features
         (the ``model`` of a :func:`train_top` run with ``upper=None``): its
@@ -621,9 +662,13 @@ def train_top(upper, stored, labels, validation, *, name, epochs=10, batch_size=
         model.get_layer("head").set_weights(head.get_weights())
     weights = train.class_weights(labels, power=class_power) if sampling == "shuffle" and class_power else None
     data, steps = view_dataset(stored, labels, epochs=epochs, batch_size=batch_size, seed=seed, sampling=sampling,
-                               class_power=class_power, mixup=mixup, class_weight=weights, targets=targets)
+                               class_power=class_power, mixup=mixup, class_weight=weights, targets=targets,
+                               image_weight=image_weight)
     if mixup or targets is not None:
         weights = None  # Each example carries its weight (view_dataset).
+    elif image_weight is not None:
+        weights = None  # Each example carries its class's weight times its own (view_dataset).
+        data = data.map(lambda x, y, w: (x, tf.one_hot(y, 7), w))
     else:
         data = data.map(lambda x, y: (x, tf.one_hot(y, 7)))
     rate = train.learning_rate_schedule("one_cycle", learning_rate, steps * epochs)

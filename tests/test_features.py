@@ -392,6 +392,41 @@ def test_trained_batch_norm_adapts_the_upper_statistics_only_and_the_saved_model
                                atol=1e-2)
 
 
+def test_image_weights_multiply_the_class_weights_and_ones_train_as_without_them():
+    rng = np.random.default_rng(3)
+    labels = np.array([0, 1, 1, 1, 2, 2, 3, 4, 5, 5, 5, 5, 6, 6])
+    pooled = (np.eye(7)[labels] + rng.normal(0, 0.8, (2, len(labels), 7))).astype("float32")
+    stored = np.zeros((2, 14, 1), "float16")
+    stored[:, :, 0] = np.arange(14)  # Each stored value names its image.
+    own = rng.uniform(0.1, 3, 14)
+    classes = {k: float(k + 1) for k in range(7)}
+    data, steps = features.view_dataset(stored, labels, epochs=3, batch_size=7, seed=2, class_weight=classes,
+                                        image_weight=own)
+    plain, _ = features.view_dataset(stored, labels, epochs=3, batch_size=7, seed=2)
+    assert steps == 2
+    for (x, y, weights), (x_plain, _) in zip(data, plain):
+        image = x.numpy()[:, 0].astype(int)
+        np.testing.assert_array_equal(image, x_plain.numpy()[:, 0])  # The same draws as without weights.
+        np.testing.assert_array_equal(y.numpy(), labels[image])
+        np.testing.assert_allclose(weights.numpy(), (labels[image] + 1.0) * own[image], rtol=1e-6)
+    # Weights of one train as class weights alone: the same head, epoch by epoch.
+    settings = dict(name="head", epochs=4, batch_size=7, learning_rate=0.01, patience=10, verbose=False,
+                    class_power=1.0)
+    alone = features.train_top(None, pooled, labels, (pooled[0], labels), **settings)
+    ones = features.train_top(None, pooled, labels, (pooled[0], labels), image_weight=np.ones(14), **settings)
+    np.testing.assert_allclose(ones.validation_probabilities, alone.validation_probabilities, atol=1e-5)
+    halved = features.train_top(None, pooled, labels, (pooled[0], labels),
+                                image_weight=np.r_[np.ones(7), 0.5 * np.ones(7)], **settings)
+    assert not np.allclose(halved.validation_probabilities, alone.validation_probabilities, atol=1e-4)
+    for bad, message in ((np.ones(13), "does not match"), (np.r_[-1.0, np.ones(13)], "0 or more"),
+                         (np.zeros(14), "not all 0"), (np.r_[np.nan, np.ones(13)], "finite")):
+        with pytest.raises(ValueError, match=message):
+            features.view_dataset(stored, labels, epochs=1, batch_size=7, image_weight=bad)
+    with pytest.raises(ValueError, match="image_weight with mixup"):
+        features.train_top(None, pooled, labels, None, name="bad", epochs=1, mixup=0.2, image_weight=np.ones(14),
+                           verbose=False)
+
+
 def test_compare_heads_trains_each_option_and_seed_as_train_top_would():
     rng = np.random.default_rng(5)
     labels = np.arange(70) % 7

@@ -1,6 +1,7 @@
 """The scouts' own functions: benchmarks/decision_offsets.py, classifier_retraining.py, distillation.py,
-shifts_on_validation.py (reading a model of an earlier commit), ensemble_size.py and metadata_prior.py,
-and the soft targets of skinlib.features that distillation.py trains with."""
+shifts_on_validation.py (reading a model of an earlier commit), ensemble_size.py, metadata_prior.py and
+confirmation_weights.py, and the soft targets and image weights of skinlib.features that distillation.py and
+confirmation_weights.py train with."""
 
 import numpy as np
 import pytest
@@ -317,3 +318,33 @@ def test_compare_finals_reads_what_chapter_04_recorded_at_two_commits(tmp_path):
     assert record["command"].startswith("python benchmarks/compare_finals.py --before 3c13fc0")
     with pytest.raises(SystemExit, match="no-such-rev"):
         compare.summary("no-such-rev")
+
+
+def test_confirmation_weights_move_the_nevi_weight_to_those_not_followed_up_and_keep_its_total():
+    scout = load_benchmark("confirmation_weights")
+    nv, mel = scout.data.CLASSES.index("nv"), scout.data.CLASSES.index("mel")
+    labels = np.array([nv] * 5 + [mel] * 2)
+    confirmation = np.array(["follow_up", "follow_up", "histo", "consensus", "confocal", "histo", "histo"])
+    weights = scout.confirmation_weights(labels, confirmation, 0.25)
+    nevi = weights[labels == nv]
+    assert nevi.sum() == pytest.approx(5) and (weights[labels == mel] == 1).all()
+    assert nevi[0] == nevi[1] == pytest.approx(0.25 * nevi[2]) and nevi[2] == nevi[3] == nevi[4]
+    np.testing.assert_allclose(scout.confirmation_weights(labels, confirmation, 1.0), 1)  # Factor 1: unweighted.
+
+
+def test_confirmation_scout_pairs_each_head_with_the_control_of_its_seed_and_applies_its_rule():
+    import pandas as pd
+
+    scout = load_benchmark("confirmation_weights")
+    index = pd.MultiIndex.from_tuples(
+        [(arm, member, seed, "all", "plain") for arm in ("control", "follow-up x0.5") for member in range(3)
+         for seed in range(3)], names=["arm", "member", "seed", "images", "procedure"])
+    control = np.linspace(0.70, 0.72, 9)
+    gains = np.array([0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, -0.01, -0.01])
+    frame = pd.DataFrame({"balanced_accuracy": np.r_[control, control + gains],
+                          "malignant_auc": np.r_[np.full(9, 0.9), np.full(9, 0.896)]}, index=index)
+    diff = scout.paired(frame, "follow-up x0.5")
+    np.testing.assert_allclose(diff["balanced_accuracy"], gains, atol=1e-12)
+    assert scout.rule_met(diff)  # Mean 0.0133, 7 of 9 higher, AUC 0.004 lower.
+    assert not scout.rule_met(diff.assign(malignant_auc=-0.006))
+    assert not scout.rule_met(diff.assign(balanced_accuracy=gains - 0.004))  # Mean 0.0093.
