@@ -780,6 +780,28 @@ def recall_by_confirmation(table, labels, probabilities):
     return pd.DataFrame({"images": grouped.size(), "recall": grouped.mean()})
 
 
+CONFIRMED_BY = {"histo": "histopathology", "follow_up": "follow-up", "consensus": "consensus",
+                "confocal": "confocal microscopy"}
+"""The ways of :data:`CONFIRMATION`, in words, in the order tables show them."""
+
+
+def confirmation_table(recalls):
+    """:func:`recall_by_confirmation` as one narrow table to read: a row per diagnosis, a column per way of
+    confirmation, each cell "recall (images)", empty where the pair has no images.
+
+    >>> rows = pd.DataFrame({"dx_type": ["histo", "histo", "follow_up", "histo"]})
+    >>> confirmation_table(recall_by_confirmation(rows, np.array([5, 5, 5, 4]), np.eye(7)[[4, 5, 5, 4]]))
+    confirmation histopathology   follow-up
+    diagnosis
+    mel             1.000 (1)
+    nv              0.500 (2)   1.000 (1)
+    """
+    cells = recalls.apply(lambda row: f"{row['recall']:.3f} ({row['images']:.0f})", axis=1)
+    table = cells.unstack(fill_value="")
+    order = [way for way in CONFIRMED_BY if way in table.columns] + sorted(set(table.columns) - set(CONFIRMED_BY))
+    return table[order].rename(columns=CONFIRMED_BY)
+
+
 def describe_confirmation(recalls, excised, overall, *, what="images"):
     """One paragraph: the scores on the images confirmed by histopathology against all, and nevi by confirmation.
 
@@ -822,8 +844,8 @@ def describe_confirmation(recalls, excised, overall, *, what="images"):
                          f"{overall.loc[key, 'estimate']:.3f}{where}")
     text = ", ".join(parts) + "."
     if "nv" in recalls.index.get_level_values("diagnosis"):
-        names = {"histo": "confirmed by histopathology", "follow_up": "by follow-up", "consensus": "by consensus",
-                 "confocal": "by confocal microscopy"}
+        names = {**{way: f"by {words}" for way, words in CONFIRMED_BY.items()},
+                 EXCISED: f"confirmed by {CONFIRMED_BY[EXCISED]}"}
         nevi = recalls.loc["nv"].sort_values("images", ascending=False).sort_index(
             key=lambda index: index != EXCISED, kind="stable")
         listed = [f"{row['recall']:.2f} {names.get(way, way)} ({row['images']:.0f}{' images' if not i else ''})"
