@@ -43,7 +43,7 @@ from skinlib import artefacts, data, features, metrics, models, split
 from skinlib.reproduce import cpu_has_avx512, cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classifier_retraining import member_parts, shipped_views  # noqa: E402
+from classifier_retraining import head_scores, member_parts, shipped_views  # noqa: E402
 
 ENSEMBLE = "03_efficientnet_lite0_ensemble.keras"
 FACTORS = (0.5, 0.25)
@@ -73,12 +73,9 @@ def confirmation_weights(labels, confirmation, factor):
 
 def head_rows(head, pooled_val, labels, excised):
     """A head's scores, plain and with TTA, on all validation images and on the excised ones."""
-    rows = {}
-    for procedure, probabilities in (("plain", features.predict_views(head, pooled_val[:1])),
-                                     ("TTA", features.predict_views(head, pooled_val))):
-        rows[("all", procedure)] = metrics.classification_metrics(labels, probabilities)
-        rows[("excised", procedure)] = metrics.classification_metrics(labels[excised], probabilities[excised])
-    return rows
+    return {(images, procedure): scores
+            for images, rows in (("all", slice(None)), ("excised", excised))
+            for procedure, scores in head_scores(head, pooled_val[:, rows], labels[rows]).items()}
 
 
 def paired(table, arm, *, images="all", procedure="plain"):

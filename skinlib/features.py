@@ -318,10 +318,12 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     def gather(view, row):
         return tf.cast(tf.gather_nd(table, tf.stack([view, row], axis=1)), tf.float32), tf.gather(y, row)
 
+    def by_class(n_classes):  # class_weight as a vector, 1 for a class it lacks.
+        return tf.constant([float((class_weight or {}).get(k, 1.0)) for k in range(n_classes)])
+
     if targets is not None:
         soft = tf.constant(np.asarray(targets, "float32"))
-        weight = None if class_weight is None else tf.constant(
-            [float(class_weight.get(k, 1.0)) for k in range(soft.shape[-1])])
+        weight = None if class_weight is None else by_class(soft.shape[-1])
 
         def teach(view, row):
             x, label = gather(view, row)
@@ -331,12 +333,11 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
         dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(teach)
         return dataset.prefetch(tf.data.AUTOTUNE), steps
     if image_weight is not None:
-        per_class = tf.constant([float((class_weight or {}).get(k, 1.0)) for k in range(int(labels.max()) + 1)])
-        own = tf.constant(image_weight)
+        weight, own = by_class(int(labels.max()) + 1), tf.constant(image_weight)
 
         def weigh(view, row):
             x, label = gather(view, row)
-            return x, label, tf.gather(per_class, label) * tf.gather(own, row)
+            return x, label, tf.gather(weight, label) * tf.gather(own, row)
 
         dataset = tf.data.Dataset.from_tensor_slices((picks, rows)).batch(batch_size).map(weigh)
         return dataset.prefetch(tf.data.AUTOTUNE), steps
@@ -348,7 +349,7 @@ def view_dataset(stored, labels, *, epochs, batch_size=64, seed=0, sampling="shu
     partner = (partner + np.arange(len(partner))[:, None] * batch_size).ravel()
     lam = rng.beta(mixup, mixup, size=len(rows)).astype("float32")
     n_classes = 7
-    weight = None if class_weight is None else tf.constant([float(class_weight.get(k, 1.0)) for k in range(n_classes)])
+    weight = None if class_weight is None else by_class(n_classes)
 
     def mix(view, row, other_view, other_row, lam):
         (x, label), (x_other, label_other) = gather(view, row), gather(other_view, other_row)
@@ -374,8 +375,12 @@ def _check_image_weight(image_weight, count, *, mixup, targets):
     if image_weight.shape != (count,):
         raise ValueError(f"image_weight of shape {image_weight.shape} does not match the stored views' "
                          f"{count} images: one weight per image.")
-    if not np.isfinite(image_weight).all() or (image_weight < 0).any() or not image_weight.any():
-        raise ValueError("image_weight must be finite and 0 or more, and not all 0.")
+    if not np.isfinite(image_weight).all():
+        raise ValueError("image_weight must be finite: it holds NaN or infinity.")
+    if (image_weight < 0).any():
+        raise ValueError("image_weight must be 0 or more: a negative weight would push the loss up.")
+    if not image_weight.any():
+        raise ValueError("image_weight is all 0: not one image would count in the loss.")
     return image_weight
 
 

@@ -403,7 +403,7 @@ def test_image_weights_multiply_the_class_weights_and_ones_train_as_without_them
     data, steps = features.view_dataset(stored, labels, epochs=3, batch_size=7, seed=2, class_weight=classes,
                                         image_weight=own)
     plain, _ = features.view_dataset(stored, labels, epochs=3, batch_size=7, seed=2)
-    assert steps == 2
+    assert steps == 2 and len(list(data)) == len(list(plain)) == 6
     for (x, y, weights), (x_plain, _) in zip(data, plain):
         image = x.numpy()[:, 0].astype(int)
         np.testing.assert_array_equal(image, x_plain.numpy()[:, 0])  # The same draws as without weights.
@@ -418,8 +418,13 @@ def test_image_weights_multiply_the_class_weights_and_ones_train_as_without_them
     halved = features.train_top(None, pooled, labels, (pooled[0], labels),
                                 image_weight=np.r_[np.ones(7), 0.5 * np.ones(7)], **settings)
     assert not np.allclose(halved.validation_probabilities, alone.validation_probabilities, atol=1e-4)
+    balanced, _ = features.view_dataset(stored, labels, epochs=1, batch_size=7, sampling="balanced",
+                                        image_weight=own)
+    for x, _, weights in balanced:  # No class weights with balanced sampling: each image's own weight alone.
+        np.testing.assert_allclose(weights.numpy(), own[x.numpy()[:, 0].astype(int)], rtol=1e-6)
     for bad, message in ((np.ones(13), "does not match"), (np.r_[-1.0, np.ones(13)], "0 or more"),
-                         (np.zeros(14), "not all 0"), (np.r_[np.nan, np.ones(13)], "finite")):
+                         (np.zeros(14), "all 0"), (np.r_[np.nan, np.ones(13)], "finite"),
+                         (np.r_[np.inf, np.ones(13)], "finite")):
         with pytest.raises(ValueError, match=message):
             features.view_dataset(stored, labels, epochs=1, batch_size=7, image_weight=bad)
     with pytest.raises(ValueError, match="image_weight with mixup"):
