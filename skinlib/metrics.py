@@ -864,6 +864,74 @@ def describe_confirmation_record(confirmation, overall):
                                  what="test images")
 
 
+def shift_changes(labels, by_shift, *, groups=None, n_resamples=1000, seed=0, level=0.95):
+    """Each shift's change in balanced accuracy against the first entry (the unshifted images), with a paired interval.
+
+    :func:`paired_change` for each shift: lesions (``groups``) resampled, the unshifted and the shifted predictions
+    scored on each resample, so the interval is that of the change itself.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,)
+    by_shift : dict of str to ndarray of shape (n, 7)
+        Probabilities under each shift, the unshifted images first.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by shift (the first left out), with ``change``, ``low`` and ``high``.
+
+    >>> labels = np.tile(np.arange(7), 10)
+    >>> table = shift_changes(labels, {"none": np.eye(7)[labels], "all wrong": np.eye(7)[(labels + 1) % 7]},
+    ...                       n_resamples=20)
+    >>> table.loc["all wrong"].tolist()
+    [-1.0, -1.0, -1.0]
+    """
+    (_, unshifted), *shifted = by_shift.items()
+    rows = {name: paired_change(labels, unshifted, probabilities, groups=groups, n_resamples=n_resamples, seed=seed,
+                                level=level).loc["balanced_accuracy"] for name, probabilities in shifted}
+    return pd.DataFrame(rows).T.rename(columns={"estimate": "change"})
+
+
+def describe_shift_changes(changes, recall_mel, melanomas):
+    """Which shifts lowered balanced accuracy beyond their interval, and where melanoma recall fell most.
+
+    Parameters
+    ----------
+    changes : DataFrame
+        From :func:`shift_changes`.
+    recall_mel : Series
+        Melanoma recall by shift, the unshifted images first.
+    melanomas : int
+        The melanomas among the images.
+
+    >>> changes = pd.DataFrame({"change": [-0.04, -0.01], "low": [-0.06, -0.03], "high": [-0.02, 0.01]},
+    ...                        index=["blur", "darker"])
+    >>> print(describe_shift_changes(changes, pd.Series([0.6, 0.3, 0.62], index=["none", "blur", "darker"]), 160))
+    Balanced accuracy fell, with a 95% interval wholly below 0, under 1 of the 2 shifts; each change and its interval:
+    blur -0.040 (-0.060 to -0.020). Under the other the interval reaches 0 or above. Melanoma recall, 0.600 on the
+    unshifted images (160 melanomas), was lowest under blur (0.300).
+    """
+    below = changes[changes["high"] < 0].sort_values("change")
+    count, others = len(changes), len(changes) - len(below)
+    if below.empty:
+        text = f"Under none of the {count} shifts did balanced accuracy fall with a 95% interval wholly below 0."
+    else:
+        listed = "; ".join(f"{name} {row['change']:.3f} ({row['low']:.3f} to {row['high']:.3f})"
+                           for name, row in below.iterrows())
+        text = (f"Balanced accuracy fell, with a 95% interval wholly below 0, under {len(below)} of the {count} "
+                f"shifts; each change and its interval: {listed}.")
+        if others:
+            text += f" Under the {'other' if others == 1 else f'other {others}'} the interval reaches 0 or above."
+    unshifted, shifted = recall_mel.iloc[0], recall_mel.iloc[1:]
+    lowest = shifted[shifted < unshifted].sort_values().iloc[:2]
+    text += (f" Melanoma recall, {unshifted:.3f} on the unshifted images ({melanomas} "
+             f"melanoma{'' if melanomas == 1 else 's'}), ")
+    if lowest.empty:
+        return text + "fell under none of the shifts."
+    return text + "was lowest under " + " and ".join(f"{name} ({value:.3f})" for name, value in lowest.items()) + "."
+
+
 FAR = 1000
 """Beyond this many times the most images, :func:`scaling_fit` says the line does not reach a goal (``inf``)."""
 
