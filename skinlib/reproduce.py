@@ -714,6 +714,45 @@ def _text(value):
     return "" if _blank(value) else str(value)
 
 
+def _joined(names):
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _shortfall(test):
+    """How far each missed goal is, and whether its 95% interval reaches it ('' when every goal is met).
+
+    >>> test = {"balanced_accuracy": {"estimate": 0.718, "low": 0.656, "high": 0.786},
+    ...         "accuracy": {"estimate": 0.734, "low": 0.706, "high": 0.762},
+    ...         "malignant_auc": {"estimate": 0.904, "low": 0.883, "high": 0.925}}
+    >>> print(_shortfall(test))
+     (short: balanced accuracy by 0.032, accuracy by 0.116 and malignant AUC by 0.046; the interval of balanced
+    accuracy reaches its goal, so this test split does not rule out that it is met; those of accuracy and malignant
+    AUC lie wholly below theirs)
+    """
+    from skinlib.metrics import GOAL_NAMES as names
+    from skinlib.metrics import GOALS
+
+    missed = [key for key, goal in GOALS.items() if test[key]["estimate"] < goal]
+    if not missed:
+        return ""
+    short = _joined([f"{names[key]} by {GOALS[key] - test[key]['estimate']:.3f}" for key in missed])
+    reach = [names[key] for key in missed if test[key]["high"] >= GOALS[key]]
+    below = [names[key] for key in missed if test[key]["high"] < GOALS[key]]
+    if not reach:
+        where = ("every such interval lies wholly below its goal" if len(below) > 1 else
+                 "its interval lies wholly below it")
+    else:
+        many = len(reach) > 1
+        where = (f"the interval{'s' if many else ''} of {_joined(reach)} reach{'' if many else 'es'} "
+                 f"{'their goals' if many else 'its goal'}, so this test split does not rule out that "
+                 f"{'they are' if many else 'it is'} met")
+        if below:
+            where += (f"; {'those' if len(below) > 1 else 'that'} of {_joined(below)} "
+                      f"lie{'' if len(below) > 1 else 's'} wholly below {'theirs' if len(below) > 1 else 'its'}")
+    return f" (short: {short}; {where})"
+
+
 def _markdown_headline(final):
     """Two sentences for the top of the README: the final model's test scores beside the goals.
 
@@ -735,6 +774,7 @@ def _markdown_headline(final):
     goals = ", ".join(f"{names[key]} {goal}" for key, goal in GOALS.items())
     verdict = ("none of them is met yet" if len(missed) == len(GOALS) else
                f"{', '.join(missed)} not met yet" if missed else "all three are met")
+    verdict += _shortfall(test)
     procedure = "" if final["procedure"] == final["model"] else f", as `{final['procedure']}`"
     validated = validated_model(final)
     if validated != final["model"]:
@@ -742,8 +782,21 @@ def _markdown_headline(final):
     return (f"**Where it stands.** The final model (`{final['model']}`{procedure}), scored once on the "
             f"{final['test_images']:,} images of the test split: {scores}, melanoma recall "
             f"{_number(mel['recall'], 2)} ({_number(mel['recall_low'], 2)}-{_number(mel['recall_high'], 2)}); "
-            f"95% intervals from a bootstrap over lesions. The project's goals are {goals}: {verdict}. The model "
-            f"is not a diagnosis, and it has been scored on HAM10000 images only.")
+            f"95% intervals from a bootstrap over lesions. The project's goals are {goals}: {verdict}."
+            f"{_excised_line(final)} The model is not a diagnosis, and it has been scored on HAM10000 images only.")
+
+
+def _excised_line(final):
+    """' On the N test images confirmed by histopathology ...', from ``final_metrics.json``'s ``confirmation``
+    ('' in a record without it)."""
+    if "confirmation" not in final:
+        return ""
+    excised = final["confirmation"]["histopathology"]
+    images = sum(row["images"] for key, row in final["confirmation"]["recall"].items() if key.endswith("/histo"))
+    scores = " and ".join(f"{label} {_number(excised[key]['estimate'])} ({_number(excised[key]['low'])}-"
+                          f"{_number(excised[key]['high'])})" for key, label in
+                          (("balanced_accuracy", "balanced accuracy"), ("malignant_auc", "malignant AUC")))
+    return f" On the {images:,.0f} test images confirmed by histopathology the scores are lower: {scores}."
 
 
 def _markdown_final(final):

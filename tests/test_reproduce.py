@@ -366,3 +366,21 @@ def test_checker_speed_block_adds_the_same_models_records_from_other_machines(tm
     (measured / f"predict_{final}_amd.json").write_text(json.dumps({**other, "command": "python x.py"}))
     assert f"`python x.py`, in `benchmarks/results/predict_{final}_amd.json`)" in reproduce.readme_blocks(tmp_path)[
         "checker_speed"]  # A command that does not name the file: the file is named.
+
+
+def test_readme_headline_says_how_far_each_goal_is_and_the_excised_images_scores():
+    from skinlib import artefacts, repo_root
+
+    record = artefacts.read_final_metrics(repo_root() / "Saved_Models")
+    test = record["finals"][record["procedure"]]
+    line = reproduce._markdown_headline(record)
+    short = 0.75 - test["balanced_accuracy"]["estimate"]
+    assert f"balanced accuracy by {short:.3f}" in line
+    excised = record["confirmation"]["histopathology"]["balanced_accuracy"]["estimate"]
+    assert f"test images confirmed by histopathology the scores are lower: balanced accuracy {excised:.3f}" in line
+    without = {key: value for key, value in record.items() if key != "confirmation"}
+    assert "histopathology" not in reproduce._markdown_headline(without)
+    met = {key: {"estimate": 0.99, "low": 0.98, "high": 1.0} for key in test}
+    assert reproduce._shortfall(met) == ""
+    one = {**met, "accuracy": {"estimate": 0.8, "low": 0.7, "high": 0.84}}
+    assert reproduce._shortfall(one) == " (short: accuracy by 0.050; its interval lies wholly below it)"
