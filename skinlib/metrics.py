@@ -791,15 +791,15 @@ def confirmation_table(recalls):
 
     >>> rows = pd.DataFrame({"dx_type": ["histo", "histo", "follow_up", "histo"]})
     >>> confirmation_table(recall_by_confirmation(rows, np.array([5, 5, 5, 4]), np.eye(7)[[4, 5, 5, 4]]))
-    confirmation histopathology   follow-up
+    recall (images) histopathology   follow-up
     diagnosis
-    mel             1.000 (1)
-    nv              0.500 (2)   1.000 (1)
+    mel                 1.000 (1)
+    nv                  0.500 (2)   1.000 (1)
     """
     cells = recalls.apply(lambda row: f"{row['recall']:.3f} ({row['images']:.0f})", axis=1)
     table = cells.unstack(fill_value="")
     order = [way for way in CONFIRMED_BY if way in table.columns] + sorted(set(table.columns) - set(CONFIRMED_BY))
-    return table[order].rename(columns=CONFIRMED_BY)
+    return table[order].rename(columns=CONFIRMED_BY).rename_axis(columns="recall (images)")
 
 
 def describe_confirmation(recalls, excised, overall, *, what="images"):
@@ -888,13 +888,15 @@ def shift_changes(labels, by_shift, *, groups=None, n_resamples=1000, seed=0, le
     [-1.0, -1.0, -1.0]
     """
     (_, unshifted), *shifted = by_shift.items()
+    if not shifted:
+        return pd.DataFrame(columns=["change", "low", "high"], dtype=float)
     rows = {name: paired_change(labels, unshifted, probabilities, groups=groups, n_resamples=n_resamples, seed=seed,
                                 level=level).loc["balanced_accuracy"] for name, probabilities in shifted}
     return pd.DataFrame(rows).T.rename(columns={"estimate": "change"})
 
 
 def describe_shift_changes(changes, recall_mel, melanomas):
-    """Which shifts lowered balanced accuracy beyond their interval, and where melanoma recall fell most.
+    """Under which shifts balanced accuracy fell with a 95% interval wholly below 0; where melanoma recall fell most.
 
     Parameters
     ----------
@@ -903,33 +905,38 @@ def describe_shift_changes(changes, recall_mel, melanomas):
     recall_mel : Series
         Melanoma recall by shift, the unshifted images first.
     melanomas : int
-        The melanomas among the images.
+        The melanoma images.
 
     >>> changes = pd.DataFrame({"change": [-0.04, -0.01], "low": [-0.06, -0.03], "high": [-0.02, 0.01]},
     ...                        index=["blur", "darker"])
-    >>> print(describe_shift_changes(changes, pd.Series([0.6, 0.3, 0.62], index=["none", "blur", "darker"]), 160))
-    Balanced accuracy fell, with a 95% interval wholly below 0, under 1 of the 2 shifts; each change and its interval:
-    blur -0.040 (-0.060 to -0.020). Under the other the interval reaches 0 or above. Melanoma recall, 0.600 on the
-    unshifted images (160 melanomas), was lowest under blur (0.300).
+    >>> print(describe_shift_changes(changes, pd.Series([0.6, 0.3, 0.5], index=["none", "blur", "darker"]), 160))
+    Balanced accuracy fell with a 95% interval wholly below 0 under 1 of the 2 shifts; the change, with its interval:
+    blur -0.040 (-0.060 to -0.020). Under the other the interval includes 0 or lies above it. Melanoma recall, 0.600
+    on the unshifted images (160 melanoma images), fell most under blur, to 0.300, then under darker, to 0.500.
     """
+    if changes.empty:
+        return "No shift to describe."
     below = changes[changes["high"] < 0].sort_values("change")
     count, others = len(changes), len(changes) - len(below)
+    where = "the one shift" if count == 1 else f"{len(below)} of the {count} shifts"
     if below.empty:
-        text = f"Under none of the {count} shifts did balanced accuracy fall with a 95% interval wholly below 0."
+        text = ("Balanced accuracy did not fall with a 95% interval wholly below 0 under "
+                + ("the one shift." if count == 1 else f"any of the {count} shifts."))
     else:
         listed = "; ".join(f"{name} {row['change']:.3f} ({row['low']:.3f} to {row['high']:.3f})"
                            for name, row in below.iterrows())
-        text = (f"Balanced accuracy fell, with a 95% interval wholly below 0, under {len(below)} of the {count} "
-                f"shifts; each change and its interval: {listed}.")
+        each = "the change, with its interval" if len(below) == 1 else "the changes, with their intervals"
+        text = f"Balanced accuracy fell with a 95% interval wholly below 0 under {where}; {each}: {listed}."
         if others:
-            text += f" Under the {'other' if others == 1 else f'other {others}'} the interval reaches 0 or above."
+            text += (f" Under the {'other' if others == 1 else f'other {others}'} the interval includes 0 or lies "
+                     f"above it.")
     unshifted, shifted = recall_mel.iloc[0], recall_mel.iloc[1:]
     lowest = shifted[shifted < unshifted].sort_values().iloc[:2]
-    text += (f" Melanoma recall, {unshifted:.3f} on the unshifted images ({melanomas} "
-             f"melanoma{'' if melanomas == 1 else 's'}), ")
+    text += f" Melanoma recall, {unshifted:.3f} on the unshifted images ({melanomas} melanoma images), "
     if lowest.empty:
         return text + "fell under none of the shifts."
-    return text + "was lowest under " + " and ".join(f"{name} ({value:.3f})" for name, value in lowest.items()) + "."
+    return text + "fell most under " + ", then under ".join(f"{name}, to {value:.3f}"
+                                                             for name, value in lowest.items()) + "."
 
 
 FAR = 1000

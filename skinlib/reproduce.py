@@ -726,7 +726,7 @@ def _shortfall(test):
     ...         "accuracy": {"estimate": 0.734, "low": 0.706, "high": 0.762},
     ...         "malignant_auc": {"estimate": 0.904, "low": 0.883, "high": 0.925}}
     >>> print(_shortfall(test))
-     (short: balanced accuracy by 0.032, accuracy by 0.116 and malignant AUC by 0.046; the interval of balanced
+     (short of the goals: balanced accuracy by 0.032, accuracy by 0.116 and malignant AUC by 0.046; the interval of balanced
     accuracy reaches its goal, so this test split does not rule out that it is met; those of accuracy and malignant
     AUC lie wholly below theirs)
     """
@@ -741,7 +741,7 @@ def _shortfall(test):
     below = [names[key] for key in missed if test[key]["high"] < GOALS[key]]
     if not reach:
         where = ("every such interval lies wholly below its goal" if len(below) > 1 else
-                 "its interval lies wholly below it")
+                 "its interval lies wholly below the goal")
     else:
         many = len(reach) > 1
         where = (f"the interval{'s' if many else ''} of {_joined(reach)} reach{'' if many else 'es'} "
@@ -749,12 +749,13 @@ def _shortfall(test):
                  f"{'they are' if many else 'it is'} met")
         if below:
             where += (f"; {'those' if len(below) > 1 else 'that'} of {_joined(below)} "
-                      f"lie{'' if len(below) > 1 else 's'} wholly below {'theirs' if len(below) > 1 else 'its'}")
-    return f" (short: {short}; {where})"
+                      f"lie{'' if len(below) > 1 else 's'} wholly below {'theirs' if len(below) > 1 else 'its goal'}")
+    return f" (short of the goals: {short}; {where})"
 
 
 def _markdown_headline(final):
-    """Two sentences for the top of the README: the final model's test scores beside the goals.
+    """A paragraph for the top of the README: the final model's test scores beside the goals, and on the excised
+    images.
 
     >>> score = {"estimate": 0.7, "low": 0.65, "high": 0.75}
     >>> final = {"procedure": "m", "model": "m", "test_images": 1503, "finals": {"m": {
@@ -773,7 +774,7 @@ def _markdown_headline(final):
     missed = [names[key] for key, goal in GOALS.items() if test[key]["estimate"] < goal]
     goals = ", ".join(f"{names[key]} {goal}" for key, goal in GOALS.items())
     verdict = ("none of them is met yet" if len(missed) == len(GOALS) else
-               f"{', '.join(missed)} not met yet" if missed else "all three are met")
+               f"{_joined(missed)} not met yet" if missed else "all three are met")
     verdict += _shortfall(test)
     procedure = "" if final["procedure"] == final["model"] else f", as `{final['procedure']}`"
     validated = validated_model(final)
@@ -796,7 +797,10 @@ def _excised_line(final):
     scores = " and ".join(f"{label} {_number(excised[key]['estimate'])} ({_number(excised[key]['low'])}-"
                           f"{_number(excised[key]['high'])})" for key, label in
                           (("balanced_accuracy", "balanced accuracy"), ("malignant_auc", "malignant AUC")))
-    return f" On the {images:,.0f} test images confirmed by histopathology the scores are lower: {scores}."
+    test = final["finals"][final["procedure"]]
+    lower = all(excised[key]["estimate"] < test[key]["estimate"] for key in ("balanced_accuracy", "malignant_auc"))
+    return (f" On the {images:,.0f} test images confirmed by histopathology the scores are "
+            f"{'lower' if lower else 'these'}: {scores}.")
 
 
 def _markdown_final(final):

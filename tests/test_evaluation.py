@@ -498,3 +498,26 @@ def test_data_curve_pools_the_draws_of_a_share():
     assert mean_line.get_xdata().tolist() == [3520, 7000]
     assert mean_line.get_ydata().tolist() == pytest.approx([0.63, 0.71])
     assert [label.get_text() for label in axis.get_xticklabels()] == ["3,500-\n3,540", "7,000", "14,000\n(twice)"]
+
+
+def test_shift_changes_are_paired_by_lesion_and_the_sentence_names_the_shifts_below_zero():
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(7), 20)
+    lesions = np.arange(140) // 2  # Two images of each lesion.
+    right = np.eye(7)[labels]
+    half = right.copy()
+    half[labels == 4] = np.eye(7)[5]  # Every melanoma called a nevus: balanced accuracy down by 1/7.
+    noise = np.eye(7)[np.where(rng.random(140) < 0.05, (labels + 1) % 7, labels)]
+    changes = metrics.shift_changes(labels, {"none": right, "mel lost": half, "noise": noise}, groups=lesions,
+                                    n_resamples=200)
+    assert list(changes.index) == ["mel lost", "noise"] and list(changes.columns) == ["change", "low", "high"]
+    assert changes.loc["mel lost", "change"] == pytest.approx(-1 / 7)
+    assert changes.loc["mel lost", "high"] < 0  # Paired: the same resample of lesions scores both.
+    expected = metrics.paired_change(labels, right, noise, groups=lesions, n_resamples=200).loc["balanced_accuracy"]
+    assert changes.loc["noise"].tolist() == pytest.approx(expected.tolist())
+    recall = pd.Series([1.0, 0.0, float(np.mean(noise[labels == 4].argmax(1) == 4))], index=["none", *changes.index])
+    text = metrics.describe_shift_changes(changes, recall, 20)
+    assert f"under {1 + int(changes.loc['noise', 'high'] < 0)} of the 2 shifts" in text
+    assert "mel lost -0.143" in text and "fell most under mel lost, to 0.000" in text
+    assert metrics.describe_shift_changes(metrics.shift_changes(labels, {"none": right}), recall[:1], 20) == (
+        "No shift to describe.")
