@@ -780,6 +780,16 @@ def recall_by_confirmation(table, labels, probabilities):
     return pd.DataFrame({"images": grouped.size(), "recall": grouped.mean()})
 
 
+def and_list(names):
+    """Names as a sentence lists them.
+
+    >>> and_list(["a"]), and_list(["a", "b"]), and_list(["a", "b", "c"])
+    ('a', 'a and b', 'a, b and c')
+    """
+    names = list(names)
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 CONFIRMED_BY = {"histo": "histopathology", "follow_up": "follow-up", "consensus": "consensus",
                 "confocal": "confocal microscopy"}
 """The ways of :data:`CONFIRMATION`, in words, in the order tables show them."""
@@ -832,7 +842,7 @@ def describe_confirmation(recalls, excised, overall, *, what="images"):
     whole = [name for name in images.index if count[name] == images.loc[name].sum() and count[name]]
     part = [f"{count[name]:.0f} of the {images.loc[name].sum():.0f} {name}" for name in images.index
             if 0 < count[name] < images.loc[name].sum()]
-    kinds = " and ".join(whole) if len(whole) < 3 else ", ".join(whole[:-1]) + " and " + whole[-1]
+    kinds = and_list(whole)
     which = ", and ".join(filter(None, [f"all {count[whole].sum():.0f} images of {kinds}" if whole else "",
                                         ", ".join(part)]))
     parts = [f"On the {count.sum():.0f} {what} confirmed by histopathology ({which})"]

@@ -714,11 +714,6 @@ def _text(value):
     return "" if _blank(value) else str(value)
 
 
-def _joined(names):
-    """'a', 'a and b', 'a, b and c'."""
-    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def _shortfall(test):
     """How far each missed goal is, and whether its 95% interval reaches it ('' when every goal is met).
 
@@ -726,17 +721,17 @@ def _shortfall(test):
     ...         "accuracy": {"estimate": 0.734, "low": 0.706, "high": 0.762},
     ...         "malignant_auc": {"estimate": 0.904, "low": 0.883, "high": 0.925}}
     >>> print(_shortfall(test))
-     (short of the goals: balanced accuracy by 0.032, accuracy by 0.116 and malignant AUC by 0.046; the interval of balanced
-    accuracy reaches its goal, so this test split does not rule out that it is met; those of accuracy and malignant
-    AUC lie wholly below theirs)
+     (short of the goals: balanced accuracy by 0.032, accuracy by 0.116 and malignant AUC by 0.046; the interval of
+    balanced accuracy reaches its goal, so this test split does not rule out that it is met; those of accuracy and
+    malignant AUC lie wholly below theirs)
     """
     from skinlib.metrics import GOAL_NAMES as names
-    from skinlib.metrics import GOALS
+    from skinlib.metrics import GOALS, and_list
 
     missed = [key for key, goal in GOALS.items() if test[key]["estimate"] < goal]
     if not missed:
         return ""
-    short = _joined([f"{names[key]} by {GOALS[key] - test[key]['estimate']:.3f}" for key in missed])
+    short = and_list([f"{names[key]} by {GOALS[key] - test[key]['estimate']:.3f}" for key in missed])
     reach = [names[key] for key in missed if test[key]["high"] >= GOALS[key]]
     below = [names[key] for key in missed if test[key]["high"] < GOALS[key]]
     if not reach:
@@ -744,11 +739,11 @@ def _shortfall(test):
                  "its interval lies wholly below the goal")
     else:
         many = len(reach) > 1
-        where = (f"the interval{'s' if many else ''} of {_joined(reach)} reach{'' if many else 'es'} "
+        where = (f"the interval{'s' if many else ''} of {and_list(reach)} reach{'' if many else 'es'} "
                  f"{'their goals' if many else 'its goal'}, so this test split does not rule out that "
                  f"{'they are' if many else 'it is'} met")
         if below:
-            where += (f"; {'those' if len(below) > 1 else 'that'} of {_joined(below)} "
+            where += (f"; {'those' if len(below) > 1 else 'that'} of {and_list(below)} "
                       f"lie{'' if len(below) > 1 else 's'} wholly below {'theirs' if len(below) > 1 else 'its goal'}")
     return f" (short of the goals: {short}; {where})"
 
@@ -765,7 +760,7 @@ def _markdown_headline(final):
     **Where it stands.** The final model (`m`), scored once on the 1,503 images of the test split: balanced ...
     """
     from skinlib.metrics import GOAL_NAMES as names
-    from skinlib.metrics import GOALS
+    from skinlib.metrics import GOALS, and_list
 
     test = final["finals"][final["procedure"]]
     scores = ", ".join(f"{label} **{_number(test[key]['estimate'])}** ({_number(test[key]['low'])}-"
@@ -774,7 +769,7 @@ def _markdown_headline(final):
     missed = [names[key] for key, goal in GOALS.items() if test[key]["estimate"] < goal]
     goals = ", ".join(f"{names[key]} {goal}" for key, goal in GOALS.items())
     verdict = ("none of them is met yet" if len(missed) == len(GOALS) else
-               f"{_joined(missed)} not met yet" if missed else "all three are met")
+               f"{and_list(missed)} not met yet" if missed else "all three are met")
     verdict += _shortfall(test)
     procedure = "" if final["procedure"] == final["model"] else f", as `{final['procedure']}`"
     validated = validated_model(final)
@@ -790,10 +785,13 @@ def _markdown_headline(final):
 def _excised_line(final):
     """' On the N test images confirmed by histopathology ...', from ``final_metrics.json``'s ``confirmation``
     ('' in a record without it)."""
+    from skinlib.metrics import EXCISED
+
     if "confirmation" not in final:
         return ""
     excised = final["confirmation"]["histopathology"]
-    images = sum(row["images"] for key, row in final["confirmation"]["recall"].items() if key.endswith("/histo"))
+    images = sum(row["images"] for key, row in final["confirmation"]["recall"].items()
+                 if key.endswith(f"/{EXCISED}"))
     scores = " and ".join(f"{label} {_number(excised[key]['estimate'])} ({_number(excised[key]['low'])}-"
                           f"{_number(excised[key]['high'])})" for key, label in
                           (("balanced_accuracy", "balanced accuracy"), ("malignant_auc", "malignant AUC")))
