@@ -864,14 +864,25 @@ def describe_confirmation(recalls, excised, overall, *, what="images"):
     return text
 
 
-def describe_confirmation_record(confirmation, overall):
-    """:func:`describe_confirmation` of the test images, from ``final_metrics.json``: its ``confirmation`` entry,
-    and the final's scores (metric to ``estimate``, ``low``, ``high``) as ``overall``."""
+def confirmation_record(confirmation):
+    """``final_metrics.json``'s ``confirmation`` entry as the tables it was written from: the
+    :func:`recall_by_confirmation` table and the :func:`bootstrap` of the images confirmed by histopathology.
+
+    >>> recalls, excised = confirmation_record({"recall": {"nv/histo": {"images": 3, "recall": 0.5}},
+    ...     "histopathology": {"balanced_accuracy": {"estimate": 0.5, "low": 0.4, "high": 0.6}}})
+    >>> int(recalls.loc[("nv", "histo"), "images"]), float(excised.loc["balanced_accuracy", "high"])
+    (3, 0.6)
+    """
     recalls = pd.DataFrame.from_dict(confirmation["recall"], orient="index")
     recalls.index = pd.MultiIndex.from_tuples([tuple(key.split("/")) for key in recalls.index],
                                               names=["diagnosis", "confirmation"])
-    return describe_confirmation(recalls, pd.DataFrame(confirmation["histopathology"]).T, pd.DataFrame(overall).T,
-                                 what="test images")
+    return recalls, pd.DataFrame(confirmation["histopathology"]).T
+
+
+def describe_confirmation_record(confirmation, overall):
+    """:func:`describe_confirmation` of the test images, from ``final_metrics.json``: its ``confirmation`` entry,
+    and the final's scores (metric to ``estimate``, ``low``, ``high``) as ``overall``."""
+    return describe_confirmation(*confirmation_record(confirmation), pd.DataFrame(overall).T, what="test images")
 
 
 def shift_changes(labels, by_shift, *, groups=None, n_resamples=1000, seed=0, level=0.95):

@@ -785,18 +785,17 @@ def _markdown_headline(final):
 def _excised_line(final):
     """' On the N test images confirmed by histopathology ...', from ``final_metrics.json``'s ``confirmation``
     ('' in a record without it)."""
-    from skinlib.metrics import EXCISED
+    from skinlib.metrics import EXCISED, confirmation_record
 
     if "confirmation" not in final:
         return ""
-    excised = final["confirmation"]["histopathology"]
-    images = sum(row["images"] for key, row in final["confirmation"]["recall"].items()
-                 if key.endswith(f"/{EXCISED}"))
-    scores = " and ".join(f"{label} {_number(excised[key]['estimate'])} ({_number(excised[key]['low'])}-"
-                          f"{_number(excised[key]['high'])})" for key, label in
-                          (("balanced_accuracy", "balanced accuracy"), ("malignant_auc", "malignant AUC")))
+    recalls, excised = confirmation_record(final["confirmation"])
+    images = recalls.xs(EXCISED, level="confirmation")["images"].sum()
+    keys = {"balanced_accuracy": "balanced accuracy", "malignant_auc": "malignant AUC"}
+    scores = " and ".join(f"{label} {_number(excised.loc[key, 'estimate'])} ({_number(excised.loc[key, 'low'])}-"
+                          f"{_number(excised.loc[key, 'high'])})" for key, label in keys.items())
     test = final["finals"][final["procedure"]]
-    lower = all(excised[key]["estimate"] < test[key]["estimate"] for key in ("balanced_accuracy", "malignant_auc"))
+    lower = all(excised.loc[key, "estimate"] < test[key]["estimate"] for key in keys)
     return (f" On the {images:,.0f} test images confirmed by histopathology the scores are "
             f"{'lower' if lower else 'these'}: {scores}.")
 
