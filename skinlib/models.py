@@ -325,7 +325,7 @@ def backbone(name, *, input_shape=(None, None, 3), weights="imagenet", colour_co
     weights : {"imagenet", None}, default="imagenet"
     colour_constancy : bool, default=False
         Start with :func:`skinlib.acquisition.ShadesOfGray`, which divides out
-        the colour of the light (EfficientNet-Lite only).
+        the colour of the light, before the backbone's own preprocessing.
 
     Returns
     -------
@@ -353,10 +353,13 @@ def backbone(name, *, input_shape=(None, None, 3), weights="imagenet", colour_co
 
             return efficientnet_lite(name.removeprefix("efficientnet_"), input_shape=input_shape, weights=weights,
                                      name=name, colour_constancy=colour_constancy)
-        if colour_constancy:
-            raise ValueError(f"colour_constancy is built into the EfficientNet-Lite backbones only, not {name!r}.")
         inputs = keras.Input(shape=input_shape, name="pixels")
-        x = _preprocessing_layer(entry.preprocessing)(inputs)
+        x = inputs
+        if colour_constancy:
+            from skinlib.acquisition import ShadesOfGray
+
+            x = ShadesOfGray(name="colour_constancy")(x)
+        x = _preprocessing_layer(entry.preprocessing)(x)
         with warnings.catch_warnings():  # "Weights for input shape (224, 224) will be loaded": they fit any size.
             warnings.filterwarnings("ignore", message=".*will be loaded as the default")
             base = getattr(keras.applications, entry.builder)(include_top=False, weights=weights, input_tensor=x,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import artefacts, infer, models, pipeline, split, train
+from skinlib import acquisition, artefacts, infer, models, pipeline, split, train
 from tests.test_models_train import toy_splits
 
 
@@ -26,6 +26,17 @@ def test_backbone_preprocessing_is_inside_the_model():
     assert base.output_shape == (None, 2, 3, 256)  # Stride 32.
     with pytest.raises(ValueError, match="backbone must be one of"):
         models.backbone("resnet_1000")
+
+
+def test_any_backbone_can_start_with_colour_constancy():
+    plain = models.backbone("mobilenet_025", input_shape=(32, 48, 3), weights=None)
+    constant = models.backbone("mobilenet_025", input_shape=(32, 48, 3), weights=None, colour_constancy=True)
+    constant.set_weights(plain.get_weights())  # Shades of Gray has no weights: the same network behind it.
+    assert [layer.name for layer in constant.layers[1:3]] == ["colour_constancy", "preprocess"]
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 48, 3)).astype("float32")
+    images[1] *= np.array([1.0, 0.8, 0.6], "float32")  # A warm colour cast.
+    balanced = keras.ops.convert_to_numpy(acquisition.ShadesOfGray()(images))
+    np.testing.assert_allclose(constant.predict(images, verbose=0), plain.predict(balanced, verbose=0), atol=1e-4)
 
 
 def test_fine_tuning_unfreezes_the_top_only_and_keeps_batchnorm_in_inference_mode():
