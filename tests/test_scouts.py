@@ -348,3 +348,17 @@ def test_confirmation_scout_pairs_each_head_with_the_control_of_its_seed_and_app
     assert scout.rule_met(diff)  # Mean 0.0133, 7 of 9 higher, AUC 0.004 lower.
     assert not scout.rule_met(diff.assign(malignant_auc=-0.006))
     assert not scout.rule_met(diff.assign(balanced_accuracy=gains - 0.004))  # Mean 0.0093.
+
+
+def test_backbone_scout_mixes_the_two_ensembles_and_needs_every_part_of_its_rule():
+    import pandas as pd
+
+    scout = load_benchmark("backbone_ensemble")
+    first, other = np.array([[0.8, 0.2], [0.4, 0.6]]), np.array([[0.2, 0.8], [0.0, 1.0]])
+    np.testing.assert_allclose(scout.mix(first, other, 0.5), [[0.5, 0.5], [0.2, 0.8]])
+    np.testing.assert_allclose(scout.mix(first, other, 0.0), first)
+    gain = pd.DataFrame({"estimate": [0.012], "low": [0.002]}, index=["balanced_accuracy"])
+    assert scout.rule_met(gain, -0.004, 0.0)
+    assert not scout.rule_met(gain.assign(low=-0.001), 0.0, 0.01)  # The interval reaches 0.
+    assert not scout.rule_met(gain, -0.006, 0.01)  # The malignant AUC falls too far.
+    assert not scout.rule_met(gain, 0.0, -0.001)  # Less robust under the shifts.
