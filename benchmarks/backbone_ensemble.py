@@ -7,7 +7,7 @@ chapter 03. The second ensemble is chapter 03 itself, run with another backbone 
 
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/chapter03_variant.py --set backbone=mobilenet_025 \\
         --set cut=conv_pw_5_relu --set profile=full --set refit=False --keep \\
-        --out benchmarks/results/chapter03_mobilenet_025.json
+        --out benchmarks/results/backbone_mobilenet_025.json
 
 (MobileNet alpha 0.25, the other backbone whose ImageNet weights work offline here, cut like Lite0 at the end of
 its stride-8 stage, three seeds, no refit), then::
