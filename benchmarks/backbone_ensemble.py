@@ -73,9 +73,8 @@ def rule_met(change, malignant_auc_change, shifted_change):
                 and shifted_change >= 0)
 
 
-def scores(labels, probabilities):
-    """The rounded metrics of :data:`KEYS`."""
-    found = metrics.classification_metrics(labels, probabilities)
+def rounded(found):
+    """The metrics of :data:`KEYS` from ``metrics.classification_metrics``, to four decimals."""
     return {key: round(float(found[key]), 4) for key in KEYS}
 
 
@@ -97,25 +96,21 @@ def main():
         pixels = acquisition.shift(rows.images, shift)
         probabilities[shift] = {"lite0": infer.predict_proba(lite0, pixels), "other": infer.predict_proba(other, pixels)}
         print(f"scored under {shift}", flush=True)
-    arms = {"lite0": lambda both: both["lite0"], "other": lambda both: both["other"],
-            **{f"mixed, w={weight:g}": (lambda both, weight=weight: mix(both["lite0"], both["other"], weight))
-               for weight in WEIGHTS}}
-    table = {arm: {shift: scores(labels, make(probabilities[shift])) for shift in acquisition.SHIFTS}
-             for arm, make in arms.items()}
-    shifted = {arm: round(float(np.mean([table[arm][shift]["balanced_accuracy"] for shift in acquisition.SHIFTS
-                                         if shift != "none"])), 4) for arm in arms}
-    plain = probabilities["none"]
+    # Each arm as the weight of the other ensemble in the mix: 0 is Lite0 alone, 1 the other alone.
+    arms = {"lite0": 0.0, "other": 1.0, **{f"mixed, w={weight:g}": weight for weight in WEIGHTS}}
+    found = {arm: {shift: metrics.classification_metrics(labels, mix(both["lite0"], both["other"], weight))
+                   for shift, both in probabilities.items()} for arm, weight in arms.items()}
+    shifts = [shift for shift in acquisition.SHIFTS if shift != "none"]
+    shifted = {arm: float(np.mean([found[arm][shift]["balanced_accuracy"] for shift in shifts])) for arm in arms}
     ruled = f"mixed, w={WEIGHTS[0]:g}"
-    change = metrics.paired_change(labels, plain["lite0"], arms[ruled](plain), groups=lesions,
-                                   n_resamples=args.resamples)
-    unrounded = {arm: metrics.classification_metrics(labels, make(plain)) for arm, make in arms.items()}
-    auc_change = unrounded[ruled]["malignant_auc"] - unrounded["lite0"]["malignant_auc"]
-    shifted_change = float(np.mean([metrics.classification_metrics(labels, arms[ruled](probabilities[shift]))[
-        "balanced_accuracy"] - metrics.classification_metrics(labels, probabilities[shift]["lite0"])[
-        "balanced_accuracy"] for shift in acquisition.SHIFTS if shift != "none"]))
+    plain = probabilities["none"]
+    change = metrics.paired_change(labels, plain["lite0"], mix(plain["lite0"], plain["other"], arms[ruled]),
+                                   groups=lesions, n_resamples=args.resamples)
+    auc_change = found[ruled]["none"]["malignant_auc"] - found["lite0"]["none"]["malignant_auc"]
+    shifted_change = shifted[ruled] - shifted["lite0"]
     met = rule_met(change, auc_change, shifted_change)
     for arm in arms:
-        print(f"{arm}: plain {table[arm]['none']}, mean over the shifts {shifted[arm]}")
+        print(f"{arm}: plain {rounded(found[arm]['none'])}, mean over the shifts {shifted[arm]:.4f}")
     print(f"{ruled} against lite0: balanced accuracy {change.loc['balanced_accuracy'].round(4).to_dict()}, "
           f"malignant AUC {auc_change:+.4f}, shifts {shifted_change:+.4f}; rule met: {met}")
     result = {
@@ -123,9 +118,9 @@ def main():
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "models": {"lite0": LITE0, "other": shown(args.other)},
         "procedure": "one pass",
-        "scores": table,
-        "mean_balanced_accuracy_over_shifts": shifted,
-        "recalls_plain": {arm: {name: round(float(unrounded[arm][f"recall_{name}"]), 3) for name in data.CLASSES}
+        "scores": {arm: {shift: rounded(scores) for shift, scores in found[arm].items()} for arm in arms},
+        "mean_balanced_accuracy_over_shifts": {arm: round(value, 4) for arm, value in shifted.items()},
+        "recalls_plain": {arm: {name: round(float(found[arm]["none"][f"recall_{name}"]), 3) for name in data.CLASSES}
                           for arm in arms},
         "change": {key: {column: round(float(change.loc[key, column]), 4) for column in ("estimate", "low", "high")}
                    for key in change.index},
@@ -133,10 +128,12 @@ def main():
         "shifted_change": round(shifted_change, 4),
         "rule_met": met,
         "validation_rows": len(labels),
+        "resamples": args.resamples,
         "seconds": round(time.perf_counter() - begin, 1),
         "machine": {"cpu_count": os.cpu_count(), "processor": cpu_name(), "avx512": cpu_has_avx512()},
         "commit": head_commit(),
-        "command": f"python benchmarks/backbone_ensemble.py --other {shown(args.other)} --out {args.out}",
+        "command": f"python benchmarks/backbone_ensemble.py --other {shown(args.other)}"
+                   + (f" --resamples {args.resamples}" if args.resamples != 1000 else "") + f" --out {args.out}",
     }
     artefacts.write_json_atomic(Path(args.out), result, end="\n")
 

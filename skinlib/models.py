@@ -313,8 +313,8 @@ class BackboneWeightsMissing(FileNotFoundError):
 def backbone(name, *, input_shape=(None, None, 3), weights="imagenet", colour_constancy=False):
     """A pretrained convolutional base that takes raw pixels (0-255) and returns its last feature map.
 
-    The backbone's own preprocessing is the model's first layer, so callers
-    (and saved models) never preprocess by hand.
+    The backbone's own preprocessing is inside the model (after the optional
+    colour constancy), so callers (and saved models) never preprocess by hand.
 
     Parameters
     ----------
