@@ -144,6 +144,31 @@ def test_a_run_is_set_beside_the_recorded_seeds_of_its_recipe():
         reproduce.against_recorded_seeds(compared, ["chapter03_lite2.json"], seed=1)
 
 
+def test_training_speed_block_says_which_thread_settings_change_the_results():
+    machine = {"cpu": "Some CPU", "cores": 2, "avx512": False}
+    row = {"backbone": "efficientnet_lite0", "size": "150x200", "forward": 98.2, "train_full": 31.3,
+           "lower_forward": 163.0, "train_top": 61.4, "cut": "block4_add", "stored_shape": "19x25x40"}
+    settings = [(0, 0, 61.4, "a"), (2, 1, 51.5, "a"), (1, 2, 56.0, "b")]
+    threads = [{"intra_op": intra, "inter_op": inter, "forward": 90.0, "train_full": 30.0, "lower_forward": 150.0,
+                "train_top": rate, "digest": digest} for intra, inter, rate, digest in settings]
+    record = {"machine": machine, "threads": threads, "chosen_threads": threads[0], "rows": [row],
+              "unit": "images per second", "command": "python benchmarks/training_speed.py"}
+    text = reproduce._markdown_training_speed(record)
+    assert "(Some CPU, without AVX-512)" in text and "the highest train_top, intra-op 0, inter-op 0" in text
+    assert "intra-op 2, inter-op 1: forward 90, train_full 30, lower_forward 150, train_top 52" in text
+    assert "only within each of these groups: (intra-op 0, inter-op 0 and intra-op 2, inter-op 1); " \
+           "(intra-op 1, inter-op 2)" in text
+    assert "| efficientnet_lite0 | 150x200 | 98 | 31 | 163 | 61 | `block4_add` | 19x25x40 | 2.0x |" in text
+    same = reproduce._markdown_training_speed({**record, "threads": [{**t, "digest": "a"} for t in threads]})
+    assert "under every setting: the setting changes the speed, not the results" in same
+    # An older record: thread settings timed for forward and train_full only, no digest, no AVX-512 flag.
+    old = [{"intra_op": 0, "inter_op": 0, "forward": 118.5, "train_full": 33.3}]
+    text = reproduce._markdown_training_speed({**record, "machine": {"cpu": "Old CPU", "cores": 2}, "threads": old,
+                                               "chosen_threads": old[0]})
+    assert "(Old CPU);" in text and "intra-op 0, inter-op 0: forward 118, train_full 33." in text
+    assert "the highest train_full" in text and "weights" not in text
+
+
 def test_readme_blocks_are_rewritten_in_place(tmp_path):
     folder = tmp_path / "Saved_Models"
     folder.mkdir()
