@@ -91,11 +91,9 @@ def main():
         raise SystemExit(f"{args.other}: input size {sorted(sizes)} differs from {LITE0}'s; both must read the same")
     rows = split.load_split_images(sizes.pop(), splits=("val",), progress=False)["val"]
     labels, lesions = np.asarray(rows.labels), rows.table["lesion_id"].to_numpy()
-    probabilities = {}
-    for shift in acquisition.SHIFTS:
-        pixels = acquisition.shift(rows.images, shift)
-        probabilities[shift] = {"lite0": infer.predict_proba(lite0, pixels), "other": infer.predict_proba(other, pixels)}
-        print(f"scored under {shift}", flush=True)
+    by_model = {key: infer.predict_shifts(model, rows.images) for key, model in (("lite0", lite0), ("other", other))}
+    probabilities = {shift: {key: by_model[key][shift] for key in by_model} for shift in acquisition.SHIFTS}
+    print(f"scored under {len(acquisition.SHIFTS)} conditions", flush=True)
     # Each arm as the weight of the other ensemble in the mix: 0 is Lite0 alone, 1 the other alone.
     arms = {"lite0": 0.0, "other": 1.0, **{f"mixed, w={weight:g}": weight for weight in WEIGHTS}}
     found = {arm: {shift: metrics.classification_metrics(labels, mix(both["lite0"], both["other"], weight))

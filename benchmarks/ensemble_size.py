@@ -89,8 +89,7 @@ def main():
     val = split.load_split_images(sizes.pop(), splits=("val",), progress=False)["val"]
     probabilities = []
     for number, (name, member) in enumerate(found):
-        probabilities.append({shift: infer.predict_proba(member, acquisition.shift(val.images, shift))
-                              for shift in acquisition.SHIFTS})
+        probabilities.append(infer.predict_shifts(member, val.images))
         print(f"member {number} ({name}): scored under {len(acquisition.SHIFTS)} conditions", flush=True)
 
     members = {str(i): summary(val.labels, probabilities[i]) for i in range(len(names))}

@@ -112,9 +112,8 @@ def main():
             if size not in loaded:
                 loaded[size] = split.load_split_images(size, splits=("val",), progress=False)["val"]
             val = loaded[size]
-            for shift in shifts:
-                scores = metrics.classification_metrics(val.labels, infer.predict_proba(
-                    model, acquisition.shift(val.images, shift, shifts=shifts)))
+            for shift, probabilities in infer.predict_shifts(model, val.images, shifts=shifts).items():
+                scores = metrics.classification_metrics(val.labels, probabilities)
                 table[(label, shift)] = {key: round(float(scores[key]), 4) for key in KEYS}
             print(f"{label}: scored under {len(shifts)} shifts", flush=True)
     frame = pd.DataFrame(table).T

@@ -64,6 +64,37 @@ def predict_tta(model, images, *, metadata=None, views=TTA_VIEWS, batch_size=256
     return total / len(views)
 
 
+def predict_shifts(model, images, *, metadata=None, shifts=None, batch_size=256):
+    """Class probabilities under each named acquisition shift (:func:`skinlib.acquisition.shift`), one pass each.
+
+    Parameters
+    ----------
+    model : keras.Model
+    images : ndarray of shape (n, height, width, 3), uint8
+    metadata : ndarray of shape (n, n_metadata), default=None
+        The second input of a two-input model (the same for every shift).
+    shifts : dict, default=None
+        Shifts by name, as :data:`skinlib.acquisition.SHIFTS` (the default).
+    batch_size : int, default=256
+
+    Returns
+    -------
+    dict
+        ``{shift name: ndarray of shape (n, n_classes)}``, in the order of ``shifts``.
+
+    Examples
+    --------
+    >>> probabilities = predict_shifts(model, images)  # doctest: +SKIP
+    >>> probabilities["none"].shape  # doctest: +SKIP
+    (1512, 7)
+    """
+    from skinlib import acquisition
+
+    shifts = acquisition.SHIFTS if shifts is None else shifts
+    return {name: predict_proba(model, acquisition.shift(images, name, shifts=shifts), metadata=metadata,
+                                batch_size=batch_size) for name in shifts}
+
+
 def extract_features(base, images, *, batch_size=128, description="features"):
     """Run a frozen base once over ``images`` and return its globally pooled features, with a progress bar.
 

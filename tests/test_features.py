@@ -585,6 +585,23 @@ def test_shifts_are_named_and_change_images():
         acquisition.shift(pixels, "none", shifts=closer)
 
 
+def test_predict_shifts_scores_each_named_shift_once_in_order():
+    from skinlib import infer
+
+    pixels = np.random.default_rng(6).integers(0, 256, (5, 24, 32, 3)).astype("uint8")
+    model = models.cnn((24, 32, 3), filters=(2,), global_pool=True, name="shifts")
+    probabilities = infer.predict_shifts(model, pixels)
+    assert list(probabilities) == list(acquisition.SHIFTS)
+    np.testing.assert_array_equal(probabilities["none"], infer.predict_proba(model, pixels))
+    np.testing.assert_array_equal(probabilities["darker (x0.7)"],
+                                  infer.predict_proba(model, acquisition.apply(pixels, brightness=0.7)))
+    closer = {"none": {}, "closer (zoom 1.67x)": {"zoom": 1.67}}
+    chosen = infer.predict_shifts(model, pixels, shifts=closer)
+    assert list(chosen) == list(closer) and chosen["none"].shape == (5, 7)
+    np.testing.assert_array_equal(chosen["closer (zoom 1.67x)"],
+                                  infer.predict_proba(model, acquisition.apply(pixels, zoom=1.67)))
+
+
 def test_save_ensemble_keeps_the_members_files_when_it_fails_before_its_rows(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
