@@ -96,6 +96,112 @@ def ShadesOfGray(power=6, **kwargs):  # noqa: N802 (a layer factory named like t
     return shades_of_gray_layer_class()(power=power, **kwargs)
 
 
+INTENSITY_MEAN, INTENSITY_STD = 161.0, 30.0
+"""The median per-image mean and standard deviation of the training split's pixels after Shades of Gray, at
+150x200 (:func:`intensity_targets` recomputes them): the brightness and contrast that :func:`standardize_intensity`
+gives every image."""
+
+INTENSITY_MAX_GAIN = 2.0
+"""The most :func:`standardize_intensity` stretches or flattens an image's contrast (a near-blank image is not
+blown up into noise)."""
+
+
+def intensity_targets(pixels, batch_size=500):
+    """The median per-image mean and standard deviation of a uint8 batch after :func:`shades_of_gray`.
+
+    >>> image = np.full((1, 2, 2, 3), (200, 100, 50), dtype="uint8")
+    >>> intensity_targets(image)
+    (132.0, 0.0)
+    """
+    means, stds = [], []
+    for start in range(0, len(pixels), batch_size):
+        balanced = shades_of_gray(pixels[start:start + batch_size]).astype("float32")
+        means.append(balanced.mean(axis=(1, 2, 3)))
+        stds.append(balanced.std(axis=(1, 2, 3)))
+    return float(np.median(np.concatenate(means))), float(np.median(np.concatenate(stds)))
+
+
+def standardize_intensity(pixels, mean=INTENSITY_MEAN, std=INTENSITY_STD, max_gain=INTENSITY_MAX_GAIN):
+    """Give each image of a batch the same brightness and contrast (NumPy; pixels 0-255 in, float out).
+
+    Each image's pixels (all channels together) are moved to mean ``mean`` and
+    scaled about it to standard deviation ``std``, the scale kept within
+    ``1 / max_gain`` to ``max_gain``, then clipped to 0-255. A change of
+    exposure (every pixel times a constant) or of contrast about the image's
+    mean is undone, up to that limit and clipping; colour ratios are kept only
+    approximately (one offset for all three channels).
+
+    >>> image = np.array([[[[100] * 3, [160] * 3]]], dtype="float32")  # One image, two grey pixels.
+    >>> standardize_intensity(image)[0, 0, :, 0].tolist()
+    [131.0, 191.0]
+    >>> standardize_intensity(image * 0.7)[0, 0, :, 0].tolist()  # Darker: the same result.
+    [131.0, 191.0]
+    """
+    values = np.asarray(pixels, dtype="float32")
+    centre = values.mean(axis=(1, 2, 3), keepdims=True)
+    spread = values.std(axis=(1, 2, 3), keepdims=True)
+    gain = np.clip(std / np.maximum(spread, 1e-6), 1 / max_gain, max_gain)
+    return np.clip((values - centre) * gain + mean, 0.0, 255.0)
+
+
+@functools.cache
+def intensity_layer_class():
+    """The :class:`IntensityStandardization` Keras layer class (built lazily, like :func:`shades_of_gray_layer_class`)."""
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="skinlib")
+    class IntensityStandardization(keras.layers.Layer):
+        """:func:`standardize_intensity` as a layer of a model (pixels 0-255 in and out)."""
+
+        def __init__(self, mean=INTENSITY_MEAN, std=INTENSITY_STD, max_gain=INTENSITY_MAX_GAIN, **kwargs):
+            super().__init__(**kwargs)
+            self.mean, self.std, self.max_gain = float(mean), float(std), float(max_gain)
+
+        def call(self, inputs):
+            ops = keras.ops
+            values = ops.cast(inputs, "float32")
+            centre = ops.mean(values, axis=(1, 2, 3), keepdims=True)
+            spread = ops.sqrt(ops.mean(ops.square(values - centre), axis=(1, 2, 3), keepdims=True))
+            gain = ops.clip(self.std / ops.maximum(spread, 1e-6), 1.0 / self.max_gain, self.max_gain)
+            return ops.clip((values - centre) * gain + self.mean, 0.0, 255.0)
+
+        def get_config(self):
+            return {**super().get_config(), "mean": self.mean, "std": self.std, "max_gain": self.max_gain}
+
+    return IntensityStandardization
+
+
+def IntensityStandardization(**kwargs):  # noqa: N802 (a layer factory named like the layer)
+    """A :func:`standardize_intensity` Keras layer; its results match the NumPy function to float rounding."""
+    return intensity_layer_class()(**kwargs)
+
+
+CONSTANCY = {False: (), True: ("colour_constancy",), "shades_of_gray": ("colour_constancy",),
+             "shades_of_gray+intensity": ("colour_constancy", "intensity_constancy")}
+"""The options of a model's constancy front (``colour_constancy`` of :func:`skinlib.models.backbone`): the layers
+it starts with, by name. ``True`` is Shades of Gray alone; ``"shades_of_gray+intensity"`` adds
+:class:`IntensityStandardization` after it."""
+
+
+def constancy(x, option):
+    """Apply the constancy front ``option`` (a key of :data:`CONSTANCY`) to a Keras tensor of pixels.
+
+    Every backbone builder calls this, so the layers' names and order are the same in every model.
+    """
+    if option not in CONSTANCY:
+        raise ValueError(f"colour_constancy must be one of {list(CONSTANCY)}. Got {option!r} instead.")
+    layers = {"colour_constancy": ShadesOfGray, "intensity_constancy": IntensityStandardization}
+    for name in CONSTANCY[option]:
+        x = layers[name](name=name)(x)
+    return x
+
+
+def register_layers():
+    """Register skinlib's own layer classes with Keras, so that any saved model of this project loads."""
+    shades_of_gray_layer_class()
+    intensity_layer_class()
+
+
 def _gaussian_kernel(sigma):
     radius = max(1, int(round(3 * sigma)))
     x = np.arange(-radius, radius + 1, dtype="float32")

@@ -172,8 +172,9 @@ def transfer_steps(size, backbone, lower_shape, lower_parameters, upper_paramete
         Weights of the frozen lower part and of the trained upper part (without the head).
     views : int, default=4
         Stored views per training image.
-    colour_constancy : bool, default=True
-        Whether Shades of Gray is the model's first layer.
+    colour_constancy : bool or str, default=True
+        Whether Shades of Gray is the model's first layer (``"shades_of_gray+intensity"``: followed by
+        intensity standardization; :data:`skinlib.acquisition.CONSTANCY`).
 
     Examples
     --------
@@ -184,6 +185,8 @@ def transfer_steps(size, backbone, lower_shape, lower_parameters, upper_paramete
     steps = [(f"image\n{size[0]} x {size[1]} x 3", "data")]
     if colour_constancy:
         steps.append(("Shades of Gray\ncolour constancy\n(first layer)", "fixed"))
+    if colour_constancy == "shades_of_gray+intensity":
+        steps.append(("brightness and\ncontrast set\n(second layer)", "fixed"))
     steps += [(f"{backbone}\nlower blocks\n{lower_parameters:,} weights\nrun once per view", "frozen"),
               (f"stored maps\n{' x '.join(str(s) for s in lower_shape)}\nfloat16\n{views} views per image", "data"),
               (f"upper blocks\n{upper_parameters:,} weights\n+ pooling\n+ new head", "trained"),

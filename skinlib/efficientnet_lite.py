@@ -257,9 +257,10 @@ def efficientnet_lite(variant="lite0", *, input_shape=(None, None, 3), include_t
     pooling : {None, "avg"}, default=None
         Without the top: return the last feature map, or its global average.
     name : str, default "efficientnet_<variant>"
-    colour_constancy : bool, default=False
+    colour_constancy : bool or str, default=False
         Start with :func:`skinlib.acquisition.ShadesOfGray` (p = 6), which
-        divides out the colour of the light before the network sees the image.
+        divides out the colour of the light before the network sees the image
+        (an option of :data:`skinlib.acquisition.CONSTANCY`).
 
     Returns
     -------
@@ -282,13 +283,10 @@ def efficientnet_lite(variant="lite0", *, input_shape=(None, None, 3), include_t
     relu6 = lambda label: layers.ReLU(6.0, name=label)  # noqa: E731
     bn = lambda label: layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=label)  # noqa: E731
 
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = inputs
-    if colour_constancy:
-        from skinlib.acquisition import ShadesOfGray
+    from skinlib.acquisition import constancy
 
-        x = ShadesOfGray(name="colour_constancy")(x)
-    x = layers.Rescaling(1 / STD, offset=-MEAN / STD, name="preprocess")(x)
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    x = layers.Rescaling(1 / STD, offset=-MEAN / STD, name="preprocess")(constancy(inputs, colour_constancy))
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = relu6("stem_relu")(bn("stem_bn")(x))
     for index, (kernel, stride, expand, filters_in, filters_out) in enumerate(stages(variant)):

@@ -297,12 +297,12 @@ offline here; the others download their weights."""
 def load_model(path):
     """Load a saved ``.keras`` model of this project for inference (safe mode, uncompiled).
 
-    Registers skinlib's own layers first (:class:`skinlib.acquisition.ShadesOfGray`),
-    so every caller can load every model the chapters save.
+    Registers skinlib's own layers first (:func:`skinlib.acquisition.register_layers`: Shades of Gray, intensity
+    standardization), so every caller can load every model the chapters save.
     """
-    from skinlib.acquisition import shades_of_gray_layer_class
+    from skinlib.acquisition import register_layers
 
-    shades_of_gray_layer_class()
+    register_layers()
     return _keras().saving.load_model(path, compile=False, safe_mode=True)
 
 
@@ -323,9 +323,11 @@ def backbone(name, *, input_shape=(None, None, 3), weights="imagenet", colour_co
     input_shape : tuple, default=(None, None, 3)
         Any image size; the ImageNet weights fit every size.
     weights : {"imagenet", None}, default="imagenet"
-    colour_constancy : bool, default=False
+    colour_constancy : bool or str, default=False
         Start with :func:`skinlib.acquisition.ShadesOfGray`, which divides out
-        the colour of the light, before the backbone's own preprocessing.
+        the colour of the light, before the backbone's own preprocessing;
+        ``"shades_of_gray+intensity"`` also gives every image the same
+        brightness and contrast after it (:data:`skinlib.acquisition.CONSTANCY`).
 
     Returns
     -------
@@ -353,13 +355,10 @@ def backbone(name, *, input_shape=(None, None, 3), weights="imagenet", colour_co
 
             return efficientnet_lite(name.removeprefix("efficientnet_"), input_shape=input_shape, weights=weights,
                                      name=name, colour_constancy=colour_constancy)
-        inputs = keras.Input(shape=input_shape, name="pixels")
-        x = inputs
-        if colour_constancy:
-            from skinlib.acquisition import ShadesOfGray
+        from skinlib.acquisition import constancy
 
-            x = ShadesOfGray(name="colour_constancy")(x)
-        x = _preprocessing_layer(entry.preprocessing)(x)
+        inputs = keras.Input(shape=input_shape, name="pixels")
+        x = _preprocessing_layer(entry.preprocessing)(constancy(inputs, colour_constancy))
         with warnings.catch_warnings():  # "Weights for input shape (224, 224) will be loaded": they fit any size.
             warnings.filterwarnings("ignore", message=".*will be loaded as the default")
             base = getattr(keras.applications, entry.builder)(include_top=False, weights=weights, input_tensor=x,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinlib import acquisition, artefacts, infer, models, pipeline, split, train
+from skinlib import acquisition, artefacts, diagrams, infer, models, pipeline, split, train
 from tests.test_models_train import toy_splits
 
 
@@ -37,6 +37,35 @@ def test_any_backbone_can_start_with_colour_constancy():
     images[1] *= np.array([1.0, 0.8, 0.6], "float32")  # A warm colour cast.
     balanced = keras.ops.convert_to_numpy(acquisition.ShadesOfGray()(images))
     np.testing.assert_allclose(constant.predict(images, verbose=0), plain.predict(balanced, verbose=0), atol=1e-4)
+
+
+def test_intensity_constancy_undoes_exposure_and_contrast_and_travels_with_the_model(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(60, 220, (3, 24, 32, 3)).astype("float32")
+    images[2] = 150 + (images[2] - 150) * 0.15  # Nearly flat: its contrast is stretched by max_gain at most.
+    layer = acquisition.IntensityStandardization()
+    standard = keras.ops.convert_to_numpy(layer(images))
+    np.testing.assert_allclose(standard, acquisition.standardize_intensity(images), atol=1e-3)
+    np.testing.assert_allclose(standard[:2].mean(axis=(1, 2, 3)), acquisition.INTENSITY_MEAN, atol=0.5)
+    np.testing.assert_allclose(standard[:2].std(axis=(1, 2, 3)), acquisition.INTENSITY_STD, atol=0.5)
+    assert standard[2].std() == pytest.approx(images[2].std() * acquisition.INTENSITY_MAX_GAIN, rel=1e-3)
+    shifted = {"darker": acquisition.apply(images, brightness=0.7), "flatter": acquisition.apply(images, contrast=0.7),
+               "plain": acquisition.apply(images)}  # The same rounding to uint8 for all three.
+    for name in ("darker", "flatter"):  # Chapter 04's shifts, undone but for rounding.
+        difference = np.abs(acquisition.standardize_intensity(shifted[name][:2])
+                            - acquisition.standardize_intensity(shifted["plain"][:2]))
+        assert difference.mean() < 1.0, name
+    base = models.backbone("efficientnet_lite0", input_shape=(24, 32, 3), weights=None,
+                           colour_constancy="shades_of_gray+intensity")
+    assert [layer.name for layer in base.layers[1:4]] == ["colour_constancy", "intensity_constancy", "preprocess"]
+    assert "brightness and\ncontrast set\n(second layer)" in [
+        label for label, _ in diagrams.transfer_steps((24, 32), "efficientnet_lite0", (3, 4, 40), 1, 2,
+                                                      colour_constancy="shades_of_gray+intensity")]
+    base.save(tmp_path / "front.keras")
+    loaded = models.load_model(tmp_path / "front.keras")  # Registers the layer, as every loader does.
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), base.predict(images, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="colour_constancy must be one of"):
+        models.backbone("mobilenet_025", input_shape=(32, 48, 3), weights=None, colour_constancy="retinex")
 
 
 def test_fine_tuning_unfreezes_the_top_only_and_keeps_batchnorm_in_inference_mode():
@@ -136,3 +165,10 @@ def test_tta_of_heads_on_one_base_equals_tta_of_each_model():
                                         identity_features=infer.extract_features(model, pixels))
     assert np.allclose(shared["plain"], infer.predict_tta(model, pixels), atol=1e-5)
     assert np.allclose(shared["fused"], infer.predict_tta(fused, pixels, metadata=meta), atol=1e-5)
+
+
+def test_intensity_targets_are_those_of_the_training_images(real_data_dir):
+    # INTENSITY_MEAN and INTENSITY_STD were computed on all 7,009 training images; a sample of 1,000 lands near them.
+    sample = split.load_split_images((150, 200), splits=("train",), per_split=1000, seed=0, progress=False)["train"]
+    mean, std = acquisition.intensity_targets(sample.images)
+    assert abs(mean - acquisition.INTENSITY_MEAN) < 3 and abs(std - acquisition.INTENSITY_STD) < 2
