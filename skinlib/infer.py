@@ -86,7 +86,7 @@ def predict_shifts(model, images, *, metadata=None, shifts=None, batch_size=256)
     --------
     >>> probabilities = predict_shifts(model, images)  # doctest: +SKIP
     >>> probabilities["none"].shape  # doctest: +SKIP
-    (1512, 7)
+    (1503, 7)
     """
     from skinlib import acquisition
 

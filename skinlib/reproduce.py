@@ -687,14 +687,15 @@ def _markdown_training_speed(result):
         for row in result["threads"]:
             groups.setdefault(row["digest"], []).append(f"intra-op {row['intra_op']}, inter-op {row['inter_op']}")
         if len(groups) == 1:
-            lines[0] += (" A short seeded training of the upper part on stored maps ended with the same weights, to "
-                         "the bit, under every setting: the setting changes the speed, not the results.")
+            lines[0] += (" A short seeded run (the lower part's maps of random images, then train_top on them) ended "
+                         "with the same weights, to the bit, under every setting: here the setting changed the speed, "
+                         "not the results.")
         else:
-            lines[0] += (" A short seeded training of the upper part on stored maps ended with the same weights, to "
-                         "the bit, only within each of these groups: "
+            lines[0] += (" A short seeded run (the lower part's maps of random images, then train_top on them) ended "
+                         "with the same weights, to the bit, only within each of these groups: "
                          + "; ".join(f"({' and '.join(group)})" for group in groups.values())
-                         + ". Settings in different groups train to different weights: they change the results, not only the "
-                         "speed.")
+                         + " (one run per setting). A setting outside the first group may change the results, not only "
+                         "the speed.")
     lines += ["", "| backbone | input | forward | train_full (end to end) | lower_forward (store one view) | "
               "train_top (upper part on stored maps) | cut (end of the lower part) | stored map | "
               "train_top / train_full |", "|---|---|---|---|---|---|---|---|---|"]

@@ -160,7 +160,7 @@ def test_training_speed_block_says_which_thread_settings_change_the_results():
            "(intra-op 1, inter-op 2)" in text
     assert "| efficientnet_lite0 | 150x200 | 98 | 31 | 163 | 61 | `block4_add` | 19x25x40 | 2.0x |" in text
     same = reproduce._markdown_training_speed({**record, "threads": [{**t, "digest": "a"} for t in threads]})
-    assert "under every setting: the setting changes the speed, not the results" in same
+    assert "under every setting: here the setting changed the speed, not the results" in same
     # An older record: thread settings timed for forward and train_full only, no digest, no AVX-512 flag.
     old = [{"intra_op": 0, "inter_op": 0, "forward": 118.5, "train_full": 33.3}]
     text = reproduce._markdown_training_speed({**record, "machine": {"cpu": "Old CPU", "cores": 2}, "threads": old,

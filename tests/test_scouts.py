@@ -362,3 +362,20 @@ def test_backbone_scout_mixes_the_two_ensembles_and_needs_every_part_of_its_rule
     assert not scout.rule_met(gain.assign(low=-0.001), 0.0, 0.01)  # The interval reaches 0.
     assert not scout.rule_met(gain, -0.006, 0.01)  # The malignant AUC falls too far.
     assert not scout.rule_met(gain, 0.0, -0.001)  # Less robust under the shifts.
+
+
+def test_constancy_invariance_writes_each_fronts_change_under_each_shift(real_data_dir, tmp_path):
+    import json
+
+    from skinlib import acquisition
+
+    invariance = load_benchmark("constancy_invariance")
+    out = tmp_path / "invariance.json"
+    invariance.main(["--images", "12", "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record["images"] == 12 and list(record["changes"]) == list(invariance.FRONTS)
+    shifts = [name for name in acquisition.SHIFTS if name != "none"]
+    assert all(list(changes) == shifts for changes in record["changes"].values())
+    gray, both = record["changes"]["Shades of Gray"], record["changes"]["Shades of Gray, then intensity"]
+    assert both["darker (x0.7)"] < 0.1 * gray["darker (x0.7)"]  # The intensity layer undoes exposure.
+    assert "--images 12" in record["command"]

@@ -167,6 +167,26 @@ def test_tta_of_heads_on_one_base_equals_tta_of_each_model():
     assert np.allclose(shared["fused"], infer.predict_tta(fused, pixels, metadata=meta), atol=1e-5)
 
 
+def test_the_constancy_front_largely_undoes_exposure_and_contrast_that_shades_of_gray_alone_keeps():
+    # Shades of Gray comes first: it commutes with exposure but not with contrast about the mean, so through the
+    # whole front "lower contrast" is largely but not wholly undone (a small colour shift stays).
+    rng = np.random.default_rng(2)
+    skin = np.array([200.0, 150.0, 130.0], "float32")
+    images = np.clip(skin * rng.uniform(0.6, 1.1, (4, 24, 32, 1)) + rng.normal(0, 8, (4, 24, 32, 3)), 0, 255)
+    images = images.astype("uint8")
+    fronts = {}
+    for option in (True, "shades_of_gray+intensity"):
+        base = models.backbone("efficientnet_lite0", input_shape=(24, 32, 3), weights=None, colour_constancy=option)
+        last = "intensity_constancy" if option is not True else "colour_constancy"
+        fronts[option] = keras.Model(base.input, base.get_layer(last).output)
+    assert [layer.name for layer in fronts[True].layers[1:]] == ["colour_constancy"]  # As before the front existed.
+    change = {(option, shift): float(np.abs(np.asarray(front(acquisition.shift(images, shift)))
+                                            - np.asarray(front(images))).mean())
+              for option, front in fronts.items() for shift in ("darker (x0.7)", "lower contrast (x0.7)")}
+    assert change[("shades_of_gray+intensity", "darker (x0.7)")] < 1.0 < 0.1 * change[(True, "darker (x0.7)")]
+    assert change[("shades_of_gray+intensity", "lower contrast (x0.7)")] < 0.5 * change[(True, "lower contrast (x0.7)")]
+
+
 def test_intensity_targets_are_those_of_the_training_images(real_data_dir):
     # INTENSITY_MEAN and INTENSITY_STD were computed on all 7,009 training images; a sample of 1,000 lands near them.
     sample = split.load_split_images((150, 200), splits=("train",), per_split=1000, seed=0, progress=False)["train"]
