@@ -47,7 +47,7 @@ from skinlib import acquisition, infer, metrics, models, split  # noqa: E402
 from skinlib.reproduce import cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc"]
+KEYS = ["accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "recall_mel"]
 
 
 def shown(path):
