@@ -180,7 +180,7 @@ CONSTANCY = {False: (), True: ("colour_constancy",), "shades_of_gray": ("colour_
              "shades_of_gray+intensity": ("colour_constancy", "intensity_constancy")}
 """The options of a model's constancy front (``colour_constancy`` of :func:`skinlib.models.backbone`): the layers
 it starts with, by name. ``True`` is Shades of Gray alone; ``"shades_of_gray+intensity"`` adds
-:class:`IntensityStandardization` after it."""
+:class:`IntensityStandardization` after it (tried as a scout, not adopted: ``benchmarks/TRIALS.md``)."""
 
 
 def constancy(x, option):
