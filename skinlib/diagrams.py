@@ -182,13 +182,11 @@ def transfer_steps(size, backbone, lower_shape, lower_parameters, upper_paramete
     >>> [kind for _, kind in steps]
     ['data', 'fixed', 'frozen', 'data', 'trained', 'data']
     """
-    from skinlib.acquisition import CONSTANCY
-
-    boxes = {"colour_constancy": "Shades of Gray\ncolour constancy",
-             "intensity_constancy": "brightness and\ncontrast set"}
     steps = [(f"image\n{size[0]} x {size[1]} x 3", "data")]
-    steps += [(f"{boxes[layer]}\n({place} layer)", "fixed")
-              for place, layer in zip(("first", "second"), CONSTANCY[colour_constancy])]
+    if colour_constancy:
+        steps.append(("Shades of Gray\ncolour constancy\n(first layer)", "fixed"))
+    if colour_constancy == "shades_of_gray+intensity":
+        steps.append(("brightness and\ncontrast set\n(second layer)", "fixed"))
     steps += [(f"{backbone}\nlower blocks\n{lower_parameters:,} weights\nrun once per view", "frozen"),
               (f"stored maps\n{' x '.join(str(s) for s in lower_shape)}\nfloat16\n{views} views per image", "data"),
               (f"upper blocks\n{upper_parameters:,} weights\n+ pooling\n+ new head", "trained"),
