@@ -22,7 +22,18 @@ curve is recorded. The per-epoch times of the views method are its training time
         --out benchmarks/results/equal_time_end_to_end.json
     SKINLIB_DATA=../shared/data/ham10000 python benchmarks/equal_time.py --method end_to_end --epochs 5 --seed 1 \\
         --out benchmarks/results/equal_time_end_to_end_seed1.json
-    python benchmarks/equal_time.py --plot benchmarks/results/equal_time_*.json --figure Images/equal_time.png
+    python benchmarks/equal_time.py --plot benchmarks/results/equal_time_{end_to_end,views}*.json \\
+        --figure Images/equal_time.png
+
+The same comparison at chapter 03's design of today (150x200, cut at block4_add, batches of 32, views and
+augmentation enlarged up to 1.7x and in dark dermoscope fields half of the time):
+
+    SKINLIB_DATA=../shared/data/ham10000 python benchmarks/equal_time.py --method views --height 150 --cut block4_add \\
+        --batch-size 32 --zoom 0.7 --surround 0.5 --epochs 10 --out benchmarks/results/equal_time_150x200_views.json
+    SKINLIB_DATA=../shared/data/ham10000 python benchmarks/equal_time.py --method end_to_end --height 150 \\
+        --batch-size 32 --zoom 0.7 --surround 0.5 --epochs 5 --out benchmarks/results/equal_time_150x200_end_to_end.json
+    python benchmarks/equal_time.py --plot benchmarks/results/equal_time_150x200_*.json \\
+        --figure Images/equal_time_150x200.png
 
 One seed per record: the spread over seeds of chapter 03's recipe (a few hundredths of balanced accuracy) is the
 scale of noise when reading the curves. Each record took 15-28 minutes on 2 cores of a CPU without AVX-512
@@ -54,7 +65,7 @@ def _head(pooled, labels, pooled_val, val_labels, seed):
                               sampling="shuffle", class_power=1.0)
 
 
-def cached_views(parts, size, *, cut, epochs, seed, jitter):
+def cached_views(parts, size, *, cut, epochs, seed, jitter, batch_size=64, zoom=0.2, surround=0.0):
     """Chapter 03's method; returns the seconds spent before the first epoch and the per-epoch curve."""
     import numpy as np
 
@@ -64,8 +75,8 @@ def cached_views(parts, size, *, cut, epochs, seed, jitter):
     base = models.backbone("efficientnet_lite0", input_shape=(*size, 3), colour_constancy=True)
     lower, upper = features.split_backbone(base, cut)
     with tempfile.TemporaryDirectory() as cache:
-        stored = features.cached_features(lower, parts["train"].images, views=4, seed=0, jitter=jitter,
-                                          cache_dir=cache, description="training views")
+        stored = features.cached_features(lower, parts["train"].images, views=4, seed=0, jitter=jitter, zoom=zoom,
+                                          surround=surround, cache_dir=cache, description="training views")
         stored_val = features.cached_features(lower, parts["val"].images, views=1, seed=0, jitter=0.0,
                                               cache_dir=cache, description="validation")
     labels, val_labels = parts["train"].labels, parts["val"].labels
@@ -73,14 +84,14 @@ def cached_views(parts, size, *, cut, epochs, seed, jitter):
                  seed)
     setup = time.perf_counter() - start
     run = features.train_top(upper, stored, labels, (np.asarray(stored_val[0]), val_labels), name="views",
-                             epochs=epochs, learning_rate=3e-4, label_smoothing=0.1, patience=epochs, seed=seed,
-                             head=head.model, sampling="shuffle", class_power=1.0)
+                             epochs=epochs, batch_size=batch_size, learning_rate=3e-4, label_smoothing=0.1,
+                             patience=epochs, seed=seed, head=head.model, sampling="shuffle", class_power=1.0)
     per_epoch = run.seconds / len(run.history)
     seconds = [setup + per_epoch * epoch for epoch in run.history.index]
     return setup, seconds, run.history
 
 
-def end_to_end(parts, size, *, epochs, seed, jitter, batch_size=64):
+def end_to_end(parts, size, *, epochs, seed, jitter, batch_size=64, zoom=0.2, surround=0.0):
     """The whole network trained on freshly augmented images every epoch."""
     import keras
     import numpy as np
@@ -102,7 +113,8 @@ def end_to_end(parts, size, *, epochs, seed, jitter, batch_size=64):
 
     def augment(images):
         key = tf.random.uniform((2,), maxval=2**31 - 1, dtype=tf.int64, seed=seed)
-        return acquisition.random_acquisition(flips(images, training=True), key, strength=jitter)
+        return acquisition.random_acquisition(flips(images, training=True), key, strength=jitter, zoom=zoom,
+                                              surround=surround)
 
     data = pipeline.training_dataset(parts["train"].images, np.eye(7, dtype="float32")[labels],
                                      batch_size=batch_size, seed=seed, augment=augment)
@@ -155,6 +167,12 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--height", type=int, default=120, help="input height (width is 4/3 of it)")
     parser.add_argument("--jitter", type=float, default=1.0)
+    parser.add_argument("--zoom", type=float, default=0.2, help="the jitter's most enlargement beyond 1x (chapter "
+                        "03's zoom_views; 0.2 when the first records were made)")
+    parser.add_argument("--surround", type=float, default=0.0, help="share of augmented images shown in a dark "
+                        "dermoscope field (chapter 03's surround_views; 0 when the first records were made)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch of the training after the head (chapter "
+                        "03's batch_size; 64 when the first records were made)")
     parser.add_argument("--out", help="the JSON record to write")
     parser.add_argument("--plot", nargs="+", metavar="RECORD", help="draw these records instead of training")
     parser.add_argument("--figure", default=str(ROOT / "Images" / "equal_time.png"))
@@ -168,12 +186,13 @@ def main():
 
     size = (args.height, round(args.height * 4 / 3))
     parts = split.load_split_images(size, splits=("train", "val"), seed=0, progress=False)
+    settings = dict(epochs=args.epochs, seed=args.seed, jitter=args.jitter, batch_size=args.batch_size, zoom=args.zoom,
+                    surround=args.surround)
     if args.method == "views":
-        setup, seconds, history = cached_views(parts, size, cut=args.cut, epochs=args.epochs, seed=args.seed,
-                                               jitter=args.jitter)
+        setup, seconds, history = cached_views(parts, size, cut=args.cut, **settings)
         label = f"cached views, lower part frozen up to {args.cut}"
     else:
-        setup, seconds, history = end_to_end(parts, size, epochs=args.epochs, seed=args.seed, jitter=args.jitter)
+        setup, seconds, history = end_to_end(parts, size, **settings)
         label = "end-to-end fine-tuning"
     curve = [{"epoch": int(epoch), "seconds": round(float(second), 1),
               "val_balanced_accuracy": round(float(history.loc[epoch, "val_balanced_accuracy"]), 4),
@@ -182,6 +201,7 @@ def main():
     best = max(curve, key=lambda row: row["val_balanced_accuracy"])
     record = {"method": args.method, "label": label, "cut": args.cut if args.method == "views" else None,
               "epochs": args.epochs, "seed": args.seed, "input": f"{size[0]}x{size[1]}", "jitter": args.jitter,
+              "zoom": args.zoom, "surround": args.surround, "batch_size": args.batch_size,
               "setup_seconds": round(setup, 1), "curve": curve, "best": best, "cpu": cpu_name(),
               "avx512": cpu_has_avx512(), "cpu_count": os.cpu_count(), "command": "python benchmarks/equal_time.py " + " ".join(sys.argv[1:])}
     artefacts.write_json_atomic(args.out, record, end="\n")

@@ -607,7 +607,8 @@ def _markdown_trials(records):
 
 
 def _markdown_equal_time(records):
-    """The equal-wall-time table: per record, the best validation score overall and within the shortest run's time.
+    """The equal-wall-time tables, one per input size: per record, the best validation score overall and within the
+    shortest run's time of its table.
 
     >>> curve = [{"epoch": 1, "seconds": 60.0, "val_balanced_accuracy": 0.5}, {"epoch": 2, "seconds": 120.0,
     ...          "val_balanced_accuracy": 0.6}]
@@ -616,6 +617,14 @@ def _markdown_equal_time(records):
     >>> print(_markdown_equal_time([record]).splitlines()[-1])
     | a | 0 | 2 | 0.5 | 2.0 | 0.600 (epoch 2, 2.0 min) | 0.600 |
     """
+    groups = {}
+    for record in records:
+        groups.setdefault(record["input"], []).append(record)
+    return "\n\n".join(_equal_time_table(group) for group in groups.values())
+
+
+def _equal_time_table(records):
+    """One table of :func:`_markdown_equal_time`: records of one input size."""
     budget = min(record["curve"][-1]["seconds"] for record in records)
 
     def best(curve):
@@ -623,8 +632,11 @@ def _markdown_equal_time(records):
         return f"{row['val_balanced_accuracy']:.3f} (epoch {row['epoch']}, {row['seconds'] / 60:.1f} min)"
 
     first = records[0]
+    flags = {record.get("avx512") for record in records}  # Said only where every record of the table says it.
+    cpu = first["cpu"] + ({True: ", with AVX-512", False: ", no AVX-512"}[flags.pop()] if flags in ({True}, {False})
+                          else "")
     lines = [f"Measured by `python benchmarks/equal_time.py` (one record per run, the command of each in "
-             f"`benchmarks/results/equal_time_*.json`) on {first['cpu_count']} CPU cores ({first['cpu']}), "
+             f"`benchmarks/results/equal_time_*.json`) on {first['cpu_count']} CPU cores ({cpu}), "
              f"EfficientNet-Lite0 at {first['input']}, validation balanced accuracy after "
              f"each epoch, the clock including the stored views and the head. The last column is the best epoch "
              f"that ended within {budget / 60:.1f} min, the shortest record's time:", "",

@@ -298,6 +298,13 @@ def test_equal_time_block_compares_at_the_shortest_records_time(tmp_path):
     rows = block.splitlines()[-2:]
     assert rows[0].endswith("| 0.700 (epoch 2, 3.3 min) | 0.550 |")  # end_to_end sorts first; only epoch 1 by 2 min.
     assert rows[1].endswith("| 0.600 (epoch 2, 2.0 min) | 0.600 |")
+    # Records of another input size get a table of their own, with their own shortest time; the CPU's AVX-512 is
+    # said only where every record of a table says the same.
+    larger = dict(equal_time_record("cached views", 0, [300.0, 600.0], [0.6, 0.65]), input="150x200", avx512=False)
+    (folder / "equal_time_150x200_views.json").write_text(json.dumps(larger))
+    tables = reproduce.readme_blocks(tmp_path)["equal_time"].split("\n\nMeasured by")
+    assert len(tables) == 2 and "at 150x200" in tables[0] and "(CPU, no AVX-512)" in tables[0]
+    assert "within 10.0 min" in tables[0] and "within 2.0 min" in tables[1] and "AVX-512" not in tables[1]
 
 
 def test_equal_time_benchmark_draws_its_records(tmp_path):
