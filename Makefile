@@ -32,7 +32,7 @@ $(VENV)/.test-installed: $(VENV)/.installed Environment/requirements-test.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-cache-dir -r Environment/requirements-test.txt
 	touch $@
 
-# Two workers (pytest-xdist); tests/conftest.py keeps the notebooks' cells together, in order, on one of them.
+# Two workers (pytest-xdist); conftest.py (at the root) keeps the notebooks' cells together, in order, on one of them.
 test: data $(VENV)/.test-installed
 	SKINLIB_SMOKE=1 $(BIN)/python -m pytest -n 2
 

@@ -114,7 +114,8 @@ def parse_assignment(text):
 def run_notebook(path, *, output=None, parameters=None, log_output=False):
     """Execute one notebook with papermill in its own folder and return the output path.
 
-    Papermill writes cell by cell into a scratch copy under ``.papermill/running/``;
+    Papermill writes cell by cell into a scratch copy under ``.papermill/running/``
+    (``NAME.PID.ipynb``, PID the process id);
     only a notebook that ran to the end replaces ``output``, so a failure
     leaves the last good notebook in place. The cell of parameters that
     papermill injected into an earlier run (``--set``) is dropped first, so a
@@ -133,7 +134,8 @@ def run_notebook(path, *, output=None, parameters=None, log_output=False):
 
     path = Path(path)
     output = Path(output or path)
-    scratch = repo_root() / ".papermill" / "running" / output.name
+    # The process id keeps two runs at once (the test suite's two workers) out of each other's scratch copy.
+    scratch = repo_root() / ".papermill" / "running" / f"{output.stem}.{os.getpid()}{output.suffix}"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     source = nbformat.read(path, as_version=4)  # Without an earlier run's injected values, in cell or metadata:
     source.cells = [cell for cell in source.cells if "injected-parameters" not in cell.metadata.get("tags", [])]

@@ -99,22 +99,3 @@ def read_table(text):
 
 
 __all__ = ["HEADER", "jpeg_bytes", "make_data_set", "read_table", "pd"]
-
-
-@pytest.hookimpl(optionalhook=True)  # A hook of pytest-xdist; without it installed, pytest never calls this.
-def pytest_xdist_make_scheduler(config, log):
-    """Run the notebooks' cells on one worker, in reading order; spread every other test over the workers.
-
-    nbval runs a notebook's cells in one kernel, one after the other, and a chapter's smoke run reads what the
-    chapters before it wrote under ``.papermill/smoke/``, so every notebook cell belongs to one unit of work; any
-    other test is a unit of its own. xdist's ``--loadscope-reorder`` (its default) hands out the largest unit, the
-    notebooks, first. (Its ``loadgroup`` mode would do the same through markers, but it cannot rename tests under
-    pytest 9.2, so its groups are ignored.)
-    """
-    from xdist.scheduler import LoadScopeScheduling
-
-    class NotebooksTogether(LoadScopeScheduling):
-        def _split_scope(self, nodeid):
-            return "notebooks" if nodeid.split("::", 1)[0].endswith(".ipynb") else nodeid
-
-    return NotebooksTogether(config, log)

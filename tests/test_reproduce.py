@@ -1,6 +1,7 @@
 """skinlib.reproduce: papermill runs, parameters, clean metadata, and failures that keep the last good notebook."""
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -50,6 +51,10 @@ def test_a_failing_notebook_names_the_cell_and_keeps_the_last_good_file(tmp_path
     with pytest.raises(reproduce.NotebookFailed, match=r"02_bad.ipynb failed in cell .*ValueError: broken on purpose"):
         reproduce.run_notebook(path)
     assert path.read_text() == before
+    # The partly run copy is named for this process, so that two runs at once (two test workers) never share one.
+    scratch = reproduce.repo_root() / ".papermill" / "running" / f"02_bad.{os.getpid()}.ipynb"
+    assert "broken on purpose" in scratch.read_text()
+    scratch.unlink()
 
 
 def test_notebooks_run_in_reading_order(tmp_path):
