@@ -503,8 +503,7 @@ def readme_blocks(root=None):
         settings = dict(run["settings"])
         profile = settings.pop("profile", PROFILES[0])
         cpu = f"{run['processor']}, {run['machine']}"
-        if run.get("avx512") is not None:  # Older records do not say.
-            cpu += ", with AVX-512" if run["avx512"] else ", without AVX-512"
+        cpu += _with_avx512(run.get("avx512"))  # Older records do not say.
         blocks["run_times"] = "\n".join([
             f"Last complete run of `make reproduce` (notebooks only; from `Saved_Models/{RUN_FILE}`), on "
             f"{run['cpu_count']} CPU cores ({cpu}), Python {run['python']}, profile `{profile}`"
@@ -608,6 +607,15 @@ def _markdown_trials(records):
     return "\n".join(lines)
 
 
+def _with_avx512(flag):
+    """A record's AVX-512 flag in a table's machine words: ", with AVX-512", ", without AVX-512", or "" where unknown.
+
+    >>> _with_avx512(False), _with_avx512(None)
+    (', without AVX-512', '')
+    """
+    return {True: ", with AVX-512", False: ", without AVX-512"}.get(flag, "")
+
+
 def _markdown_equal_time(records):
     """The equal-wall-time tables, one per input size: per record, the best validation score overall and within the
     shortest run's time of its table.
@@ -635,8 +643,7 @@ def _equal_time_table(records):
 
     first = records[0]
     flags = {record.get("avx512") for record in records}  # Said only where every record of the table says it.
-    cpu = first["cpu"] + ({True: ", with AVX-512", False: ", no AVX-512"}[flags.pop()] if flags in ({True}, {False})
-                          else "")
+    cpu = first["cpu"] + _with_avx512(flags.pop() if len(flags) == 1 else None)
     lines = [f"Measured by `python benchmarks/equal_time.py` (one record per run, the command of each in "
              f"`benchmarks/results/equal_time_*.json`) on {first['cpu_count']} CPU cores ({cpu}), "
              f"EfficientNet-Lite0 at {first['input']}, validation balanced accuracy after "
@@ -669,7 +676,7 @@ def _markdown_checker_speed(result, *, others=()):
                      f"{row['folder_images_per_second']:.0f} images/s |")
     for name, other in others:
         other_machine = other["machine"]
-        avx512 = {True: ", with AVX-512", False: ", without AVX-512"}.get(other_machine.get("avx512"), "")
+        avx512 = _with_avx512(other_machine.get("avx512"))
         speeds = "; ".join(f"{label} {other[backend]['cold_start_seconds_median']:.2f} s cold, "
                            f"{other[backend]['warm_ms_median']:.1f} ms warm"
                            for backend, label in (("lite", "LiteRT"), ("keras", "Keras")))
@@ -690,7 +697,7 @@ def _markdown_training_speed(result):
     rates = [key for key in ("forward", "train_full", "lower_forward", "train_top") if key in chosen]
     threads = "; ".join(f"intra-op {row['intra_op']}, inter-op {row['inter_op']}: "
                         + ", ".join(f"{key} {row[key]:.0f}" for key in rates) for row in result["threads"])
-    avx512 = {True: ", with AVX-512", False: ", without AVX-512"}.get(machine.get("avx512"), "")
+    avx512 = _with_avx512(machine.get("avx512"))
     by = "train_top" if "train_top" in chosen else "train_full"
     lines = [f"Measured by `{result['command']}` on {machine['cores']} CPU cores ({machine['cpu']}{avx512}); "
              f"{result['unit']}. Thread settings first (EfficientNet-Lite0 at 150x200, each in a fresh process, "

@@ -308,7 +308,7 @@ def test_equal_time_block_compares_at_the_shortest_records_time(tmp_path):
     larger = dict(equal_time_record("cached views", 0, [300.0, 600.0], [0.6, 0.65]), input="150x200", avx512=False)
     (folder / "equal_time_150x200_views.json").write_text(json.dumps(larger))
     tables = reproduce.readme_blocks(tmp_path)["equal_time"].split("\n\nMeasured by")
-    assert len(tables) == 2 and "at 150x200" in tables[0] and "(CPU, no AVX-512)" in tables[0]
+    assert len(tables) == 2 and "at 150x200" in tables[0] and "(CPU, without AVX-512)" in tables[0]
     assert "within 10.0 min" in tables[0] and "within 2.0 min" in tables[1] and "AVX-512" not in tables[1]
 
 
